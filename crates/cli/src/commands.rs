@@ -1,0 +1,198 @@
+//! The subcommands. Each returns the process exit code.
+
+use std::path::Path;
+
+use teipsum_spec::{Plan, Spec, load_spec};
+
+use crate::{EXIT_FAILED, EXIT_OK, GraphFormat, graph, report};
+
+/// Load and check the spec, printing diagnostics on failure.
+fn load(file: &Path, json: bool) -> Result<Spec, u8> {
+    load_spec(file).map_err(|e| report::load_error(file, &e, json))
+}
+
+/// The plan of `env`, or an error naming the environments that exist.
+fn plan_of<'a>(spec: &'a Spec, env: &str) -> Result<&'a Plan, u8> {
+    spec.plans.get(env).ok_or_else(|| {
+        let known: Vec<&str> = spec.plans.keys().map(String::as_str).collect();
+        eprintln!(
+            "error: no environment `{env}`; the spec declares: {}",
+            known.join(", ")
+        );
+        EXIT_FAILED
+    })
+}
+
+/// `teipsum check`.
+pub fn check(file: &Path, json: bool) -> u8 {
+    let spec = match load(file, json) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    if json {
+        report::diagnostics_json(&spec.warnings);
+    } else {
+        report::diagnostics_text(file, &spec.warnings, "warning");
+        println!("{}", summary(file, &spec));
+    }
+    EXIT_OK
+}
+
+/// One line saying what the spec declares.
+pub fn summary(file: &Path, spec: &Spec) -> String {
+    let first = spec.plans.values().next();
+    let services = first.map_or(0, |p| p.services.len());
+    let topics = first.map_or(0, |p| p.kafka.topics.len());
+    let routes = first.map_or(0, |p| p.nginx.routes.len());
+    let environments: Vec<String> = spec
+        .plans
+        .values()
+        .map(|p| format!("{} ({})", p.environment, p.domain))
+        .collect();
+    format!(
+        "{}: ok: {services} services, {topics} topics, {routes} routes, {services} databases; environments: {}",
+        file.display(),
+        environments.join(", ")
+    )
+}
+
+/// `teipsum plan`.
+pub fn plan(file: &Path, env: &str) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    match plan_of(&spec, env) {
+        Ok(plan) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(plan).expect("plans serialize")
+            );
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// `teipsum graph`.
+pub fn graph(file: &Path, env: &str, format: GraphFormat) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    match plan_of(&spec, env) {
+        Ok(plan) => {
+            let text = match format {
+                GraphFormat::Mermaid => graph::mermaid(plan),
+                GraphFormat::Dot => graph::dot(plan),
+            };
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(code) => code,
+    }
+}
+
+/// `teipsum explain`.
+pub fn explain(file: &Path, service: &str, env: &str) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    let plan = match plan_of(&spec, env) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    match explain_text(plan, service) {
+        Some(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        None => {
+            let known: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+            eprintln!(
+                "error: no service `{service}`; the spec declares: {}",
+                known.join(", ")
+            );
+            EXIT_FAILED
+        }
+    }
+}
+
+/// Everything about one service, for a human.
+pub fn explain_text(plan: &Plan, service: &str) -> Option<String> {
+    use std::fmt::Write;
+    let s = plan.service(service)?;
+    let mut out = String::new();
+    let none = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "{} ({}), environment {} on host {}",
+        s.name, s.description, plan.environment, s.host
+    );
+    let _ = writeln!(
+        out,
+        "  unit        {} (Type=notify, WatchdogSec={}s, Restart=on-failure)",
+        s.unit, s.watchdog_sec
+    );
+    let _ = writeln!(out, "  binary      {}", s.binary);
+    let _ = writeln!(out, "  user/group  {}/{}", s.user, s.group);
+    let _ = writeln!(
+        out,
+        "  listens on  {}:{} (loopback only)",
+        s.address, s.port
+    );
+    let routes: Vec<String> = s
+        .routes
+        .iter()
+        .map(|r| format!("https://{}{r}", plan.domain))
+        .collect();
+    let _ = writeln!(out, "  routes      {}", none(&routes));
+    let _ = writeln!(
+        out,
+        "  database    {} (role {}, peer authentication over {})",
+        s.database, s.role, plan.postgres.socket_dir
+    );
+    let _ = writeln!(out, "  produces    {}", none(&s.produces));
+    let _ = writeln!(out, "  consumes    {}", none(&s.consumes));
+    if let Some(group) = &s.consumer_group {
+        let _ = writeln!(out, "  group       {group}");
+    }
+    for topic in &s.produces {
+        if let Some(t) = plan.topic(topic) {
+            let _ = writeln!(out, "    {topic} → {}", none(&t.consumers));
+        }
+    }
+    for topic in &s.consumes {
+        if let Some(t) = plan.topic(topic) {
+            let _ = writeln!(out, "    {topic} ← {}", none(&t.producers));
+        }
+    }
+    if s.credentials.is_empty() {
+        let _ = writeln!(out, "  secrets     none");
+    }
+    for c in &s.credentials {
+        let _ = writeln!(
+            out,
+            "  secret      {} ← {} (LoadCredential)",
+            c.name, c.path
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  health      {} (liveness), {} (readiness)",
+        s.health, s.ready
+    );
+    let _ = writeln!(out, "  after       {}", s.after.join(" "));
+    let _ = writeln!(out, "  environment");
+    for (k, v) in &s.environment {
+        let _ = writeln!(out, "    {k}={v}");
+    }
+    Some(out)
+}

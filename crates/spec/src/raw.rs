@@ -1,0 +1,217 @@
+//! The spec exactly as Nickel exports it, before any cross-reference check.
+//!
+//! These types mirror `platform.ncl` field for field. Nickel's contracts have
+//! already checked shapes and formats when a value gets here; the serde layer
+//! is a second line (`deny_unknown_fields`, integer ranges) so that a schema
+//! and model drifting apart is caught as an error that names the field.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A whole platform spec.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlatform {
+    /// Name of the platform; prefixes units, users and consumer groups.
+    pub name: String,
+    /// The microservices, by name.
+    pub services: BTreeMap<String, RawService>,
+    /// Kafka topics, by name.
+    pub topics: BTreeMap<String, RawTopic>,
+    /// The static storefront.
+    pub frontend: RawFrontend,
+    /// Deployment environments, by name.
+    pub environments: BTreeMap<String, RawEnvironment>,
+}
+
+/// One microservice.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// One line for the unit's `Description=`.
+    pub description: String,
+    /// Loopback TCP port.
+    pub port: u16,
+    /// URL prefixes nginx routes to the service.
+    pub routes: Vec<String>,
+    /// Database, role and system user name.
+    pub database: String,
+    /// Topics published through the outbox.
+    pub produces: Vec<String>,
+    /// Topics consumed.
+    pub consumes: Vec<String>,
+    /// Credential name → host file path.
+    pub secrets: BTreeMap<String, String>,
+    /// Liveness path.
+    pub health: String,
+    /// Readiness path.
+    pub ready: String,
+    /// Whether nginx rate-limits the routes as authentication endpoints.
+    pub auth_endpoint: bool,
+    /// Addresses promoted to admin at registration.
+    pub admin_emails: Vec<String>,
+}
+
+/// One Kafka topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    /// What the events mean.
+    pub description: String,
+    /// Partition count.
+    pub partitions: u32,
+    /// Replica count.
+    pub replication_factor: u16,
+    /// Retention as a duration string (`30d`).
+    pub retention: String,
+}
+
+/// The storefront.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFrontend {
+    /// Directory of the static files, relative to the repository root.
+    pub root: String,
+    /// URL prefix.
+    pub route: String,
+    /// Serve `index.html` for unknown paths.
+    pub spa_fallback: bool,
+}
+
+/// One machine of an environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// Address other hosts use.
+    pub address: String,
+    /// Nix system string.
+    pub system: String,
+}
+
+/// One deployment environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    /// Public DNS name.
+    pub domain: String,
+    /// Machines by name.
+    pub hosts: BTreeMap<String, RawHost>,
+    /// Let's Encrypt account.
+    pub acme: RawAcme,
+    /// PostgreSQL server.
+    pub postgres: RawPostgres,
+    /// Kafka broker.
+    pub kafka: RawKafka,
+    /// nginx edge.
+    pub nginx: RawNginx,
+    /// Services' log level.
+    pub log_level: String,
+    /// systemd `WatchdogSec` of the services.
+    pub watchdog: String,
+    /// Access token settings.
+    pub jwt: RawJwt,
+}
+
+/// ACME settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    /// Account contact.
+    pub email: String,
+    /// `letsencrypt` or `letsencrypt_staging`.
+    pub ca: String,
+}
+
+/// PostgreSQL settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPostgres {
+    /// Major version.
+    pub version: u8,
+    /// TCP port.
+    pub port: u16,
+    /// Host name (in `hosts`).
+    pub host: String,
+    /// postgresql.conf settings.
+    pub settings: BTreeMap<String, serde_json::Value>,
+    /// Dump schedule.
+    pub backup: RawBackup,
+}
+
+/// Backup settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBackup {
+    /// systemd calendar event.
+    pub schedule: String,
+    /// `none`, `gzip` or `zstd`.
+    pub compression: String,
+    /// Dump directory.
+    pub location: String,
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// `zookeeper` or `kraft`.
+    pub mode: String,
+    /// Broker port.
+    pub port: u16,
+    /// Host name (in `hosts`).
+    pub host: String,
+    /// ZooKeeper client port.
+    pub zookeeper_port: u16,
+    /// KRaft controller port.
+    pub controller_port: u16,
+    /// KRaft cluster id.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
+    /// Extra server.properties.
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// nginx settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNginx {
+    /// gzip text responses.
+    pub gzip: bool,
+    /// Request body limit.
+    pub client_max_body_size: String,
+    /// Authentication rate limit.
+    pub auth_rate_limit: RawRateLimit,
+    /// Upstream keepalive connections.
+    pub keepalive: u32,
+    /// Headers on every response.
+    pub security_headers: BTreeMap<String, String>,
+    /// CSP of the API.
+    pub api_csp: String,
+    /// CSP of the storefront.
+    pub frontend_csp: String,
+}
+
+/// A `limit_req` rate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// `10r/s`.
+    pub rate: String,
+    /// Burst size.
+    pub burst: u32,
+}
+
+/// Access token settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwt {
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Access token lifetime.
+    pub access_ttl: String,
+    /// Refresh token family lifetime.
+    pub refresh_ttl: String,
+}

@@ -1,0 +1,119 @@
+//! The corpus of invalid specs: every file in `tests/invalid/` must be
+//! rejected with a diagnostic at the field path and of the rule its
+//! `# expect: <path> <code>` line names, and nothing else may be accepted.
+
+use std::path::{Path, PathBuf};
+
+use teipsum_spec::{LoadError, load_spec};
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the corpus directory exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ncl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `# expect: services.order.port contract` → (`services.order.port`, `contract`).
+fn expectation(file: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# expect: "))
+        .unwrap_or_else(|| panic!("{} has no `# expect:` line", file.display()));
+    let (path, code) = line.rsplit_once(' ').expect("`<path> <code>`");
+    (path.to_owned(), code.to_owned())
+}
+
+#[test]
+fn the_corpus_has_at_least_25_invalid_specs() {
+    assert!(corpus().len() >= 25, "only {} specs", corpus().len());
+}
+
+#[test]
+fn every_invalid_spec_is_rejected_naming_its_field_and_rule() {
+    let mut failures = Vec::new();
+    for file in corpus() {
+        let (path, code) = expectation(&file);
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        match load_spec(&file) {
+            Ok(_) => failures.push(format!("{name}: accepted")),
+            Err(LoadError::Io { .. }) => failures.push(format!("{name}: I/O error")),
+            Err(LoadError::Invalid(diagnostics)) => {
+                let found = diagnostics
+                    .iter()
+                    .any(|d| d.path.to_string() == path && d.violation.code() == code);
+                if !found {
+                    let got: Vec<String> = diagnostics
+                        .iter()
+                        .map(|d| format!("{} [{}] {}", d.path, d.violation.code(), d.violation))
+                        .collect();
+                    failures.push(format!("{name}: expected {path} [{code}], got {got:#?}"));
+                }
+                for d in &diagnostics {
+                    assert!(
+                        !d.violation.to_string().is_empty(),
+                        "{name}: a diagnostic without a message"
+                    );
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn nickel_errors_point_at_the_offending_line() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid/port-as-string.ncl");
+    let Err(LoadError::Invalid(diagnostics)) = load_spec(&file) else {
+        panic!("accepted");
+    };
+    let location = diagnostics[0].location.as_ref().expect("a location");
+    assert!(location.file.ends_with("port-as-string.ncl"), "{location}");
+    assert_eq!(location.line, 4);
+    assert!(diagnostics[0].report.as_ref().unwrap().contains("\"8100\""));
+}
+
+#[test]
+fn several_mistakes_are_all_reported_at_once() {
+    let dir = tempdir();
+    let spec = dir.join("many.ncl");
+    std::fs::write(
+        &spec,
+        format!(
+            "(import \"{}\") & {{ services.user.port | force = \"x\", topics.user-login.retention | force = \"soon\", services.order.prot = 1 }}",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.ncl").display()
+        ),
+    )
+    .unwrap();
+    let Err(LoadError::Invalid(diagnostics)) = load_spec(&spec) else {
+        panic!("accepted");
+    };
+    let mut paths: Vec<String> = diagnostics.iter().map(|d| d.path.to_string()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "services.order.prot",
+            "services.user.port",
+            "topics.user-login.retention"
+        ]
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_not_a_spec_error() {
+    assert!(matches!(
+        load_spec(Path::new("/nonexistent/config.ncl")),
+        Err(LoadError::Io { .. })
+    ));
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("teipsum-spec-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

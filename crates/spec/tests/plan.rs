@@ -1,0 +1,119 @@
+//! The plans of the committed `config.ncl`: snapshots and determinism.
+
+use std::path::{Path, PathBuf};
+
+use teipsum_spec::{load_spec, plan::KafkaMode};
+
+fn config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.ncl")
+}
+
+#[test]
+fn config_ncl_is_valid_with_two_environments() {
+    let spec = load_spec(&config()).expect("config.ncl is valid");
+    assert_eq!(spec.plans.keys().collect::<Vec<_>>(), ["prod", "stage"]);
+    assert!(spec.warnings.is_empty(), "{:?}", spec.warnings);
+}
+
+#[test]
+fn the_prod_plan_is_as_reviewed() {
+    let spec = load_spec(&config()).unwrap();
+    insta::assert_json_snapshot!("prod", spec.plans["prod"]);
+}
+
+#[test]
+fn the_stage_plan_is_as_reviewed() {
+    let spec = load_spec(&config()).unwrap();
+    insta::assert_json_snapshot!("stage", spec.plans["stage"]);
+}
+
+#[test]
+fn evaluating_twice_gives_identical_bytes() {
+    let a = serde_json::to_string(&load_spec(&config()).unwrap().plans).unwrap();
+    let b = serde_json::to_string(&load_spec(&config()).unwrap().plans).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn the_environments_differ_only_where_the_spec_says() {
+    let spec = load_spec(&config()).unwrap();
+    let (prod, stage) = (&spec.plans["prod"], &spec.plans["stage"]);
+    assert_eq!(prod.domain, "teipsum.store");
+    assert_eq!(stage.domain, "stage.teipsum.store");
+    assert!(!prod.acme.staging && stage.acme.staging);
+    assert!(stage.acme.server.contains("staging"));
+    assert_eq!(prod.postgres.settings, stage.postgres.settings);
+    assert_eq!(prod.postgres.package, "postgresql_15");
+    assert!(matches!(
+        prod.kafka.mode,
+        KafkaMode::Zookeeper {
+            zookeeper_port: 2181
+        }
+    ));
+    assert_eq!(prod.services.len(), 6);
+}
+
+#[test]
+fn every_service_has_its_own_database_role_and_user() {
+    let spec = load_spec(&config()).unwrap();
+    for plan in spec.plans.values() {
+        for s in &plan.services {
+            assert_eq!(s.database, s.role);
+            assert_eq!(s.user, s.role, "peer authentication maps user to role");
+            assert_eq!(s.address, "127.0.0.1", "services listen on loopback only");
+        }
+        let mut dbs: Vec<&str> = plan
+            .postgres
+            .databases
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        dbs.dedup();
+        assert_eq!(dbs.len(), plan.services.len());
+    }
+}
+
+#[test]
+fn the_seed_tuning_reaches_the_plan() {
+    let spec = load_spec(&config()).unwrap();
+    let settings = serde_json::to_value(&spec.plans["prod"].postgres.settings).unwrap();
+    assert_eq!(settings["shared_buffers"], "256MB");
+    assert_eq!(settings["effective_cache_size"], "1GB");
+    assert_eq!(settings["maintenance_work_mem"], "64MB");
+    assert_eq!(settings["checkpoint_completion_target"], 0.9);
+    assert_eq!(settings["max_connections"], 200);
+    assert_eq!(settings["log_connections"], true);
+    assert_eq!(settings["log_disconnections"], true);
+    assert_eq!(settings["password_encryption"], "scram-sha-256");
+}
+
+#[test]
+fn kraft_mode_derives_a_stable_cluster_id() {
+    let dir = std::env::temp_dir().join(format!("teipsum-kraft-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kraft.ncl");
+    std::fs::write(
+        &file,
+        format!(
+            "(import \"{}\") & {{ environments.prod.kafka.mode | force = 'kraft }}",
+            config().display()
+        ),
+    )
+    .unwrap();
+    let spec = load_spec(&file).unwrap();
+    let KafkaMode::Kraft {
+        cluster_id,
+        controller_port,
+    } = &spec.plans["prod"].kafka.mode
+    else {
+        panic!("not kraft");
+    };
+    assert_eq!(cluster_id.len(), 22);
+    assert_eq!(*controller_port, 9095);
+    assert_eq!(spec.plans["prod"].kafka.package, "apacheKafka_4_1");
+    let again = load_spec(&file).unwrap();
+    assert_eq!(
+        spec.plans["prod"].kafka.mode,
+        again.plans["prod"].kafka.mode
+    );
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Install what the tests and `teipsum dev` need on a Debian machine. Safe to
+# re-run: it installs only what is missing, so on a prepared machine it takes
+# a second. Needs root (or sudo) for apt.
+set -euo pipefail
+
+sudo_cmd=()
+[ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+
+packages=()
+want() { # want <command-or-path> <debian package>
+  if [[ "$1" == /* ]]; then [ -e "$1" ] || packages+=("$2")
+  else command -v "$1" >/dev/null 2>&1 || packages+=("$2"); fi
+}
+want /usr/lib/postgresql/15/bin/initdb postgresql-15   # throw-away test clusters
+want nginx nginx                                       # the edge, with the rendered config
+want nix-instantiate nix-bin                           # parse generated Nix
+want jq jq
+want cmake cmake                                       # librdkafka is built from source
+want pkg-config pkg-config
+want systemd-analyze systemd                           # score the unit files offline
+want hyperfine hyperfine                               # benchmarks
+want openssl openssl                                   # development certificates
+
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "setup: installing ${packages[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# cargo tools, built once per machine and reused from ~/.cargo/bin.
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+# tansu: an Apache-2.0 Kafka-compatible broker, the real broker of the tests.
+# Building it takes about 30 minutes on 2 cores, hence the cache.
+if ! command -v tansu >/dev/null 2>&1; then
+  echo "setup: installing tansu 0.6.0 (about 30 minutes, once per machine)"
+  cargo install tansu --version 0.6.0 --locked
+fi

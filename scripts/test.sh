@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it, on a fresh Debian machine:
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+# Keep build output outside the clone so that a rerun is incremental.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/teipsum/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "build"
+cargo build --workspace --locked
+teipsum="$CARGO_TARGET_DIR/debug/teipsum"
+step "the committed spec is valid"
+"$teipsum" check
+step "tests"
+cargo nextest run --workspace --locked --no-fail-fast
+cargo test --workspace --locked --doc
