@@ -20,6 +20,13 @@ cargo build --workspace --locked
 teipsum="$CARGO_TARGET_DIR/debug/teipsum"
 step "the committed spec is valid"
 "$teipsum" check
+step "the committed NixOS modules are up to date"
+"$teipsum" compile --check
+step "every Nix file parses"
+git ls-files --cached --others --exclude-standard '*.nix' | while read -r f; do nix-instantiate --parse "$f" >/dev/null || { echo "does not parse: $f"; exit 1; }; done
+echo "$(git ls-files --cached --others --exclude-standard '*.nix' | wc -l) files parse"
+step "the generated modules against nixos-25.11 (nixos-lite)"
+TEIPSUM="$teipsum" scripts/check-nixos.sh
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc

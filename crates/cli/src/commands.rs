@@ -196,3 +196,55 @@ pub fn explain_text(plan: &Plan, service: &str) -> Option<String> {
     }
     Some(out)
 }
+
+/// `teipsum compile`.
+pub fn compile(file: &Path, out: &Path, env: &str, check: bool) -> u8 {
+    match load(file, false) {
+        Ok(spec) => crate::compile::compile(&spec, file, out, env, check),
+        Err(code) => code,
+    }
+}
+
+/// `teipsum diff`.
+pub fn diff(file: &Path, out: &Path, env: &str, from: Option<&Path>, exit_code: bool) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    let old = match from {
+        None => None,
+        Some(from) => match load(from, false) {
+            Ok(old) => match old.plans.get(env) {
+                Some(plan) => Some(plan.clone()),
+                None => {
+                    eprintln!("error: {} has no environment `{env}`", from.display());
+                    return EXIT_FAILED;
+                }
+            },
+            Err(code) => return code,
+        },
+    };
+    crate::compile::diff(&spec, out, env, old.as_ref(), exit_code)
+}
+
+/// `teipsum render unit`.
+pub fn render_unit(file: &Path, service: &str, env: &str, bin_dir: &str) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    let plan = match plan_of(&spec, env) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    match crate::compile::render_unit(plan, service, bin_dir) {
+        Ok(text) => {
+            print!("{text}");
+            EXIT_OK
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_FAILED
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! | 4 | `compile --check` / `diff --exit-code`: the output would change |
 
 pub mod commands;
+pub mod compile;
 pub mod graph;
 pub mod report;
 
@@ -83,6 +84,56 @@ pub enum Command {
         #[arg(long, short, default_value = "prod")]
         env: String,
     },
+    /// Write the NixOS modules of the environments to nix/generated/<env>/.
+    Compile {
+        /// Environment, or `all`.
+        #[arg(long, short, default_value = "all")]
+        env: String,
+        /// Only compare with the files on disk; exit 4 when they are stale.
+        #[arg(long)]
+        check: bool,
+        /// Output directory.
+        #[arg(long, default_value = "nix/generated")]
+        out: PathBuf,
+    },
+    /// Say what a spec change would do to the deployed host.
+    Diff {
+        /// Environment.
+        #[arg(long, short, default_value = "prod")]
+        env: String,
+        /// Compare with another spec instead of the last compiled plan.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Directory of the compiled plans.
+        #[arg(long, default_value = "nix/generated")]
+        out: PathBuf,
+        /// Exit 4 when there are changes.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Print a generated artefact.
+    Render {
+        /// What to print.
+        #[command(subcommand)]
+        what: RenderWhat,
+    },
+}
+
+/// Things `teipsum render` prints.
+#[derive(Debug, Subcommand)]
+pub enum RenderWhat {
+    /// The systemd unit file of a service (or `topics`), as NixOS installs it,
+    /// e.g. for `systemd-analyze security --offline=true`.
+    Unit {
+        /// Service name, or `topics`.
+        service: String,
+        /// Environment.
+        #[arg(long, short, default_value = "prod")]
+        env: String,
+        /// Directory of the binaries in `ExecStart=`.
+        #[arg(long, default_value = "/run/current-system/sw/bin")]
+        bin_dir: String,
+    },
 }
 
 /// Graph languages.
@@ -101,6 +152,21 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan { env } => commands::plan(&cli.file, &env),
         Command::Graph { env, format } => commands::graph(&cli.file, &env, format),
         Command::Explain { service, env } => commands::explain(&cli.file, &service, &env),
+        Command::Compile { env, check, out } => commands::compile(&cli.file, &out, &env, check),
+        Command::Diff {
+            env,
+            from,
+            out,
+            exit_code,
+        } => commands::diff(&cli.file, &out, &env, from.as_deref(), exit_code),
+        Command::Render {
+            what:
+                RenderWhat::Unit {
+                    service,
+                    env,
+                    bin_dir,
+                },
+        } => commands::render_unit(&cli.file, &service, &env, &bin_dir),
     };
     ExitCode::from(code)
 }

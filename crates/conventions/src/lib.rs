@@ -66,6 +66,12 @@ pub fn topics_unit(platform: &str) -> String {
     format!("{platform}-topics.service")
 }
 
+/// The oneshot that creates the token signing key pair on first boot
+/// (nix/modules/jwt-key.nix); units that load either half start after it.
+pub fn jwt_key_unit(platform: &str) -> String {
+    format!("{platform}-jwt-key.service")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One environment, resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// Platform name (`teipsum`): prefix of units, users and groups.
     pub platform: String,
@@ -50,7 +50,7 @@ impl Plan {
 }
 
 /// A machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostPlan {
     /// Name in the spec.
     pub name: String,
@@ -61,7 +61,7 @@ pub struct HostPlan {
 }
 
 /// Let's Encrypt account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcmePlan {
     /// Contact e-mail.
     pub email: String,
@@ -72,7 +72,7 @@ pub struct AcmePlan {
 }
 
 /// A postgresql.conf / server.properties value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Setting {
     /// `true` / `false`.
@@ -88,7 +88,7 @@ pub enum Setting {
 }
 
 /// PostgreSQL server.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PostgresPlan {
     /// Host it runs on.
     pub host: String,
@@ -109,7 +109,7 @@ pub struct PostgresPlan {
 }
 
 /// A database and the role that owns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatabasePlan {
     /// Database name.
     pub name: String,
@@ -120,7 +120,7 @@ pub struct DatabasePlan {
 }
 
 /// `services.postgresqlBackup`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupPlan {
     /// systemd calendar event.
     pub schedule: String,
@@ -133,7 +133,7 @@ pub struct BackupPlan {
 }
 
 /// How Kafka coordinates itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum KafkaMode {
     /// Kafka 3.9 with a ZooKeeper ensemble of one.
@@ -151,7 +151,7 @@ pub enum KafkaMode {
 }
 
 /// The broker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KafkaPlan {
     /// Host it runs on.
     pub host: String,
@@ -171,7 +171,7 @@ pub struct KafkaPlan {
 }
 
 /// A topic.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicPlan {
     /// Topic name.
     pub name: String,
@@ -190,7 +190,7 @@ pub struct TopicPlan {
 }
 
 /// The nginx edge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NginxPlan {
     /// Host it runs on.
     pub host: String,
@@ -219,7 +219,7 @@ pub struct NginxPlan {
 }
 
 /// A `limit_req_zone`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitPlan {
     /// Zone name.
     pub zone: String,
@@ -232,7 +232,7 @@ pub struct RateLimitPlan {
 }
 
 /// An HTTP header.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// Name.
     pub name: String,
@@ -241,7 +241,7 @@ pub struct Header {
 }
 
 /// An nginx upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpstreamPlan {
     /// Upstream name (`teipsum_order`).
     pub name: String,
@@ -252,7 +252,7 @@ pub struct UpstreamPlan {
 }
 
 /// A URL prefix routed to a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutePlan {
     /// URL prefix.
     pub prefix: String,
@@ -265,7 +265,7 @@ pub struct RoutePlan {
 }
 
 /// The storefront.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrontendPlan {
     /// Directory, relative to the repository root.
     pub root: String,
@@ -276,7 +276,7 @@ pub struct FrontendPlan {
 }
 
 /// A credential handed to a unit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CredentialPlan {
     /// Name inside `$CREDENTIALS_DIRECTORY`.
     pub name: String,
@@ -285,7 +285,7 @@ pub struct CredentialPlan {
 }
 
 /// A service, resolved for one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServicePlan {
     /// Name in the spec (`order`).
     pub name: String,
@@ -336,7 +336,7 @@ pub struct ServicePlan {
 }
 
 /// A TCP listener.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Listener {
     /// Host.
     pub host: String,

@@ -1021,6 +1021,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
     let access_ttl = parse_duration(&environment.jwt.access_ttl).unwrap_or(900);
     let refresh_ttl = parse_duration(&environment.jwt.refresh_ttl).unwrap_or(30 * 86_400);
     let topics_unit = conventions::topics_unit(&platform);
+    let jwt_key_unit = conventions::jwt_key_unit(&platform);
     let services = raw
         .services
         .iter()
@@ -1065,6 +1066,17 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
             if uses_kafka {
                 after.push(topics_unit.clone());
                 wants.push(topics_unit.clone());
+            }
+            let uses_jwt_key = [
+                conventions::credentials::JWT_SIGNING_KEY,
+                conventions::credentials::JWT_PUBLIC_KEY,
+            ]
+            .iter()
+            .any(|c| s.secrets.contains_key(*c));
+            if uses_jwt_key {
+                // A no-op where the host provides the key by other means.
+                after.push(jwt_key_unit.clone());
+                wants.push(jwt_key_unit.clone());
             }
             let mut produces = s.produces.clone();
             produces.sort();

@@ -1,0 +1,158 @@
+//! What nginx does, decided once from the plan: http-level directives,
+//! upstreams and locations. The NixOS module and the plain `nginx.conf` of
+//! `teipsum dev` are both printed from this, so development runs the edge
+//! that production runs.
+
+use teipsum_spec::plan::{Header, Plan};
+
+/// An upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    /// Name used by `proxy_pass http://<name>`.
+    pub name: String,
+    /// `address:port` of each server.
+    pub servers: Vec<String>,
+    /// Extra directives (`keepalive`).
+    pub directives: Vec<String>,
+}
+
+/// A `location` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// The location match (`/api/orders/`, `= /index.html`).
+    pub path: String,
+    /// Upstream to proxy to.
+    pub proxy_pass: Option<String>,
+    /// `try_files` arguments.
+    pub try_files: Option<String>,
+    /// Other directives, each ending with `;`.
+    pub directives: Vec<String>,
+}
+
+/// The edge of one environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    /// Directives at `http` level (rate-limit zones, default headers).
+    pub http: Vec<String>,
+    /// Upstreams, sorted by name.
+    pub upstreams: Vec<Upstream>,
+    /// Locations of the virtual host, in print order.
+    pub locations: Vec<Location>,
+}
+
+/// Quote a header value for nginx (the spec guarantees no `"` or `\`).
+fn quoted(text: &str) -> String {
+    format!("\"{text}\"")
+}
+
+/// `add_header` lines for the security headers plus a CSP, all `always`, so
+/// that errors and redirects carry them too.
+fn header_lines(headers: &[Header], csp: &str) -> Vec<String> {
+    let mut lines: Vec<String> = headers
+        .iter()
+        .map(|h| format!("add_header {} {} always;", h.name, quoted(&h.value)))
+        .collect();
+    lines.push(format!(
+        "add_header Content-Security-Policy {} always;",
+        quoted(csp)
+    ));
+    lines
+}
+
+/// Decide the edge of `plan`.
+pub fn edge(plan: &Plan) -> Edge {
+    let nginx = &plan.nginx;
+    let limit = &nginx.auth_rate_limit;
+    let mut http = vec![
+        format!(
+            "limit_req_zone $binary_remote_addr zone={}:{} rate={};",
+            limit.zone, limit.zone_size, limit.rate
+        ),
+        "limit_req_status 429;".to_owned(),
+    ];
+    // Inherited by every location without add_header of its own: the API
+    // routes, the ACME challenge, the HTTP→HTTPS redirect and nginx's own
+    // error pages.
+    http.extend(header_lines(&nginx.security_headers, &nginx.api_csp));
+
+    let upstreams = nginx
+        .upstreams
+        .iter()
+        .map(|u| Upstream {
+            name: u.name.clone(),
+            servers: u.servers.clone(),
+            directives: vec![format!("keepalive {};", nginx.keepalive)],
+        })
+        .collect();
+
+    let mut locations = Vec::new();
+    let frontend = &plan.frontend;
+    let route = frontend.route.trim_end_matches('/');
+    // A location with add_header drops every inherited one: repeat them all.
+    let static_headers = |cache: &str| {
+        let mut lines = header_lines(&nginx.security_headers, &nginx.frontend_csp);
+        lines.push(format!(
+            "add_header Cache-Control {} always;",
+            quoted(cache)
+        ));
+        lines
+    };
+    locations.push(Location {
+        path: format!("{route}/"),
+        proxy_pass: None,
+        try_files: Some(if frontend.spa_fallback {
+            format!("$uri $uri/ {route}/index.html")
+        } else {
+            "$uri $uri/ =404".to_owned()
+        }),
+        directives: static_headers("no-cache"),
+    });
+    // The page itself is always revalidated, so a deploy is seen at once.
+    locations.push(Location {
+        path: format!("= {route}/index.html"),
+        proxy_pass: None,
+        try_files: None,
+        directives: static_headers("no-cache"),
+    });
+    // Content-hashed assets never change under the same name.
+    locations.push(Location {
+        path: format!("{route}/assets/"),
+        proxy_pass: None,
+        try_files: Some("$uri =404".to_owned()),
+        directives: static_headers("public, max-age=31536000, immutable"),
+    });
+    // Unknown API paths get a JSON 404, not the storefront's index.html.
+    if !nginx.routes.iter().any(|r| r.prefix == "/api/")
+        && nginx.routes.iter().any(|r| r.prefix.starts_with("/api/"))
+    {
+        locations.push(Location {
+            path: "/api/".to_owned(),
+            proxy_pass: None,
+            try_files: None,
+            directives: vec![
+                "default_type application/json;".to_owned(),
+                r#"return 404 '{"error":"NOT_FOUND","message":"no such API route"}';"#.to_owned(),
+            ],
+        });
+    }
+    for r in &nginx.routes {
+        let mut directives = Vec::new();
+        if r.rate_limited {
+            directives.push(format!(
+                "limit_req zone={} burst={} nodelay;",
+                limit.zone, limit.burst
+            ));
+        }
+        locations.push(Location {
+            path: r.prefix.clone(),
+            proxy_pass: Some(format!("http://{}", r.upstream)),
+            try_files: None,
+            directives,
+        });
+    }
+    Edge {
+        http,
+        upstreams,
+        locations,
+    }
+}

@@ -1,0 +1,311 @@
+//! Plan → the NixOS modules of one environment.
+//!
+//! Every option path used here was read from the nixos-25.11 module sources
+//! and is listed, with the module it comes from, in `nix/option-allowlist.txt`
+//! (a test checks every emitted path against it).
+
+use teipsum_spec::plan::{KafkaMode, Plan, Setting};
+
+use crate::{
+    edge::{self, Edge},
+    nix::{Attrs, Nix},
+    unit,
+};
+
+/// The package holding every service binary and the `teipsum` CLI.
+pub fn package() -> Nix {
+    Nix::select("config.teipsum.package")
+}
+
+/// The storefront's static files.
+pub fn frontend_package() -> Nix {
+    Nix::select("config.teipsum.frontend")
+}
+
+fn setting(value: &Setting) -> Nix {
+    match value {
+        Setting::Bool(b) => Nix::Bool(*b),
+        Setting::Int(i) => Nix::Int(*i),
+        Setting::Float(f) => Nix::Float(*f),
+        Setting::Str(s) => Nix::from(s.as_str()),
+        Setting::List(items) => Nix::from(items.clone()),
+    }
+}
+
+/// `default.nix`: imports the others.
+pub fn default(files: &[&str]) -> Nix {
+    let mut attrs = Attrs::new();
+    attrs.set(
+        "imports",
+        Nix::List(files.iter().map(|f| Nix::path(&format!("./{f}"))).collect()),
+    );
+    Nix::Attrs(attrs)
+}
+
+/// `postgresql.nix`: server, databases, roles, access and backups.
+pub fn postgresql(plan: &Plan) -> Nix {
+    let pg = &plan.postgres;
+    let mut postgresql = Attrs::new();
+    postgresql.set("enable", true);
+    postgresql.set_with(
+        "package",
+        "Pinned: the default follows system.stateVersion, and a new major version needs pg_upgrade.",
+        Nix::select(&format!("pkgs.{}", pg.package)),
+    );
+    let mut settings = Attrs::new();
+    settings.set("port", pg.port);
+    for (name, value) in &pg.settings {
+        settings.set(name.as_str(), setting(value));
+    }
+    postgresql.set("settings", settings);
+    postgresql.set(
+        "ensureDatabases",
+        pg.databases
+            .iter()
+            .map(|d| d.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    postgresql.set_with(
+        "ensureUsers",
+        "One role per service, owning its database (role = database = system user).",
+        Nix::List(
+            pg.databases
+                .iter()
+                .map(|d| {
+                    let mut user = Attrs::new();
+                    user.set("name", d.role.as_str());
+                    user.set("ensureDBOwnership", true);
+                    Nix::Attrs(user)
+                })
+                .collect(),
+        ),
+    );
+    let mut hba = String::new();
+    for d in &pg.databases {
+        hba.push_str(&format!("local {} {} peer\n", d.name, d.role));
+        hba.push_str(&format!("local {} postgres peer\n", d.name));
+        hba.push_str(&format!("local {} all reject\n", d.name));
+    }
+    postgresql.set_with(
+        "authentication",
+        "Each database admits its own service's user over the Unix socket (peer, no\npasswords) and postgres for setup and backups; everyone else is rejected.",
+        hba,
+    );
+
+    let mut backup = Attrs::new();
+    backup.set("enable", true);
+    backup.set("databases", pg.backup.databases.clone());
+    backup.set("startAt", pg.backup.schedule.as_str());
+    backup.set("compression", pg.backup.compression.as_str());
+    backup.set("location", pg.backup.location.as_str());
+
+    let mut services = Attrs::new();
+    services.set("postgresql", postgresql);
+    services.set_with(
+        "postgresqlBackup",
+        "A dump of every service database, kept with the previous one.",
+        backup,
+    );
+    let mut top = Attrs::new();
+    top.set("services", services);
+    Nix::Attrs(top)
+}
+
+/// `kafka.nix`: the broker, ZooKeeper or KRaft, and the topics unit.
+pub fn kafka(plan: &Plan) -> Nix {
+    let k = &plan.kafka;
+    let mut top = Attrs::new();
+    let mut kafka = Attrs::new();
+    kafka.set("enable", true);
+    kafka.set_with(
+        "package",
+        match k.mode {
+            KafkaMode::Zookeeper { .. } => "ZooKeeper mode ended with Kafka 3.9.",
+            KafkaMode::Kraft { .. } => {
+                "Pinned so that a nixpkgs update cannot change the broker's major version."
+            }
+        },
+        Nix::select(&format!("pkgs.{}", k.package)),
+    );
+    let mut settings = Attrs::new();
+    for (name, value) in &k.settings {
+        settings.set(name.as_str(), setting(value));
+    }
+    settings.comment(
+        "auto.create.topics.enable",
+        "Topics exist only when declared: a typo must not create a topic nobody reads.",
+    );
+    kafka.set("settings", settings);
+
+    let mut systemd_services = Attrs::new();
+    match &k.mode {
+        KafkaMode::Zookeeper { zookeeper_port } => {
+            let mut zookeeper = Attrs::new();
+            zookeeper.set("enable", true);
+            zookeeper.set("port", *zookeeper_port);
+            zookeeper.set_with(
+                "extraConf",
+                "Loopback only, and no AdminServer (it would listen on 8080).",
+                "initLimit=5\nsyncLimit=2\ntickTime=2000\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+            );
+            top.set_path(&["services", "zookeeper"], zookeeper);
+            let mut order = Attrs::new();
+            order.set("after", vec!["zookeeper.service"]);
+            order.set("requires", vec!["zookeeper.service"]);
+            systemd_services.set_with(
+                "apache-kafka",
+                "The Kafka module does not order the broker after ZooKeeper.",
+                order,
+            );
+        }
+        KafkaMode::Kraft { cluster_id, .. } => {
+            kafka.set_with(
+                "clusterId",
+                "Stable per environment: changing it after formatting stops the broker from starting.",
+                cluster_id.as_str(),
+            );
+            kafka.set("formatLogDirs", true);
+        }
+    }
+    top.set_path(&["services", "apache-kafka"], kafka);
+
+    let topics = unit::topics_unit(plan);
+    systemd_services.set_with(
+        topics.name.as_str(),
+        "Creates the declared topics with `teipsum topics apply` before the services start.",
+        unit::to_nix(&topics, &package()),
+    );
+    top.set_path(&["systemd", "services"], Nix::Attrs(systemd_services));
+    Nix::Attrs(top)
+}
+
+/// `nginx.nix`: ACME, the virtual host, upstreams, routes, headers, limits, firewall.
+pub fn nginx(plan: &Plan) -> Nix {
+    let nginx_plan = &plan.nginx;
+    let Edge {
+        http,
+        upstreams,
+        locations,
+    } = edge::edge(plan);
+
+    let mut top = Attrs::new();
+    let mut firewall = Attrs::new();
+    firewall.set("enable", true);
+    firewall.set(
+        "allowedTCPPorts",
+        vec![nginx_plan.http_port, nginx_plan.https_port],
+    );
+    top.set_with("networking", "Only the edge is reachable from outside.", {
+        let mut networking = Attrs::new();
+        networking.set("firewall", firewall);
+        networking
+    });
+
+    let mut acme = Attrs::new();
+    acme.set("acceptTerms", true);
+    let mut defaults = Attrs::new();
+    defaults.set("email", plan.acme.email.as_str());
+    defaults.set("server", plan.acme.server.as_str());
+    acme.set("defaults", defaults);
+    if plan.acme.staging {
+        acme.comment(
+            "defaults",
+            "Let's Encrypt staging: untrusted certificates, generous rate limits.",
+        );
+    }
+    top.set_path(&["security", "acme"], acme);
+
+    let mut nginx = Attrs::new();
+    nginx.set("enable", true);
+    nginx.set_with(
+        "enableReload",
+        "A route change reloads nginx instead of dropping connections.",
+        true,
+    );
+    nginx.set("recommendedTlsSettings", true);
+    nginx.set_with(
+        "recommendedProxySettings",
+        "Also sets `proxy_http_version 1.1` and `Connection \"\"`, which upstream keepalive needs.",
+        true,
+    );
+    nginx.set("recommendedOptimisation", true);
+    nginx.set("recommendedGzipSettings", nginx_plan.gzip);
+    nginx.set("serverTokens", false);
+    nginx.set(
+        "clientMaxBodySize",
+        nginx_plan.client_max_body_size.as_str(),
+    );
+    let mut common = http.join("\n");
+    common.push('\n');
+    nginx.set_with(
+        "commonHttpConfig",
+        "Rate-limit zone for authentication, and the security headers every response\ninherits unless a location sets its own (which then repeats them all).",
+        common,
+    );
+
+    let mut ups = Attrs::new();
+    for u in &upstreams {
+        let mut upstream = Attrs::new();
+        let mut servers = Attrs::new();
+        for s in &u.servers {
+            servers.set(s.as_str(), Attrs::new());
+        }
+        upstream.set("servers", servers);
+        let mut extra = u.directives.join("\n");
+        extra.push('\n');
+        upstream.set("extraConfig", extra);
+        ups.set(u.name.as_str(), upstream);
+    }
+    nginx.set("upstreams", ups);
+
+    let mut vhost = Attrs::new();
+    vhost.set("enableACME", true);
+    vhost.set("forceSSL", true);
+    vhost.set("root", frontend_package());
+    let mut locs = Attrs::new();
+    for l in &locations {
+        let mut location = Attrs::new();
+        if let Some(upstream) = &l.proxy_pass {
+            location.set("proxyPass", upstream.as_str());
+        }
+        if let Some(try_files) = &l.try_files {
+            location.set("tryFiles", try_files.as_str());
+        }
+        if !l.directives.is_empty() {
+            let mut extra = l.directives.join("\n");
+            extra.push('\n');
+            location.set("extraConfig", extra);
+        }
+        locs.set(l.path.as_str(), location);
+    }
+    vhost.set("locations", locs);
+    let mut vhosts = Attrs::new();
+    vhosts.set(plan.domain.as_str(), vhost);
+    nginx.set("virtualHosts", vhosts);
+    top.set_path(&["services", "nginx"], nginx);
+    Nix::Attrs(top)
+}
+
+/// `services.nix`: a system user and a unit per service.
+pub fn services(plan: &Plan) -> Nix {
+    let mut users = Attrs::new();
+    let mut groups = Attrs::new();
+    let mut units = Attrs::new();
+    for s in &plan.services {
+        let mut user = Attrs::new();
+        user.set("isSystemUser", true);
+        user.set("group", s.group.as_str());
+        user.set("description", format!("{} service", s.name));
+        users.set(s.user.as_str(), user);
+        groups.set(s.group.as_str(), Attrs::new());
+        units.set(
+            s.unit.trim_end_matches(".service"),
+            unit::to_nix(&unit::service_unit(s), &package()),
+        );
+    }
+    let mut top = Attrs::new();
+    top.set_path(&["users", "users"], users);
+    top.set_path(&["users", "groups"], groups);
+    top.set_path(&["systemd", "services"], units);
+    Nix::Attrs(top)
+}

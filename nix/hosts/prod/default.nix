@@ -1,0 +1,7 @@
+# The production host, serving teipsum.store.
+{ ... }:
+{
+  imports = [ ../common.nix ];
+  networking.hostName = "teipsum-prod";
+  networking.domain = "teipsum.store";
+}

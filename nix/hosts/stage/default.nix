@@ -1,0 +1,7 @@
+# The staging host, serving stage.teipsum.store with Let's Encrypt staging certificates.
+{ ... }:
+{
+  imports = [ ../common.nix ];
+  networking.hostName = "teipsum-stage";
+  networking.domain = "stage.teipsum.store";
+}

@@ -1,0 +1,51 @@
+# The Rust workspace: the six services and the teipsum CLI.
+{
+  lib,
+  rustPlatform,
+  cmake,
+  pkg-config,
+  zlib,
+  # Cargo packages to build; all of them by default.
+  cargoPackages ? [ ],
+}:
+let
+  cargoToml = lib.importTOML ../Cargo.toml;
+in
+rustPlatform.buildRustPackage {
+  pname = if cargoPackages == [ ] then "teipsum" else lib.concatStringsSep "+" cargoPackages;
+  inherit (cargoToml.workspace.package) version;
+
+  # Only what the build reads, so that editing the README or a test does not rebuild.
+  src = lib.fileset.toSource {
+    root = ../.;
+    fileset = lib.fileset.unions [
+      ../Cargo.toml
+      ../Cargo.lock
+      ../crates
+      (lib.fileset.maybeMissing ../migrations)
+    ];
+  };
+  cargoLock.lockFile = ../Cargo.lock;
+
+  cargoBuildFlags =
+    if cargoPackages == [ ] then [ "--workspace" ] else lib.concatMap (p: [ "-p" p ]) cargoPackages;
+
+  # rdkafka builds the librdkafka it was tested with from source (cmake).
+  nativeBuildInputs = [
+    cmake
+    pkg-config
+  ];
+  buildInputs = [ zlib ];
+  dontUseCmakeConfigure = true;
+
+  # The tests need PostgreSQL, a Kafka broker and nginx; they run in CI
+  # (scripts/test.sh) and, against the real NixOS modules, in the VM checks.
+  doCheck = false;
+
+  meta = {
+    description = "TeIpsum services and the teipsum compiler";
+    license = lib.licenses.asl20;
+    mainProgram = "teipsum";
+    platforms = lib.platforms.linux;
+  };
+}
