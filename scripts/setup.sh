@@ -34,8 +34,14 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 # tansu: an Apache-2.0 Kafka-compatible broker, the real broker of the tests.
-# Building it takes about 30 minutes on 2 cores, hence the cache.
-if ! command -v tansu >/dev/null 2>&1; then
-  echo "setup: installing tansu 0.6.0 (about 30 minutes, once per machine)"
-  cargo install tansu --version 0.6.0 --locked
+# Its in-memory storage needs the `dynostore` feature (`postgres` lets it keep
+# data in PostgreSQL). Building it takes about 30 minutes on 2 cores, hence
+# the check of what is already installed.
+tansu_features() {
+  jq -r '.installs | to_entries[] | select(.key | startswith("tansu 0.6.0")) | .value.features | join(",")' \
+    "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null || true
+}
+if ! command -v tansu >/dev/null 2>&1 || [[ ",$(tansu_features)," != *",dynostore,"* ]]; then
+  echo "setup: installing tansu 0.6.0 with in-memory storage (about 30 minutes, once per machine)"
+  cargo install tansu --version 0.6.0 --locked --features dynostore,postgres --force
 fi

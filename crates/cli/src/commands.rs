@@ -248,3 +248,112 @@ pub fn render_unit(file: &Path, service: &str, env: &str, bin_dir: &str) -> u8 {
         }
     }
 }
+
+/// `teipsum topics apply`.
+pub fn topics_apply(
+    file: &Path,
+    bootstrap: Option<&str>,
+    env: &str,
+    topics: &[String],
+    wait: u64,
+) -> u8 {
+    use teipsum_kit::kafka::{TopicOutcome, TopicSpec, apply_topics};
+    teipsum_kit::telemetry::init("warn");
+    let (specs, bootstrap) = if topics.is_empty() {
+        let spec = match load(file, false) {
+            Ok(spec) => spec,
+            Err(code) => return code,
+        };
+        let plan = match plan_of(&spec, env) {
+            Ok(plan) => plan,
+            Err(code) => return code,
+        };
+        let specs: Vec<TopicSpec> = plan
+            .kafka
+            .topics
+            .iter()
+            .map(|t| TopicSpec {
+                name: t.name.clone(),
+                partitions: t.partitions as i32,
+                replication_factor: i32::from(t.replication_factor),
+                retention_ms: t.retention_ms,
+            })
+            .collect();
+        (
+            specs,
+            bootstrap
+                .map(str::to_owned)
+                .unwrap_or_else(|| plan.kafka.bootstrap.clone()),
+        )
+    } else {
+        let parsed: Result<Vec<TopicSpec>, String> = topics.iter().map(|t| t.parse()).collect();
+        match (parsed, bootstrap) {
+            (Ok(specs), Some(bootstrap)) => (specs, bootstrap.to_owned()),
+            (Err(e), _) => {
+                eprintln!("error: {e}");
+                return crate::EXIT_FAILED;
+            }
+            (_, None) => {
+                eprintln!("error: --topic needs --bootstrap");
+                return crate::EXIT_FAILED;
+            }
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(apply_topics(
+        &bootstrap,
+        &specs,
+        std::time::Duration::from_secs(wait),
+    )) {
+        Ok(outcomes) => {
+            for (topic, outcome) in outcomes {
+                let what = match outcome {
+                    TopicOutcome::Created => "created".to_owned(),
+                    TopicOutcome::Grown { from } => format!("partitions grown from {from}"),
+                    TopicOutcome::KeptLarger { has } => {
+                        format!("kept its {has} partitions (partitions are never removed)")
+                    }
+                    TopicOutcome::Unchanged => "unchanged".to_owned(),
+                };
+                println!("{topic}: {what}");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `teipsum keygen jwt`.
+pub fn keygen_jwt(private: &Path, public: &Path) -> u8 {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
+    // create_new: never replace a key that tokens may already be signed with.
+    let write = |path: &Path, contents: &str, mode: u32| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(path)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()
+    };
+    if let Err(e) = write(private, &private_pem, 0o400) {
+        eprintln!("error: cannot create {}: {e}", private.display());
+        return EXIT_FAILED;
+    }
+    // The public key is not secret; it is replaced to match the new private key.
+    let _ = std::fs::remove_file(public);
+    if let Err(e) = write(public, &public_pem, 0o444) {
+        eprintln!("error: cannot create {}: {e}", public.display());
+        return EXIT_FAILED;
+    }
+    println!("wrote {} and {}", private.display(), public.display());
+    EXIT_OK
+}

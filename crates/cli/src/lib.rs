@@ -111,11 +111,60 @@ pub enum Command {
         #[arg(long)]
         exit_code: bool,
     },
+    /// Kafka topics.
+    Topics {
+        /// What to do.
+        #[command(subcommand)]
+        what: TopicsWhat,
+    },
+    /// Generate keys.
+    Keygen {
+        /// Which key.
+        #[command(subcommand)]
+        what: KeygenWhat,
+    },
     /// Print a generated artefact.
     Render {
         /// What to print.
         #[command(subcommand)]
         what: RenderWhat,
+    },
+}
+
+/// `teipsum topics` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TopicsWhat {
+    /// Create the declared topics and grow their partitions (never shrink).
+    /// Idempotent. Topics come from `--topic` (as the systemd unit passes
+    /// them) or, without `--topic`, from the spec's `--env`.
+    Apply {
+        /// Bootstrap servers; default: the environment's broker.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Environment whose topics to apply (when no --topic is given).
+        #[arg(long, short, default_value = "prod")]
+        env: String,
+        /// `name:partitions:replication:retention_ms`, repeatable.
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Seconds to wait for the broker before giving up.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+}
+
+/// `teipsum keygen` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeygenWhat {
+    /// The Ed25519 key pair that signs access tokens (PKCS#8 / SPKI PEM).
+    /// Refuses to overwrite an existing private key.
+    Jwt {
+        /// Where to write the private key (mode 0400).
+        #[arg(long)]
+        private: PathBuf,
+        /// Where to write the public key (mode 0444).
+        #[arg(long)]
+        public: PathBuf,
     },
 }
 
@@ -167,6 +216,18 @@ pub fn run(cli: Cli) -> ExitCode {
                     bin_dir,
                 },
         } => commands::render_unit(&cli.file, &service, &env, &bin_dir),
+        Command::Topics {
+            what:
+                TopicsWhat::Apply {
+                    bootstrap,
+                    env,
+                    topics,
+                    wait,
+                },
+        } => commands::topics_apply(&cli.file, bootstrap.as_deref(), &env, &topics, wait),
+        Command::Keygen {
+            what: KeygenWhat::Jwt { private, public },
+        } => commands::keygen_jwt(&private, &public),
     };
     ExitCode::from(code)
 }

@@ -316,3 +316,124 @@ fn every_service_unit_scores_at_most_2_0_with_systemd_analyze() {
         assert!(score <= 2.0, "{name} scores {score}:\n{report}");
     }
 }
+
+#[test]
+fn topics_apply_creates_is_idempotent_and_never_shrinks_on_a_real_broker() {
+    let broker = teipsum_testkit::Tansu::start();
+    let apply = |topics: &[&str]| {
+        let mut args = vec![
+            "topics",
+            "apply",
+            "--bootstrap",
+            &broker.bootstrap,
+            "--wait",
+            "20",
+        ];
+        for t in topics {
+            args.push("--topic");
+            args.push(t);
+        }
+        let out = teipsum(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let first = apply(&["order-events:3:1:2592000000", "user-login:2:1:604800000"]);
+    assert_eq!(first, "order-events: created\nuser-login: created\n");
+    let again = apply(&["order-events:3:1:2592000000", "user-login:2:1:604800000"]);
+    assert_eq!(again, "order-events: unchanged\nuser-login: unchanged\n");
+    let shrink = apply(&["order-events:3:1:2592000000", "user-login:1:1:604800000"]);
+    assert_eq!(
+        shrink,
+        "order-events: unchanged\nuser-login: kept its 2 partitions (partitions are never removed)\n"
+    );
+    // Growing needs the CreatePartitions admin call, which Apache Kafka has
+    // and tansu does not: the command must say so and fail, not pretend.
+    let grow = teipsum(&[
+        "topics",
+        "apply",
+        "--bootstrap",
+        &broker.bootstrap,
+        "--wait",
+        "20",
+        "--topic",
+        "order-events:6:1:2592000000",
+    ]);
+    assert_eq!(grow.status.code(), Some(3));
+    let stderr = text(&grow.stderr);
+    assert!(
+        stderr.contains("order-events: cannot add partitions"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn topics_apply_reads_the_spec_and_fails_clearly_without_a_broker() {
+    let broker = teipsum_testkit::Tansu::start();
+    let out = teipsum(&[
+        "topics",
+        "apply",
+        "--env",
+        "stage",
+        "--bootstrap",
+        &broker.bootstrap,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for topic in [
+        "inventory-events",
+        "order-events",
+        "product-events",
+        "user-login",
+        "user-registered",
+    ] {
+        assert!(stdout.contains(&format!("{topic}: created")), "{stdout}");
+    }
+    let port = teipsum_testkit::free_port();
+    let down = teipsum(&[
+        "topics",
+        "apply",
+        "--bootstrap",
+        &format!("127.0.0.1:{port}"),
+        "--wait",
+        "2",
+    ]);
+    assert_eq!(down.status.code(), Some(3));
+    assert!(
+        text(&down.stderr).contains("no broker answered"),
+        "{}",
+        text(&down.stderr)
+    );
+}
+
+#[test]
+fn keygen_writes_a_pair_once_and_refuses_to_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("keygen");
+    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
+    let args = [
+        "keygen",
+        "jwt",
+        "--private",
+        private.to_str().unwrap(),
+        "--public",
+        public.to_str().unwrap(),
+    ];
+    assert_eq!(teipsum(&args).status.code(), Some(0));
+    let key = std::fs::read_to_string(&private).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o400
+    );
+    assert!(
+        std::fs::read_to_string(&public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    assert_eq!(teipsum(&args).status.code(), Some(3));
+    assert_eq!(
+        std::fs::read_to_string(&private).unwrap(),
+        key,
+        "the key was replaced"
+    );
+}

@@ -1,0 +1,403 @@
+//! HTTP with warp: JSON bodies, errors, authentication, request ids, serving.
+//!
+//! Every failure a client can see is an [`ApiError`]: a status and a stable
+//! JSON body `{"error": "OUT_OF_STOCK", "message": "..."}`. Handlers return
+//! their own error enums; implementing [`ErrorResponse`] maps them. Internal
+//! errors are logged with their whole cause chain and answered with a
+//! generic message; their text never reaches the client.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Instant};
+
+use http::{HeaderValue, StatusCode};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::Instrument;
+use warp::{Filter, Rejection, Reply, reject::Reject};
+
+use crate::jwt::{Claims, Role, Verifier};
+
+/// Header carrying the request id (nginx sets it to `$request_id`).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code (`OUT_OF_STOCK`).
+    pub code: &'static str,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    /// An error with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 with code `INVALID_INPUT`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "INVALID_INPUT", message)
+    }
+
+    /// 404 with code `NOT_FOUND`.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            format!("{what} not found"),
+        )
+    }
+
+    /// 500: logs `error` with its cause chain and tells the client nothing more.
+    pub fn internal(error: &anyhow::Error) -> Self {
+        tracing::error!(error = %format!("{error:#}"), "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+
+    /// 503: a dependency is unavailable.
+    pub fn unavailable(error: &anyhow::Error) -> Self {
+        tracing::warn!(error = %format!("{error:#}"), "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the service cannot answer right now; try again shortly",
+        )
+    }
+
+    /// As a warp rejection.
+    pub fn reject(self) -> Rejection {
+        warp::reject::custom(self)
+    }
+}
+
+/// Expected failures of a handler, mapped to what the client sees.
+pub trait ErrorResponse: std::error::Error {
+    /// The status and stable code.
+    fn response(&self) -> (StatusCode, &'static str);
+}
+
+/// Turn a handler error into a rejection. 5xx errors are logged with their
+/// cause chain and answered generically.
+pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
+    let (status, code) = error.response();
+    if status.is_server_error() {
+        let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            return ApiError::unavailable(&chain).reject();
+        }
+        return ApiError::internal(&chain).reject();
+    }
+    ApiError::new(status, code, error.to_string()).reject()
+}
+
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = String::new();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+#[derive(Debug)]
+struct SendableError(String, String);
+impl std::fmt::Display for SendableError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.0, self.1)
+    }
+}
+impl std::error::Error for SendableError {}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+/// A JSON error response.
+pub fn error_reply(status: StatusCode, code: &str, message: &str) -> warp::reply::Response {
+    let mut response = warp::reply::json(&ErrorBody {
+        error: code,
+        message,
+    })
+    .into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// The one rejection handler: every rejection becomes a JSON error.
+pub async fn handle_rejection(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let (status, code, message) = if let Some(e) = rejection.find::<ApiError>() {
+        (e.status, e.code, e.message.clone())
+    } else if rejection.is_not_found() {
+        (
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such resource".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed here".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "the request body is too large".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "LENGTH_REQUIRED",
+            "send a Content-Length".to_owned(),
+        )
+    } else if rejection
+        .find::<warp::reject::UnsupportedMediaType>()
+        .is_some()
+    {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send application/json".to_owned(),
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::MissingHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            format!("missing header {}", e.name()),
+        )
+    } else if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            format!("invalid header {}", e.name()),
+        )
+    } else if rejection.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "INVALID_INPUT",
+            "invalid query string".to_owned(),
+        )
+    } else {
+        tracing::error!(?rejection, "unhandled rejection");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "something went wrong on our side; it has been logged".to_owned(),
+        )
+    };
+    Ok(error_reply(status, code, &message))
+}
+
+/// A JSON body of at most `limit` bytes, parsed into `T`; malformed input is
+/// a 400 naming what is wrong (`missing field `email` at line 1 column 2`).
+pub fn json_body<T: DeserializeOwned + Send>(
+    limit: u64,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(
+            |content_type: Option<String>, bytes: bytes::Bytes| async move {
+                if let Some(ct) = content_type {
+                    let essence = ct
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_ascii_lowercase();
+                    if essence != "application/json" {
+                        return Err(ApiError::new(
+                            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                            "UNSUPPORTED_MEDIA_TYPE",
+                            "send the body as application/json",
+                        )
+                        .reject());
+                    }
+                }
+                serde_json::from_slice::<T>(&bytes)
+                    .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")).reject())
+            },
+        )
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Verified claims of the access token.
+    pub claims: Claims,
+}
+
+impl Caller {
+    /// Whether the caller is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.claims.role == Role::Admin
+    }
+}
+
+/// Requires `Authorization: Bearer <access token>`; 401 otherwise.
+pub fn authenticated(
+    verifier: Arc<Verifier>,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let verifier = verifier.clone();
+        async move {
+            let unauthorized = |message: &str| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).reject()
+            };
+            let header = header.ok_or_else(|| {
+                unauthorized("send an access token: Authorization: Bearer <token>")
+            })?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+            match verifier.verify(token.trim()) {
+                Ok(claims) => Ok(Caller { claims }),
+                Err(e) => {
+                    tracing::info!(reason = %e, "rejected an access token");
+                    Err(unauthorized("the access token is invalid or expired"))
+                }
+            }
+        }
+    })
+}
+
+/// Requires an administrator; 401 without a token, 403 for other roles.
+pub fn admin(
+    verifier: Arc<Verifier>,
+) -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    authenticated(verifier).and_then(|caller: Caller| async move {
+        if caller.is_admin() {
+            Ok(caller)
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", "administrators only").reject())
+        }
+    })
+}
+
+/// A JSON reply with `status`.
+pub fn json_reply<T: Serialize>(status: StatusCode, body: &T) -> warp::reply::Response {
+    let mut response = warp::reply::json(body).into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// A valid request id: short, printable, no spaces.
+fn usable_request_id(value: &HeaderValue) -> bool {
+    value.len() <= 128
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(b))
+}
+
+/// Serve `filter` on `listener` until `shutdown` resolves, then drain.
+///
+/// Every request gets an id (the `X-Request-Id` nginx sends, or a new one),
+/// a tracing span carrying it, and the id back in the response.
+pub async fn serve<F>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo},
+        server::{conn::auto::Builder, graceful::GracefulShutdown},
+    };
+    let service = warp::service(filter);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = service.clone();
+        let connection =
+            hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                let id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .filter(|v| usable_request_id(v))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string())
+                            .expect("a uuid is a header value")
+                    });
+                request.headers_mut().insert(REQUEST_ID, id.clone());
+                let span = tracing::info_span!(
+                    "request",
+                    request_id = %id.to_str().unwrap_or("-"),
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                );
+                let mut service = service.clone();
+                let started = Instant::now();
+                async move {
+                    let result = tower_service::Service::call(&mut service, request).await;
+                    if let Ok(response) = &result {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                            "answered"
+                        );
+                    }
+                    result.map(|mut response| {
+                        response.headers_mut().insert(REQUEST_ID, id);
+                        response
+                    })
+                }
+                .instrument(span)
+            });
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let builder = Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection(TokioIo::new(stream), connection);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_checked() {
+        assert!(usable_request_id(&HeaderValue::from_static("0f9e8d7c6b5a")));
+        assert!(!usable_request_id(&HeaderValue::from_static("a b")));
+        assert!(!usable_request_id(
+            &HeaderValue::from_str(&"x".repeat(200)).unwrap()
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! Kafka clients through librdkafka: the idempotent producer, consumers,
+//! and the admin calls behind `teipsum topics apply`.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::{
+    ClientConfig,
+    admin::{
+        AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+        TopicReplication,
+    },
+    client::DefaultClientContext,
+    consumer::{BaseConsumer, Consumer},
+    error::KafkaError,
+    producer::FutureProducer,
+};
+
+/// The producer every service publishes through: idempotent (no duplicates
+/// or reordering from its own retries), acknowledged by all in-sync replicas.
+pub fn producer(brokers: &str, client_id: &str) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("client.id", client_id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "2")
+        // A message not delivered in this time fails, and the relay backs off.
+        .set("message.timeout.ms", "30000")
+        .set("log_level", "4")
+        .create()
+}
+
+/// A consumer of `group` that stores offsets only when told to
+/// (`enable.auto.offset.store=false`) and commits stored offsets in the
+/// background; a new group starts from the earliest event.
+pub fn consumer(brokers: &str, group: &str, client_id: &str) -> Result<BaseConsumer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("client.id", client_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("log_level", "4")
+        .create()
+}
+
+/// A topic as declared in the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Name.
+    pub name: String,
+    /// Partition count.
+    pub partitions: i32,
+    /// Replicas.
+    pub replication_factor: i32,
+    /// `retention.ms`.
+    pub retention_ms: u64,
+}
+
+impl std::str::FromStr for TopicSpec {
+    type Err = String;
+
+    /// `name:partitions:replication:retention_ms`, as the topics unit passes them.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let [name, partitions, replication, retention] = parts.as_slice() else {
+            return Err(format!(
+                "`{s}`: expected name:partitions:replication:retention_ms"
+            ));
+        };
+        let number = |what: &str, text: &str| -> Result<i64, String> {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("`{s}`: {what} `{text}` is not a positive integer"))
+        };
+        if name.is_empty() {
+            return Err(format!("`{s}`: empty topic name"));
+        }
+        Ok(TopicSpec {
+            name: (*name).to_owned(),
+            partitions: number("partitions", partitions)? as i32,
+            replication_factor: number("replication", replication)? as i32,
+            retention_ms: number("retention", retention)? as u64,
+        })
+    }
+}
+
+/// What `apply_topics` did to one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    /// It did not exist and was created.
+    Created,
+    /// It had fewer partitions; partitions were added.
+    Grown {
+        /// Partitions before.
+        from: i32,
+    },
+    /// It has more partitions than declared: partitions are never removed.
+    KeptLarger {
+        /// Partitions it has.
+        has: i32,
+    },
+    /// It exists as declared.
+    Unchanged,
+}
+
+/// Admin failures.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The broker did not answer before the deadline.
+    #[error("no broker answered at {brokers} within {waited:?}: {last}")]
+    Unreachable {
+        /// Bootstrap servers.
+        brokers: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last error.
+        last: String,
+    },
+    /// A request failed.
+    #[error("topic {topic}: {message}")]
+    Topic {
+        /// Topic.
+        topic: String,
+        /// What the broker said.
+        message: String,
+    },
+    /// The client could not be created.
+    #[error(transparent)]
+    Client(#[from] KafkaError),
+}
+
+/// Partition counts of the existing topics, waiting up to `wait` for the broker.
+async fn existing_topics(
+    brokers: &str,
+    wait: Duration,
+) -> Result<std::collections::BTreeMap<String, i32>, AdminError> {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let bootstrap = brokers.to_owned();
+        let result = tokio::task::spawn_blocking(move || {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("log_level", "3")
+                .create()?;
+            let metadata = client.fetch_metadata(None, Duration::from_secs(5))?;
+            if metadata.brokers().is_empty() {
+                return Err(KafkaError::MetadataFetch(
+                    rdkafka::types::RDKafkaErrorCode::BrokerNotAvailable,
+                ));
+            }
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+                .collect())
+        })
+        .await
+        .expect("metadata task");
+        match result {
+            Ok(topics) => return Ok(topics),
+            Err(e) => {
+                if started.elapsed() >= wait {
+                    return Err(AdminError::Unreachable {
+                        brokers: brokers.to_owned(),
+                        waited: wait,
+                        last: e.to_string(),
+                    });
+                }
+                tracing::info!(%brokers, error = %e, "waiting for the broker");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Make the broker's topics match `topics`: create the missing ones, add
+/// partitions where there are fewer than declared, never remove any.
+/// Idempotent: a second run changes nothing.
+pub async fn apply_topics(
+    brokers: &str,
+    topics: &[TopicSpec],
+    wait: Duration,
+) -> Result<Vec<(String, TopicOutcome)>, AdminError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("log_level", "3")
+        .create()?;
+    let existing = existing_topics(brokers, wait).await?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut outcomes = Vec::new();
+
+    let retention: Vec<(String, String)> = topics
+        .iter()
+        .map(|t| (t.name.clone(), t.retention_ms.to_string()))
+        .collect();
+    let missing: Vec<&TopicSpec> = topics
+        .iter()
+        .filter(|t| !existing.contains_key(&t.name))
+        .collect();
+    if !missing.is_empty() {
+        let new: Vec<NewTopic> = missing
+            .iter()
+            .map(|t| {
+                let value = &retention
+                    .iter()
+                    .find(|(n, _)| *n == t.name)
+                    .expect("listed")
+                    .1;
+                NewTopic::new(
+                    &t.name,
+                    t.partitions,
+                    TopicReplication::Fixed(t.replication_factor),
+                )
+                .set("retention.ms", value)
+            })
+            .collect();
+        for result in admin.create_topics(new.iter(), &options).await? {
+            match result {
+                Ok(name) => outcomes.push((name, TopicOutcome::Created)),
+                // Created meanwhile by someone else: that is what we wanted.
+                Err((name, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    outcomes.push((name, TopicOutcome::Unchanged))
+                }
+                Err((name, code)) => {
+                    return Err(AdminError::Topic {
+                        topic: name,
+                        message: code.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    let mut grow = Vec::new();
+    for t in topics {
+        let Some(&has) = existing.get(&t.name) else {
+            continue;
+        };
+        if has < t.partitions {
+            grow.push(NewPartitions::new(&t.name, t.partitions as usize));
+            outcomes.push((t.name.clone(), TopicOutcome::Grown { from: has }));
+        } else if has > t.partitions {
+            tracing::warn!(topic = %t.name, has, declared = t.partitions, "partitions are never removed; keeping them");
+            outcomes.push((t.name.clone(), TopicOutcome::KeptLarger { has }));
+        } else {
+            outcomes.push((t.name.clone(), TopicOutcome::Unchanged));
+        }
+    }
+    if !grow.is_empty() {
+        let results = admin
+            .create_partitions(grow.iter(), &options)
+            .await
+            .map_err(|e| {
+                // Some Kafka-compatible brokers (tansu) do not implement CreatePartitions.
+                let names: Vec<&str> = topics
+                    .iter()
+                    .filter(|t| existing.get(&t.name).is_some_and(|&has| has < t.partitions))
+                    .map(|t| t.name.as_str())
+                    .collect();
+                AdminError::Topic {
+                    topic: names.join(", "),
+                    message: format!("cannot add partitions: {e}"),
+                }
+            })?;
+        for result in results {
+            if let Err((name, code)) = result {
+                return Err(AdminError::Topic {
+                    topic: name,
+                    message: format!("adding partitions: {code}"),
+                });
+            }
+        }
+    }
+
+    // Retention of topics that already existed. Brokers that do not
+    // implement AlterConfigs (some Kafka-compatible ones) keep their value;
+    // that is reported, not fatal.
+    let existing_declared: Vec<&(String, String)> = retention
+        .iter()
+        .filter(|(n, _)| existing.contains_key(n))
+        .collect();
+    if !existing_declared.is_empty() {
+        let alters: Vec<AlterConfig> = existing_declared
+            .iter()
+            .map(|(name, value)| {
+                AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", value)
+            })
+            .collect();
+        match admin.alter_configs(alters.iter(), &options).await {
+            Ok(results) => {
+                for result in results {
+                    if let Err((resource, code)) = result {
+                        tracing::warn!(?resource, %code, "could not set retention.ms");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the broker does not accept AlterConfigs; retention of existing topics unchanged")
+            }
+        }
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_specs_parse_from_the_units_arguments() {
+        let t: TopicSpec = "order-events:3:1:2592000000".parse().unwrap();
+        assert_eq!(t.name, "order-events");
+        assert_eq!(
+            (t.partitions, t.replication_factor, t.retention_ms),
+            (3, 1, 2_592_000_000)
+        );
+        assert!("order-events:3:1".parse::<TopicSpec>().is_err());
+        assert!("order-events:0:1:5".parse::<TopicSpec>().is_err());
+        assert!(":3:1:5".parse::<TopicSpec>().is_err());
+        assert!(
+            "x:three:1:5"
+                .parse::<TopicSpec>()
+                .unwrap_err()
+                .contains("partitions")
+        );
+    }
+}

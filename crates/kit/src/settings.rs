@@ -1,0 +1,284 @@
+//! Settings from the environment, secrets from credential files.
+//!
+//! The names are those of [`teipsum_conventions::env`], which the generated
+//! units and `teipsum dev` set. Secrets never travel through the
+//! environment: they are files in `$CREDENTIALS_DIRECTORY` (systemd's
+//! `LoadCredential=`), or in `$TEIPSUM_CREDENTIALS_DIR` for local runs.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use teipsum_conventions::env;
+
+/// Why the service cannot start with the settings it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is not set.
+    #[error("{name} is not set ({what})")]
+    Missing {
+        /// Variable name.
+        name: &'static str,
+        /// What it should contain.
+        what: &'static str,
+    },
+    /// A variable is set to something unusable.
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Malformed {
+        /// Variable name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is wrong.
+        reason: String,
+    },
+    /// No credential directory is configured.
+    #[error(
+        "credential `{name}` is needed but neither CREDENTIALS_DIRECTORY nor TEIPSUM_CREDENTIALS_DIR is set"
+    )]
+    NoCredentialDirectory {
+        /// Credential name.
+        name: String,
+    },
+    /// A credential file cannot be read.
+    #[error("cannot read credential `{name}` from {}: {source}", path.display())]
+    Credential {
+        /// Credential name.
+        name: String,
+        /// Where it was looked for.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where a value comes from: the process environment, or a fixed map (tests).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `std::env`.
+    Process,
+    /// Explicit values.
+    Map(BTreeMap<String, String>),
+}
+
+impl Source {
+    fn get(&self, name: &str) -> Option<String> {
+        match self {
+            Source::Process => std::env::var(name).ok(),
+            Source::Map(map) => map.get(name).cloned(),
+        }
+        .filter(|v| !v.is_empty())
+    }
+}
+
+/// Everything a service reads at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Service name (`order`).
+    pub service: String,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Connection string of the service's database.
+    pub database: String,
+    /// Kafka bootstrap servers.
+    pub kafka_brokers: String,
+    /// Consumer group, when the service consumes.
+    pub kafka_group: Option<String>,
+    /// Expected `iss` of access tokens.
+    pub jwt_issuer: String,
+    /// Expected `aud` of access tokens.
+    pub jwt_audience: String,
+    /// `tracing` filter.
+    pub log: String,
+    /// Directory of credential files.
+    pub credentials_dir: Option<PathBuf>,
+    source: Source,
+}
+
+impl Settings {
+    /// Read the settings of the running process.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_source(Source::Process)
+    }
+
+    /// Read the settings from `source`.
+    pub fn from_source(source: Source) -> Result<Self, SettingsError> {
+        let require = |name: &'static str, what: &'static str| {
+            source
+                .get(name)
+                .ok_or(SettingsError::Missing { name, what })
+        };
+        let listen_text = require(
+            env::LISTEN,
+            "address:port to listen on, e.g. 127.0.0.1:8100",
+        )?;
+        let listen = listen_text.parse().map_err(|e| SettingsError::Malformed {
+            name: env::LISTEN,
+            value: listen_text.clone(),
+            reason: format!("{e}; expected address:port such as 127.0.0.1:8100"),
+        })?;
+        let database = require(
+            env::DATABASE,
+            "connection string, e.g. host=/run/postgresql dbname=teipsum_order user=teipsum_order",
+        )?;
+        if let Err(e) = database.parse::<postgres::Config>() {
+            return Err(SettingsError::Malformed {
+                name: env::DATABASE,
+                value: database,
+                reason: e.to_string(),
+            });
+        }
+        let credentials_dir = source
+            .get(env::SYSTEMD_CREDENTIALS_DIRECTORY)
+            .or_else(|| source.get(env::CREDENTIALS_DIR))
+            .map(PathBuf::from);
+        Ok(Settings {
+            service: require(env::SERVICE, "the service name, e.g. order")?,
+            listen,
+            database,
+            kafka_brokers: require(env::KAFKA_BROKERS, "bootstrap servers, e.g. 127.0.0.1:9092")?,
+            kafka_group: source.get(env::KAFKA_GROUP),
+            jwt_issuer: require(env::JWT_ISSUER, "the `iss` of access tokens")?,
+            jwt_audience: require(env::JWT_AUDIENCE, "the `aud` of access tokens")?,
+            log: source.get(env::LOG).unwrap_or_else(|| "info".to_owned()),
+            credentials_dir,
+            source,
+        })
+    }
+
+    /// A service-specific variable, if set.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.source.get(name)
+    }
+
+    /// A service-specific variable parsed as `T`, or `default` when unset.
+    pub fn parsed<T>(&self, name: &'static str, default: T) -> Result<T, SettingsError>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.var(name) {
+            None => Ok(default),
+            Some(value) => value.parse().map_err(|e: T::Err| SettingsError::Malformed {
+                name,
+                value,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The contents of credential `name`.
+    pub fn credential(&self, name: &str) -> Result<Vec<u8>, SettingsError> {
+        let dir = self.credentials_dir.as_deref().ok_or_else(|| {
+            SettingsError::NoCredentialDirectory {
+                name: name.to_owned(),
+            }
+        })?;
+        read_credential(dir, name)
+    }
+
+    /// The contents of credential `name`, or `None` when the file does not exist.
+    pub fn optional_credential(&self, name: &str) -> Result<Option<Vec<u8>>, SettingsError> {
+        match self.credentials_dir.as_deref() {
+            None => Ok(None),
+            Some(dir) if !dir.join(name).exists() => Ok(None),
+            Some(dir) => read_credential(dir, name).map(Some),
+        }
+    }
+}
+
+fn read_credential(dir: &Path, name: &str) -> Result<Vec<u8>, SettingsError> {
+    let path = dir.join(name);
+    std::fs::read(&path).map_err(|source| SettingsError::Credential {
+        name: name.to_owned(),
+        path,
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            (env::SERVICE, "order"),
+            (env::LISTEN, "127.0.0.1:8100"),
+            (
+                env::DATABASE,
+                "host=/run/postgresql dbname=teipsum_order user=teipsum_order",
+            ),
+            (env::KAFKA_BROKERS, "127.0.0.1:9092"),
+            (env::JWT_ISSUER, "https://teipsum.store"),
+            (env::JWT_AUDIENCE, "teipsum"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn a_complete_environment_is_read() {
+        let s = Settings::from_source(Source::Map(base())).unwrap();
+        assert_eq!(s.service, "order");
+        assert_eq!(s.listen.port(), 8100);
+        assert_eq!(s.log, "info");
+        assert!(s.kafka_group.is_none());
+    }
+
+    #[test]
+    fn a_missing_setting_is_named() {
+        let mut map = base();
+        map.remove(env::KAFKA_BROKERS);
+        let err = Settings::from_source(Source::Map(map)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TEIPSUM_KAFKA_BROKERS is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_setting_is_named_with_its_value() {
+        let mut map = base();
+        map.insert(env::LISTEN.to_owned(), "localhost".to_owned());
+        let err = Settings::from_source(Source::Map(map)).unwrap_err();
+        assert!(
+            err.to_string().contains("TEIPSUM_LISTEN=\"localhost\""),
+            "{err}"
+        );
+        let mut map = base();
+        map.insert(env::DATABASE.to_owned(), "host='unterminated".to_owned());
+        let err = Settings::from_source(Source::Map(map)).unwrap_err();
+        assert!(err.to_string().contains("TEIPSUM_DATABASE"), "{err}");
+    }
+
+    #[test]
+    fn credentials_come_from_files_and_systemd_wins() {
+        let dir = std::env::temp_dir().join(format!("kit-cred-{}", std::process::id()));
+        let sysd = dir.join("systemd");
+        let local = dir.join("local");
+        std::fs::create_dir_all(&sysd).unwrap();
+        std::fs::create_dir_all(&local).unwrap();
+        std::fs::write(sysd.join("k"), "from systemd").unwrap();
+        std::fs::write(local.join("k"), "from local").unwrap();
+        let mut map = base();
+        map.insert(env::CREDENTIALS_DIR.to_owned(), local.display().to_string());
+        let s = Settings::from_source(Source::Map(map.clone())).unwrap();
+        assert_eq!(s.credential("k").unwrap(), b"from local");
+        map.insert(
+            env::SYSTEMD_CREDENTIALS_DIRECTORY.to_owned(),
+            sysd.display().to_string(),
+        );
+        let s = Settings::from_source(Source::Map(map)).unwrap();
+        assert_eq!(s.credential("k").unwrap(), b"from systemd");
+        let err = s.credential("absent").unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read credential `absent`"),
+            "{err}"
+        );
+        assert!(s.optional_credential("absent").unwrap().is_none());
+    }
+}
