@@ -42,6 +42,10 @@ pub fn consumer(brokers: &str, group: &str, client_id: &str) -> Result<BaseConsu
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
+        // A member killed with SIGKILL holds its partitions until this
+        // expires: short enough that a restarted service resumes quickly.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
         .set("enable.partition.eof", "false")
         .set("log_level", "4")
         .create()

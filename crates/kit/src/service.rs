@@ -98,17 +98,21 @@ pub struct Running {
 impl Running {
     /// Stop accepting, drain requests, stop the workers, flush the producer.
     pub async fn stop(mut self) {
+        // (`self` is taken apart below; Drop is not implemented on purpose.)
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(25), &mut self.server).await;
         let workers = std::mem::take(&mut self.workers);
-        let producer = self.context.producer.clone();
+        let context = self.context;
+        // Blocking: workers join, the producer flushes, and pooled
+        // connections close synchronously when the pool drops.
         let _ = tokio::task::spawn_blocking(move || {
             for worker in workers {
                 worker.stop();
             }
-            let _ = producer.flush(Duration::from_secs(5));
+            let _ = context.producer.flush(Duration::from_secs(5));
+            drop(context);
         })
         .await;
     }

@@ -406,13 +406,20 @@ impl Tansu {
             .iter()
             .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
             .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let results = runtime
-            .block_on(admin.create_topics(new.iter(), &AdminOptions::new()))
-            .expect("create_topics");
+        // A thread of its own: the caller may itself be inside a runtime.
+        let results = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(admin.create_topics(new.iter(), &AdminOptions::new()))
+                })
+                .join()
+                .expect("the admin thread")
+        })
+        .expect("create_topics");
         for result in results {
             if let Err((name, code)) = result {
                 assert_eq!(

@@ -1,0 +1,740 @@
+//! The kit against real components: a throw-away PostgreSQL cluster, a tansu
+//! broker, real processes and a real NOTIFY_SOCKET.
+//!
+//! Some tests run part of themselves in a child process (the test binary
+//! started again with `KIT_CHILD=<role>`), so that it can be killed with
+//! SIGKILL or observed through sd_notify like a service under systemd.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    os::unix::net::UnixDatagram,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+    producer::FutureRecord,
+};
+use teipsum_kit::{
+    db::Db,
+    events::{self, Envelope, HandleError},
+    jwt::{self, Claims, Role, Signer, Verifier},
+    kafka,
+};
+use teipsum_testkit::{Postgres, Tansu, TempDir};
+use uuid::Uuid;
+
+/// Run the child role named by `KIT_CHILD`, if any, instead of the test.
+fn child_role() -> Option<String> {
+    std::env::var("KIT_CHILD").ok()
+}
+
+/// Start this test binary again, running only `test` with `KIT_CHILD=role`.
+fn spawn_child(test: &str, role: &str, env: &[(&str, String)]) -> Child {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("KIT_CHILD", role)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().expect("the test binary starts again")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A migrated database with an `effects` table for handlers to write to.
+fn database(pg: &Postgres, name: &str) -> (Db, String) {
+    let conninfo = pg.create_database(name);
+    let db = Db::new(&conninfo, 8, None).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(db.migrate(name, refinery::Runner::new(&[])))
+        .unwrap();
+    db.get()
+        .unwrap()
+        .batch_execute("CREATE TABLE IF NOT EXISTS effects (event_id UUID NOT NULL, subject TEXT NOT NULL, seq INT NOT NULL)")
+        .unwrap();
+    (db, conninfo)
+}
+
+/// Append `n` events per subject in committed transactions, plus some in
+/// rolled-back ones; returns the committed envelopes in order.
+fn fill_outbox(db: &Db, topic: &str, subjects: &[&str], n: usize) -> Vec<Envelope> {
+    let mut committed = Vec::new();
+    let mut conn = db.get().unwrap();
+    for seq in 0..n {
+        for subject in subjects {
+            let event = Envelope::new(
+                "test",
+                "thing-changed",
+                1,
+                subject,
+                serde_json::json!({"seq": seq}),
+            );
+            let mut tx = conn.transaction().unwrap();
+            events::append(&mut tx, topic, &event).unwrap();
+            if seq % 7 == 3 {
+                tx.rollback().unwrap();
+            } else {
+                tx.commit().unwrap();
+                committed.push(event);
+            }
+        }
+    }
+    committed
+}
+
+/// Everything on `topic`, from the beginning, until `expected` distinct ids were seen.
+fn read_topic(broker: &Tansu, topic: &str, expected: usize, timeout: Duration) -> Vec<Envelope> {
+    let consumer = kafka::consumer(
+        &broker.bootstrap,
+        &format!("reader-{}", Uuid::new_v4()),
+        "reader",
+    )
+    .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let mut ids = BTreeSet::new();
+    let started = Instant::now();
+    while ids.len() < expected && started.elapsed() < timeout {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let event: Envelope = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            assert_eq!(
+                message.key(),
+                Some(event.subject.as_bytes()),
+                "the key is the subject"
+            );
+            ids.insert(event.id);
+            out.push(event);
+        }
+    }
+    // Anything extra still in flight shows up within a moment.
+    let settle = Instant::now();
+    while settle.elapsed() < Duration::from_millis(500) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(serde_json::from_slice(message.payload().unwrap()).unwrap());
+        }
+    }
+    out
+}
+
+/// Per subject, the sequence numbers in the order they were first delivered.
+fn first_seen_order(events: &[Envelope]) -> BTreeMap<String, Vec<i64>> {
+    let mut seen = BTreeSet::new();
+    let mut order: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for e in events {
+        if seen.insert(e.id) {
+            order
+                .entry(e.subject.clone())
+                .or_default()
+                .push(e.data["seq"].as_i64().unwrap());
+        }
+    }
+    order
+}
+
+#[test]
+fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 3)]);
+    let (db, _) = database(&pg, "relay_order");
+    let committed = fill_outbox(&db, "things", &["a", "b", "c", "d"], 60);
+    let producer = kafka::producer(&broker.bootstrap, "relay-test").unwrap();
+    let relay = events::spawn_relay(db.clone(), producer, "relay_order");
+
+    let delivered = read_topic(&broker, "things", committed.len(), Duration::from_secs(60));
+    relay.stop();
+    let delivered_ids: BTreeSet<Uuid> = delivered.iter().map(|e| e.id).collect();
+    let committed_ids: BTreeSet<Uuid> = committed.iter().map(|e| e.id).collect();
+    assert_eq!(
+        delivered_ids, committed_ids,
+        "exactly the committed events, none rolled back"
+    );
+    assert_eq!(
+        delivered.len(),
+        committed.len(),
+        "no duplicates without a crash"
+    );
+    for (subject, seqs) in first_seen_order(&delivered) {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, sorted, "events of {subject} out of order");
+    }
+    let unsent: i64 = db
+        .get()
+        .unwrap()
+        .query_one("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(unsent, 0);
+}
+
+#[test]
+fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
+    if child_role().as_deref() == Some("relay") {
+        // The child: relay until killed.
+        let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();
+        let producer =
+            kafka::producer(&std::env::var("KIT_BROKER").unwrap(), "relay-child").unwrap();
+        let _relay = events::spawn_relay(db, producer, "relay_kill");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 3)]);
+    let (db, conninfo) = database(&pg, "relay_kill");
+    let committed = fill_outbox(&db, "things", &["a", "b", "c"], 700);
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+
+    let mut child = spawn_child(
+        "killing_the_relay_mid_batch_and_restarting_it_loses_nothing",
+        "relay",
+        &[
+            ("KIT_DB", conninfo),
+            ("KIT_BROKER", broker.bootstrap.clone()),
+        ],
+    );
+    // Kill it once it has published some, but not all.
+    wait_until(
+        "the child relay to publish",
+        Duration::from_secs(60),
+        || count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NOT NULL") > 0,
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sent_before_restart = count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NOT NULL");
+    assert!(
+        (sent_before_restart as usize) < committed.len(),
+        "the relay finished before it could be killed; make the backlog bigger"
+    );
+
+    let producer = kafka::producer(&broker.bootstrap, "relay-restarted").unwrap();
+    let relay = events::spawn_relay(db.clone(), producer, "relay_kill");
+    wait_until("the backlog to drain", Duration::from_secs(120), || {
+        count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
+    });
+    let delivered = read_topic(&broker, "things", committed.len(), Duration::from_secs(60));
+    relay.stop();
+    let delivered_ids: BTreeSet<Uuid> = delivered.iter().map(|e| e.id).collect();
+    let committed_ids: BTreeSet<Uuid> = committed.iter().map(|e| e.id).collect();
+    assert_eq!(
+        delivered_ids, committed_ids,
+        "every committed event, once or more"
+    );
+    for (subject, seqs) in first_seen_order(&delivered) {
+        let mut sorted = seqs.clone();
+        sorted.sort();
+        assert_eq!(seqs, sorted, "events of {subject} out of order");
+    }
+    println!(
+        "killed after {sent_before_restart} of {} sent; {} deliveries after restart",
+        committed.len(),
+        delivered.len()
+    );
+}
+
+fn effect_handler() -> impl events::Handler {
+    |tx: &mut postgres::Transaction<'_>,
+     _topic: &str,
+     event: &Envelope|
+     -> Result<(), HandleError> {
+        let seq = event.data["seq"]
+            .as_i64()
+            .ok_or_else(|| HandleError::Permanent(anyhow::anyhow!("no seq")))?;
+        tx.execute(
+            "INSERT INTO effects (event_id, subject, seq) VALUES ($1, $2, $3)",
+            &[&event.id, &event.subject, &(seq as i32)],
+        )?;
+        Ok(())
+    }
+}
+
+fn produce(broker: &Tansu, topic: &str, key: &str, payload: &[u8]) {
+    let producer = kafka::producer(&broker.bootstrap, "test-producer").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(producer.send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        ))
+        .expect("delivered");
+}
+
+#[test]
+fn a_consumer_fed_the_same_event_twice_applies_it_once_and_parks_poison() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, _) = database(&pg, "consumer_dup");
+    let event = Envelope::new(
+        "test",
+        "thing-changed",
+        1,
+        "a",
+        serde_json::json!({"seq": 1}),
+    );
+    let bytes = serde_json::to_vec(&event).unwrap();
+    produce(&broker, "things", "a", &bytes);
+    produce(&broker, "things", "a", &bytes);
+    produce(&broker, "things", "x", b"this is not an envelope");
+    let wrong = Envelope::new(
+        "test",
+        "thing-changed",
+        1,
+        "w",
+        serde_json::json!({"no": "seq"}),
+    );
+    produce(&broker, "things", "w", &serde_json::to_vec(&wrong).unwrap());
+    let after = Envelope::new(
+        "test",
+        "thing-changed",
+        1,
+        "b",
+        serde_json::json!({"seq": 2}),
+    );
+    produce(&broker, "things", "b", &serde_json::to_vec(&after).unwrap());
+
+    let consumer = kafka::consumer(&broker.bootstrap, "dup-group", "dup").unwrap();
+    let worker = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_dup",
+        &["things"],
+        effect_handler(),
+    )
+    .unwrap();
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    wait_until("the last event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'b'") == 1
+    });
+    worker.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'a'"),
+        1,
+        "applied once"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM kit_processed_events WHERE consumer = 'consumer_dup'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM kit_parked_events"),
+        2,
+        "the non-envelope and the unappliable event are parked"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'w'"),
+        0,
+        "nothing partial"
+    );
+}
+
+#[test]
+fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
+    if child_role().as_deref() == Some("consumer") {
+        let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();
+        let consumer = kafka::consumer(
+            &std::env::var("KIT_BROKER").unwrap(),
+            "crash-group",
+            "crash",
+        )
+        .unwrap();
+        let _worker = events::spawn_consumer(
+            db,
+            consumer,
+            "consumer_crash",
+            &["things"],
+            effect_handler(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, conninfo) = database(&pg, "consumer_crash");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    let committed_offset = || -> i64 {
+        let probe: BaseConsumer =
+            kafka::consumer(&broker.bootstrap, "crash-group", "probe").unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition("things", 0);
+        let committed = probe
+            .committed_offsets(list, Duration::from_secs(10))
+            .unwrap();
+        match committed.find_partition("things", 0).unwrap().offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        }
+    };
+
+    // Each round kills the consumer right after the event's transaction
+    // commits, before the offset reaches the broker (it is committed once a
+    // second). A kill that comes too late, rarely, is tried again.
+    let mut redeliveries_forced = 0;
+    let mut rounds = 0;
+    for round in 0..3 {
+        rounds += 1;
+        let event = Envelope::new(
+            "test",
+            "thing-changed",
+            1,
+            format!("s{round}"),
+            serde_json::json!({"seq": round}),
+        );
+        produce(
+            &broker,
+            "things",
+            &event.subject,
+            &serde_json::to_vec(&event).unwrap(),
+        );
+        let mut child = spawn_child(
+            "a_crash_between_commit_and_offset_store_causes_no_double_effect",
+            "consumer",
+            &[
+                ("KIT_DB", conninfo.clone()),
+                ("KIT_BROKER", broker.bootstrap.clone()),
+            ],
+        );
+        let sql = format!(
+            "SELECT count(*) FROM kit_processed_events WHERE event_id = '{}'",
+            event.id
+        );
+        // A new member waits for the killed one's session to expire.
+        wait_until(
+            "the child to apply the event",
+            Duration::from_secs(120),
+            || count(&sql) == 1,
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if committed_offset() <= round {
+            redeliveries_forced += 1;
+            break;
+        }
+    }
+    assert!(
+        redeliveries_forced > 0,
+        "every kill came after the offset commit; the test proved nothing"
+    );
+
+    // A restarted consumer gets the uncommitted events again and skips them.
+    let consumer = kafka::consumer(&broker.bootstrap, "crash-group", "crash-restarted").unwrap();
+    let worker = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_crash",
+        &["things"],
+        effect_handler(),
+    )
+    .unwrap();
+    wait_until("the offsets to catch up", Duration::from_secs(120), || {
+        committed_offset() == rounds
+    });
+    worker.stop();
+    for round in 0..rounds {
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM effects WHERE subject = 's{round}'"
+            )),
+            1,
+            "event {round} applied more than once"
+        );
+    }
+    println!("{redeliveries_forced} redelivery forced in {rounds} round(s)");
+}
+
+fn claims(now: u64) -> Claims {
+    Claims {
+        iss: "https://teipsum.store".into(),
+        aud: "teipsum".into(),
+        sub: Uuid::new_v4(),
+        role: Role::Customer,
+        iat: now,
+        nbf: now,
+        exp: now + 900,
+        jti: Uuid::new_v4(),
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[test]
+fn jwt_verification_rejects_every_classic_forgery() {
+    if child_role().is_some() {
+        return;
+    }
+    let (private, public) = jwt::generate_keypair();
+    let signer = Signer::new(private.as_bytes()).unwrap();
+    let verifier = Verifier::new(public.as_bytes(), "https://teipsum.store", "teipsum").unwrap();
+    let now = jwt::now();
+    let good = signer.sign(&claims(now));
+    assert!(verifier.verify(&good).is_ok());
+
+    let payload = b64(&serde_json::to_vec(&claims(now)).unwrap());
+    let alg_none = format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#));
+    let hs256_with_public_key = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims(now),
+            &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+        )
+        .unwrap()
+    };
+    let with = |f: &dyn Fn(&mut Claims)| {
+        let mut c = claims(now);
+        f(&mut c);
+        signer.sign(&c)
+    };
+    let tampered = {
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut c = claims(now);
+        c.role = Role::Admin;
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_vec(&c).unwrap()),
+            parts[2]
+        )
+    };
+    let wrong_typ = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims(now),
+            &jsonwebtoken::EncodingKey::from_ed_pem(private.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let other_key = {
+        let (other, _) = jwt::generate_keypair();
+        Signer::new(other.as_bytes()).unwrap().sign(&claims(now))
+    };
+    let forgeries = [
+        ("alg none", alg_none),
+        ("HS256 keyed with the public key", hs256_with_public_key),
+        ("wrong audience", with(&|c| c.aud = "someone-else".into())),
+        (
+            "wrong issuer",
+            with(&|c| c.iss = "https://evil.example".into()),
+        ),
+        ("expired", with(&|c| c.exp = now - 120)),
+        ("not yet valid", with(&|c| c.nbf = now + 120)),
+        ("tampered payload", tampered),
+        ("wrong typ", wrong_typ),
+        ("signed by another key", other_key),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (what, token) in forgeries {
+        assert!(verifier.verify(&token).is_err(), "accepted a token: {what}");
+    }
+    // Within the 30 s leeway, clock skew is tolerated.
+    assert!(verifier.verify(&with(&|c| c.exp = now - 10)).is_ok());
+}
+
+/// Settings of a minimal service for the process tests.
+fn service_env(conninfo: &str, broker: &str, port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("TEIPSUM_SERVICE", "probe".to_owned()),
+        ("TEIPSUM_LISTEN", format!("127.0.0.1:{port}")),
+        ("TEIPSUM_DATABASE", conninfo.to_owned()),
+        ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
+        ("TEIPSUM_JWT_ISSUER", "https://teipsum.store".to_owned()),
+        ("TEIPSUM_JWT_AUDIENCE", "teipsum".to_owned()),
+        ("TEIPSUM_LOG", "warn".to_owned()),
+    ]
+}
+
+fn run_probe_service() {
+    use warp::Filter;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let code = runtime.block_on(teipsum_kit::service::run(
+        teipsum_kit::Service {
+            name: "probe",
+            migrations: || refinery::Runner::new(&[]),
+            verifies_tokens: false,
+        },
+        |_ctx| {
+            Ok(teipsum_kit::Parts {
+                routes: warp::path!("hello").map(|| "hello"),
+                consumer: None,
+            })
+        },
+    ));
+    std::process::exit(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    });
+}
+
+/// Datagrams received on `socket` within `timeout`, until `stop` matches one.
+fn receive(socket: &UnixDatagram, timeout: Duration, stop: &str) -> Vec<String> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < timeout {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let done = text.lines().any(|l| l == stop);
+            got.push(text);
+            if done {
+                break;
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn ready_watchdog_and_stopping_reach_a_real_notify_socket() {
+    if child_role().as_deref() == Some("probe") {
+        run_probe_service();
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    let conninfo = pg.create_database("probe");
+    let dir = TempDir::new("notify");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let port = teipsum_testkit::free_port();
+    let mut env = service_env(&conninfo, &broker.bootstrap, port);
+    env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
+    // 2 s watchdog: the service pings every second.
+    env.push(("WATCHDOG_USEC", "2000000".to_owned()));
+    let mut child = spawn_child(
+        "ready_watchdog_and_stopping_reach_a_real_notify_socket",
+        "probe",
+        &env,
+    );
+    env.truncate(0);
+
+    let before_ready = receive(&socket, Duration::from_secs(60), "READY=1");
+    assert!(
+        before_ready
+            .iter()
+            .any(|m| m.lines().any(|l| l == "READY=1")),
+        "{before_ready:?}"
+    );
+    assert!(
+        before_ready
+            .iter()
+            .any(|m| m.contains("STATUS=waiting for PostgreSQL")),
+        "{before_ready:?}"
+    );
+    assert!(
+        before_ready
+            .iter()
+            .any(|m| m.contains("STATUS=serving on 127.0.0.1:")),
+        "{before_ready:?}"
+    );
+    let body = reqwest::blocking_get(format!("http://127.0.0.1:{port}/hello"));
+    assert_eq!(body, "hello");
+
+    let pings = receive(&socket, Duration::from_millis(2600), "never");
+    let watchdogs = pings
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert!(watchdogs >= 2, "expected a ping every second: {pings:?}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let stopping = receive(&socket, Duration::from_secs(30), "STOPPING=1");
+    assert!(
+        stopping
+            .iter()
+            .any(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "{stopping:?}"
+    );
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the service exits cleanly on SIGTERM: {status:?}"
+    );
+}
+
+#[test]
+fn no_ready_is_sent_while_the_database_is_unreachable() {
+    if child_role().as_deref() == Some("probe") {
+        run_probe_service();
+        return;
+    }
+    let broker = Tansu::start();
+    let dir = TempDir::new("notify-nodb");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let nowhere = format!(
+        "host={} port=5432 dbname=probe user=probe",
+        dir.path().display()
+    );
+    let mut env = service_env(&nowhere, &broker.bootstrap, teipsum_testkit::free_port());
+    env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
+    let mut child = spawn_child(
+        "no_ready_is_sent_while_the_database_is_unreachable",
+        "probe",
+        &env,
+    );
+    let messages = receive(&socket, Duration::from_secs(4), "READY=1");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !messages.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "READY without a database: {messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=waiting for PostgreSQL")),
+        "{messages:?}"
+    );
+}
+
+/// A tiny blocking GET, without pulling a blocking HTTP client in.
+mod reqwest {
+    pub fn blocking_get(url: String) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}
