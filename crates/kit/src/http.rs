@@ -87,8 +87,59 @@ pub trait ErrorResponse: std::error::Error {
     fn response(&self) -> (StatusCode, &'static str);
 }
 
-/// Turn a handler error into a rejection. 5xx errors are logged with their
-/// cause chain and answered generically.
+/// The response for an unexpected error: 503 when the database is
+/// unreachable (retrying later helps), 500 otherwise.
+pub fn unexpected_response(error: &anyhow::Error) -> (StatusCode, &'static str) {
+    match error.downcast_ref::<crate::db::DbError>() {
+        Some(crate::db::DbError::Unavailable(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    }
+}
+
+/// `From` conversions of the errors handlers meet (PostgreSQL, the pool,
+/// JSON) into the `Unexpected(anyhow::Error)` variant of a handler's error enum.
+#[macro_export]
+macro_rules! unexpected_errors {
+    ($error:ty) => {
+        impl From<postgres::Error> for $error {
+            fn from(e: postgres::Error) -> Self {
+                Self::Unexpected(e.into())
+            }
+        }
+        impl From<$crate::db::DbError> for $error {
+            fn from(e: $crate::db::DbError) -> Self {
+                Self::Unexpected(e.into())
+            }
+        }
+    };
+}
+
+/// The response to a handler's error: the error's status and code with its
+/// message, or, for 5xx, a generic message while the cause chain is logged.
+pub fn error_response<E: ErrorResponse>(error: E) -> warp::reply::Response {
+    let (status, code) = error.response();
+    if status.is_server_error() {
+        let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
+        let api = if status == StatusCode::SERVICE_UNAVAILABLE {
+            ApiError::unavailable(&chain)
+        } else {
+            ApiError::internal(&chain)
+        };
+        return error_reply(api.status, api.code, &api.message);
+    }
+    error_reply(status, code, &error.to_string())
+}
+
+/// A handler's result as the response: routing stops at the handler that
+/// matched, whether it succeeded or not (`.then(handler).map(answer)`).
+pub fn answer<E: ErrorResponse>(result: Result<warp::reply::Response, E>) -> warp::reply::Response {
+    result.unwrap_or_else(error_response)
+}
+
+/// A handler error as a rejection, for filters (authentication, parsing)
+/// that decide before a handler runs.
 pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
     let (status, code) = error.response();
     if status.is_server_error() {

@@ -445,3 +445,155 @@ impl Drop for Tansu {
         self.kill();
     }
 }
+
+/// The path of a workspace binary built next to the running test
+/// (`<target>/debug/<name>`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .expect("a target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A directory of credential files, as systemd's `LoadCredential=` makes one.
+#[derive(Debug)]
+pub struct Credentials(TempDir);
+
+impl Credentials {
+    /// Files `name` → contents.
+    pub fn new(files: &[(&str, &str)]) -> Credentials {
+        let dir = TempDir::new("teipsum-credentials");
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("credential file");
+        }
+        Credentials(dir)
+    }
+
+    /// The directory (`TEIPSUM_CREDENTIALS_DIR`).
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// A service binary running as a child process.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Port it listens on.
+    pub port: u16,
+    name: String,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+/// The raw HTTP status of `GET path` on 127.0.0.1:`port`, if it answers.
+pub fn http_status(port: u16, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl ServiceProcess {
+    /// Start binary `name` with exactly `env` (plus PATH), on the port its
+    /// `TEIPSUM_LISTEN` names, and wait until `/readyz` answers 200.
+    pub fn spawn(name: &str, env: Vec<(String, String)>) -> ServiceProcess {
+        let listen = env
+            .iter()
+            .find(|(k, _)| k == "TEIPSUM_LISTEN")
+            .map(|(_, v)| v.clone())
+            .expect("TEIPSUM_LISTEN in the environment");
+        let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
+        let mut process = ServiceProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            name: name.to_owned(),
+            binary: binary(name),
+            env,
+            child: None,
+        };
+        process.start();
+        process
+    }
+
+    /// Start (again) and wait until ready.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let mut command = Command::new(&self.binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        self.child = Some(
+            command
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{} does not start: {e}", self.name)),
+        );
+        let started = Instant::now();
+        while http_status(self.port, "/readyz") != Some(200) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{} exited during start: {status}", self.name);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{} did not become ready",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        match self.child.take() {
+            None => true,
+            Some(mut child) => {
+                let _ = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status();
+                child.wait().map(|s| s.success()).unwrap_or(false)
+            }
+        }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,101 @@
+//! `POST /api/auth/register`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use teipsum_kit::{
+    events::{self, Envelope},
+    http::{ErrorResponse, json_reply, unexpected_response},
+};
+use uuid::Uuid;
+use warp::{http::StatusCode, reply::Response};
+
+use crate::{
+    Auth, User,
+    domain::{DisplayName, Email, Invalid, Password},
+    passwords,
+};
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// A field is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The address has an account.
+    #[error("an account with this e-mail already exists")]
+    EmailTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(RegisterError);
+
+impl ErrorResponse for RegisterError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            RegisterError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            RegisterError::EmailTaken => (StatusCode::CONFLICT, "EMAIL_TAKEN"),
+            RegisterError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
+
+/// Create an account and announce it.
+pub async fn register(auth: Arc<Auth>, body: RegisterRequest) -> Result<Response, RegisterError> {
+    let email = Email::parse(&body.email)?;
+    let password = Password::parse(&body.password)?;
+    let name = DisplayName::parse(&body.display_name)?;
+    let role = if auth.admin_emails.iter().any(|a| a == email.as_str()) {
+        "admin"
+    } else {
+        "customer"
+    };
+    let hash = passwords::hash_blocking(password.expose().to_owned()).await;
+    let user = User {
+        id: Uuid::now_v7(),
+        email: email.as_str().to_owned(),
+        display_name: name.as_str().to_owned(),
+        role: role.to_owned(),
+    };
+    let created = user.clone();
+    auth.db
+        .run(move |conn| -> Result<(), RegisterError> {
+            let mut tx = conn.transaction()?;
+            let inserted = tx.execute(
+                "INSERT INTO users (id, email, password_hash, display_name, role) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (email) DO NOTHING",
+                &[&created.id, &created.email, &hash, &created.display_name, &created.role],
+            )?;
+            if inserted == 0 {
+                return Err(RegisterError::EmailTaken);
+            }
+            let event = Envelope::new(
+                "auth",
+                "user-registered",
+                1,
+                created.id,
+                serde_json::json!({
+                    "user_id": created.id,
+                    "email": created.email,
+                    "display_name": created.display_name,
+                    "role": created.role,
+                }),
+            );
+            events::append(&mut tx, "user-registered", &event)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, role = %user.role, "registered");
+    Ok(json_reply(StatusCode::CREATED, &user))
+}

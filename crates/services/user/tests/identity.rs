@@ -1,0 +1,588 @@
+//! Identity end to end: the real `teipsum-auth` and `teipsum-user` binaries,
+//! started as their units start them (settings in the environment, keys in
+//! a credential directory), against PostgreSQL and tansu.
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+
+struct Stack {
+    pg: Postgres,
+    _broker: Tansu,
+    _credentials: Credentials,
+    auth: ServiceProcess,
+    user: ServiceProcess,
+    http: Client,
+    private_pem: String,
+    public_pem: String,
+}
+
+const ISSUER: &str = "https://teipsum.test";
+const AUDIENCE: &str = "teipsum";
+
+fn env(
+    service: &str,
+    conninfo: String,
+    broker: &str,
+    credentials: &Credentials,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("TEIPSUM_SERVICE", service.to_owned()),
+        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("TEIPSUM_DATABASE", conninfo),
+        ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
+        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
+        ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
+        ("TEIPSUM_LOG", "warn".to_owned()),
+        (
+            "TEIPSUM_CREDENTIALS_DIR",
+            credentials.path().display().to_string(),
+        ),
+    ];
+    match service {
+        "auth" => {
+            env.push(("TEIPSUM_ADMIN_EMAILS", "boss@teipsum.test".to_owned()));
+            env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
+        }
+        _ => env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}"))),
+    }
+    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+impl Stack {
+    fn start() -> Stack {
+        let pg = Postgres::start();
+        let broker = Tansu::start();
+        broker.create_topics(&[("user-registered", 3), ("user-login", 3)]);
+        let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
+        let credentials = Credentials::new(&[
+            ("jwt-signing-key", &private_pem),
+            ("jwt-public-key", &public_pem),
+        ]);
+        let auth = ServiceProcess::spawn(
+            "teipsum-auth",
+            env(
+                "auth",
+                pg.create_database("teipsum_auth"),
+                &broker.bootstrap,
+                &credentials,
+            ),
+        );
+        let user = ServiceProcess::spawn(
+            "teipsum-user",
+            env(
+                "user",
+                pg.create_database("teipsum_user"),
+                &broker.bootstrap,
+                &credentials,
+            ),
+        );
+        Stack {
+            pg,
+            _broker: broker,
+            _credentials: credentials,
+            auth,
+            user,
+            http: Client::new(),
+            private_pem,
+            public_pem,
+        }
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Response {
+        self.http
+            .post(format!("{}{path}", self.auth.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn register(&self, email: &str) -> Value {
+        let r = self
+            .post("/api/auth/register", &json!({"email": email, "password": "correct horse battery", "display_name": "Ana"}))
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    async fn login(&self, email: &str) -> Value {
+        let r = self
+            .post(
+                "/api/auth/login",
+                &json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn user_get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.http.get(format!("{}{path}", self.user.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The caller's profile, once the registration event has arrived.
+    async fn profile(&self, token: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let r = self.user_get("/api/users/me", Some(token)).await;
+            if r.status() == StatusCode::OK {
+                return r.json().await.unwrap();
+            }
+            assert_eq!(r.status(), StatusCode::NOT_FOUND);
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the profile never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn count(&self, database: &str, sql: &str) -> i64 {
+        self.pg.psql(database, sql).unwrap().parse().unwrap()
+    }
+}
+
+async fn error_of(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("errors are JSON");
+    assert!(body["message"].is_string(), "{body}");
+    (
+        status,
+        body["error"].as_str().expect("an error code").to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_identity_story_from_registration_to_logout() {
+    let stack = Stack::start();
+    let registered = stack.register("Ana@Teipsum.test").await;
+    assert_eq!(registered["email"], "ana@teipsum.test");
+    assert_eq!(registered["role"], "customer");
+
+    let tokens = stack.login("ana@teipsum.test").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].as_u64().unwrap() <= 900);
+
+    let profile = stack.profile(access).await;
+    assert_eq!(profile["email"], "ana@teipsum.test");
+    assert_eq!(profile["display_name"], "Ana");
+    // The login event follows the registration on another topic.
+    let started = Instant::now();
+    loop {
+        let p: Value = stack
+            .user_get("/api/users/me", Some(access))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if p["login_count"] == 1 {
+            assert!(p["last_login_at"].is_string());
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the login never counted: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let edit = json!({
+        "display_name": "Ana Lima",
+        "shipping_address": {"line1": "Rua Augusta 1", "city": "Lisboa", "postal_code": "1100-053", "country": "pt"},
+        "phone": "+351 21 000 0000",
+        "preferences": {"newsletter": true, "language": "pt"}
+    });
+    let updated = stack
+        .http
+        .put(format!("{}/api/users/me", stack.user.base))
+        .bearer_auth(access)
+        .json(&edit)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let profile = stack.profile(access).await;
+    assert_eq!(profile["display_name"], "Ana Lima");
+    assert_eq!(profile["shipping_address"]["country"], "PT");
+    assert_eq!(profile["preferences"]["newsletter"], true);
+
+    let first_refresh = tokens["refresh_token"].as_str().unwrap();
+    let refreshed: Value = stack
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": first_refresh}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second_refresh = refreshed["refresh_token"].as_str().unwrap();
+    assert_ne!(second_refresh, first_refresh, "refresh tokens rotate");
+    assert_eq!(
+        stack
+            .profile(refreshed["access_token"].as_str().unwrap())
+            .await["id"],
+        registered["id"]
+    );
+
+    let logout = stack
+        .post(
+            "/api/auth/logout",
+            &json!({"refresh_token": second_refresh}),
+        )
+        .await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let after = stack
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": second_refresh}),
+        )
+        .await;
+    assert_eq!(
+        error_of(after).await,
+        (StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN".into())
+    );
+
+    // Stopping is clean (SIGTERM → drain → exit 0), as systemd would stop them.
+    let mut stack = stack;
+    assert!(stack.user.stop());
+    assert!(stack.auth.stop());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
+    let stack = Stack::start();
+    stack.register("eve@teipsum.test").await;
+    let tokens = stack.login("eve@teipsum.test").await;
+    let stolen = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let legit: Value = stack
+        .post("/api/auth/refresh", &json!({"refresh_token": stolen}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The thief replays the old token: refused, and the family is burnt.
+    let replay = stack
+        .post("/api/auth/refresh", &json!({"refresh_token": stolen}))
+        .await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let victim = stack
+        .post(
+            "/api/auth/refresh",
+            &json!({"refresh_token": legit["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(
+        victim.status(),
+        StatusCode::UNAUTHORIZED,
+        "the family must be revoked"
+    );
+    // Another login starts a new family.
+    stack.login("eve@teipsum.test").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_authorization_rule_holds() {
+    let stack = Stack::start();
+    let ana = stack.register("ana@teipsum.test").await;
+    stack.register("bob@teipsum.test").await;
+    let boss = stack.register("boss@teipsum.test").await;
+    assert_eq!(boss["role"], "admin", "listed in TEIPSUM_ADMIN_EMAILS");
+    let bob_token = stack.login("bob@teipsum.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let boss_token = stack.login("boss@teipsum.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ana_path = format!("/api/users/{}", ana["id"].as_str().unwrap());
+
+    assert_eq!(
+        error_of(stack.user_get("/api/users/me", None).await).await,
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into())
+    );
+    assert_eq!(
+        error_of(stack.user_get(&ana_path, None).await).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        error_of(stack.user_get(&ana_path, Some(&bob_token)).await).await,
+        (StatusCode::FORBIDDEN, "FORBIDDEN".into()),
+        "a customer cannot read someone else's profile"
+    );
+    // Bob's own profile is his, not Ana's.
+    let bob = stack.profile(&bob_token).await;
+    assert_ne!(bob["id"], ana["id"]);
+    // An admin can look anyone up, once the profile exists.
+    let ana_tokens = stack.login("ana@teipsum.test").await;
+    stack
+        .profile(ana_tokens["access_token"].as_str().unwrap())
+        .await;
+    let seen = stack.user_get(&ana_path, Some(&boss_token)).await;
+    assert_eq!(seen.status(), StatusCode::OK);
+    assert_eq!(
+        seen.json::<Value>().await.unwrap()["email"],
+        "ana@teipsum.test"
+    );
+    assert_eq!(
+        error_of(
+            stack
+                .user_get("/api/users/not-a-uuid", Some(&boss_token))
+                .await
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    let malformed = stack
+        .http
+        .get(format!("{}/api/users/me", stack.user.base))
+        .header("authorization", "Basic YWxhZGRpbjpvcGVu")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(malformed).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
+    let stack = Stack::start();
+    stack.register("taken@teipsum.test").await;
+    let users_before = stack.count("teipsum_auth", "SELECT count(*) FROM users");
+    let outbox_before = stack.count("teipsum_auth", "SELECT count(*) FROM kit_outbox");
+    let long = "x".repeat(10_000);
+    let cases: Vec<(&str, String)> = vec![
+        ("malformed JSON", "{\"email\": ".to_owned()),
+        ("not JSON", "email=a@b.c".to_owned()),
+        ("wrong types", json!({"email": 42, "password": true, "display_name": []}).to_string()),
+        ("missing fields", json!({"email": "a@teipsum.test"}).to_string()),
+        ("unknown field", json!({"email": "a@teipsum.test", "password": "correct horse battery", "display_name": "A", "role": "admin"}).to_string()),
+        ("short password", json!({"email": "a@teipsum.test", "password": "short", "display_name": "A"}).to_string()),
+        ("long password", json!({"email": "a@teipsum.test", "password": "p".repeat(129), "display_name": "A"}).to_string()),
+        ("bad e-mail", json!({"email": "not an address", "password": "correct horse battery", "display_name": "A"}).to_string()),
+        ("SQL metacharacters", json!({"email": "x'); DROP TABLE users; --@teipsum.test", "password": "correct horse battery", "display_name": "A"}).to_string()),
+        ("odd Unicode", json!({"email": "u@teipsum.test", "password": "correct horse battery", "display_name": "admin\u{202E}txt.exe"}).to_string()),
+        ("zero-width name", json!({"email": "z@teipsum.test", "password": "correct horse battery", "display_name": "\u{200B}"}).to_string()),
+        ("very long strings", json!({"email": format!("{long}@teipsum.test"), "password": "correct horse battery", "display_name": long}).to_string()),
+        ("taken e-mail in other case", json!({"email": "TAKEN@teipsum.test", "password": "correct horse battery", "display_name": "A"}).to_string()),
+        ("oversized body", format!("{{\"email\": \"{}\"}}", "y".repeat(64 * 1024))),
+    ];
+    for (what, body) in cases {
+        let r = stack
+            .http
+            .post(format!("{}/api/auth/register", stack.auth.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, code) = error_of(r).await;
+        assert!(status.is_client_error(), "{what}: {status}");
+        println!("{what}: {status} {code}");
+    }
+    let wrong_type = stack
+        .http
+        .post(format!("{}/api/auth/login", stack.auth.base))
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(wrong_type).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let tokens = stack.login("taken@teipsum.test").await;
+    let token = tokens["access_token"].as_str().unwrap();
+    stack.profile(token).await;
+    for (what, body) in [
+        (
+            "bad phone",
+            json!({"display_name": "A", "phone": "call me", "preferences": {"newsletter": false, "language": "en"}}),
+        ),
+        (
+            "bad country",
+            json!({"display_name": "A", "shipping_address": {"line1": "x", "city": "y", "postal_code": "1", "country": "Narnia"}, "preferences": {"newsletter": false, "language": "en"}}),
+        ),
+        ("missing preferences", json!({"display_name": "A"})),
+    ] {
+        let r = stack
+            .http
+            .put(format!("{}/api/users/me", stack.user.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(error_of(r).await.0, StatusCode::BAD_REQUEST, "{what}");
+    }
+    assert_eq!(
+        stack.count("teipsum_auth", "SELECT count(*) FROM users"),
+        users_before,
+        "nothing written"
+    );
+    assert_eq!(
+        stack.count(
+            "teipsum_auth",
+            "SELECT count(*) FROM kit_outbox WHERE topic = 'user-registered'"
+        ),
+        outbox_before,
+        "no event for a refused registration"
+    );
+    assert_eq!(
+        stack.profile(token).await["display_name"],
+        "Ana",
+        "a refused edit changes nothing"
+    );
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_tokens_of_every_classic_kind_are_rejected() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    let real = stack.login("ana@teipsum.test").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let payload_of = |token: &str| -> Value {
+        use base64::Engine;
+        let part = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let claims = payload_of(&real);
+    let ed = jsonwebtoken::EncodingKey::from_ed_pem(stack.private_pem.as_bytes()).unwrap();
+    let sign = |header: jsonwebtoken::Header, claims: &Value, key: &jsonwebtoken::EncodingKey| {
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    };
+    let eddsa = || {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        h.typ = Some("at+jwt".into());
+        h
+    };
+    let with = |key: &str, value: Value| {
+        let mut c = claims.clone();
+        c[key] = value;
+        sign(eddsa(), &c, &ed)
+    };
+    let now = teipsum_kit::jwt::now();
+    let mut admin_claims = claims.clone();
+    admin_claims["role"] = "admin".into();
+    let parts: Vec<&str> = real.split('.').collect();
+    let forgeries = vec![
+        (
+            "alg none",
+            format!("{}.{}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#), parts[1]),
+        ),
+        ("HS256 keyed with the public key", {
+            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            h.typ = Some("at+jwt".into());
+            sign(
+                h,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(stack.public_pem.as_bytes()),
+            )
+        }),
+        ("wrong audience", with("aud", "other".into())),
+        ("wrong issuer", with("iss", "https://evil.test".into())),
+        ("expired", with("exp", (now - 300).into())),
+        ("not yet valid", with("nbf", (now + 300).into())),
+        (
+            "tampered payload",
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(&serde_json::to_vec(&admin_claims).unwrap()),
+                parts[2]
+            ),
+        ),
+        ("wrong typ", {
+            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+            h.typ = Some("JWT".into());
+            sign(h, &claims, &ed)
+        }),
+        ("no sub", {
+            let mut c = claims.clone();
+            c.as_object_mut().unwrap().remove("sub");
+            sign(eddsa(), &c, &ed)
+        }),
+    ];
+    // The real token works.
+    stack.profile(&real).await;
+    for (what, token) in forgeries {
+        let r = stack.user_get("/api/users/me", Some(&token)).await;
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into()),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passwords_are_stored_as_argon2id_and_failures_look_alike() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    let hash = stack
+        .pg
+        .psql("teipsum_auth", "SELECT password_hash FROM users")
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash}"
+    );
+    assert!(!hash.contains("correct horse"), "no plain text");
+
+    let mut timings = [Vec::new(), Vec::new()];
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        for (i, email) in ["ana@teipsum.test", "nobody@teipsum.test"]
+            .iter()
+            .enumerate()
+        {
+            let started = Instant::now();
+            let r = stack
+                .post(
+                    "/api/auth/login",
+                    &json!({"email": email, "password": "wrong password!!"}),
+                )
+                .await;
+            timings[i].push(started.elapsed().as_secs_f64());
+            answers.push((r.status(), r.text().await.unwrap()));
+        }
+    }
+    answers.dedup();
+    assert_eq!(
+        answers.len(),
+        1,
+        "unknown user and wrong password answer alike: {answers:?}"
+    );
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (wrong, unknown) = (median(&mut timings[0]), median(&mut timings[1]));
+    println!("median login time: wrong password {wrong:.3}s, unknown user {unknown:.3}s");
+    assert!(
+        wrong / unknown < 2.0 && unknown / wrong < 2.0,
+        "{wrong} vs {unknown}"
+    );
+}
