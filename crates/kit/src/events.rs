@@ -374,7 +374,7 @@ const PERMANENT_ATTEMPTS: u32 = 3;
 /// Start consuming `topics` as `consumer_name` (the ledger's `consumer`).
 pub fn spawn_consumer(
     db: Db,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<crate::kafka::RebalanceLogger>,
     consumer_name: &str,
     topics: &[&str],
     handler: impl Handler,
@@ -415,6 +415,12 @@ fn process(
     handler: &mut impl Handler,
     stop: &AtomicBool,
 ) -> bool {
+    tracing::trace!(
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        "message"
+    );
     let topic = message.topic();
     let envelope = match message.payload().map(serde_json::from_slice::<Envelope>) {
         Some(Ok(envelope)) => envelope,

@@ -30,10 +30,37 @@ pub fn producer(brokers: &str, client_id: &str) -> Result<FutureProducer, KafkaE
         .create()
 }
 
+/// Logs partition assignments: what an operator wants to know after a restart.
+pub struct RebalanceLogger;
+
+impl rdkafka::ClientContext for RebalanceLogger {}
+
+impl rdkafka::consumer::ConsumerContext for RebalanceLogger {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        use rdkafka::consumer::Rebalance;
+        match rebalance {
+            Rebalance::Assign(list) => {
+                let partitions: Vec<String> = list
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(partitions = %partitions.join(" "), "partitions assigned");
+            }
+            Rebalance::Revoke(list) => tracing::info!(count = list.count(), "partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
+
 /// A consumer of `group` that stores offsets only when told to
 /// (`enable.auto.offset.store=false`) and commits stored offsets in the
 /// background; a new group starts from the earliest event.
-pub fn consumer(brokers: &str, group: &str, client_id: &str) -> Result<BaseConsumer, KafkaError> {
+pub fn consumer(
+    brokers: &str,
+    group: &str,
+    client_id: &str,
+) -> Result<BaseConsumer<RebalanceLogger>, KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -46,9 +73,19 @@ pub fn consumer(brokers: &str, group: &str, client_id: &str) -> Result<BaseConsu
         // expires: short enough that a restarted service resumes quickly.
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
+        // Static membership: a restarted service is the same member and gets
+        // its partitions back at once, without a rebalance of the group.
+        .set("group.instance.id", format!("{client_id}@{}", hostname()))
         .set("enable.partition.eof", "false")
         .set("log_level", "4")
-        .create()
+        .create_with_context(RebalanceLogger)
+}
+
+/// This machine's name, which tells replicas of a service apart.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
 }
 
 /// A topic as declared in the spec.

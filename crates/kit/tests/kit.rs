@@ -12,11 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rdkafka::{
-    Message, Offset, TopicPartitionList,
-    consumer::{BaseConsumer, Consumer},
-    producer::FutureRecord,
-};
+use rdkafka::{Message, Offset, TopicPartitionList, consumer::Consumer, producer::FutureRecord};
 use teipsum_kit::{
     db::Db,
     events::{self, Envelope, HandleError},
@@ -381,8 +377,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
     let (db, conninfo) = database(&pg, "consumer_crash");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let committed_offset = || -> i64 {
-        let probe: BaseConsumer =
-            kafka::consumer(&broker.bootstrap, "crash-group", "probe").unwrap();
+        let probe = kafka::consumer(&broker.bootstrap, "crash-group", "probe").unwrap();
         let mut list = TopicPartitionList::new();
         list.add_partition("things", 0);
         let committed = probe
@@ -444,8 +439,9 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         "every kill came after the offset commit; the test proved nothing"
     );
 
-    // A restarted consumer gets the uncommitted events again and skips them.
-    let consumer = kafka::consumer(&broker.bootstrap, "crash-group", "crash-restarted").unwrap();
+    // The restarted consumer (the same member, as a restarted service is)
+    // gets the uncommitted events again and skips them.
+    let consumer = kafka::consumer(&broker.bootstrap, "crash-group", "crash").unwrap();
     let worker = events::spawn_consumer(
         db.clone(),
         consumer,

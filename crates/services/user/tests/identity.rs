@@ -8,12 +8,13 @@ use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
 use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
 
+/// Fields drop in order: the services stop before the broker and database.
 struct Stack {
+    auth: ServiceProcess,
+    user: ServiceProcess,
     pg: Postgres,
     _broker: Tansu,
     _credentials: Credentials,
-    auth: ServiceProcess,
-    user: ServiceProcess,
     http: Client,
     private_pem: String,
     public_pem: String,
@@ -80,11 +81,11 @@ impl Stack {
             ),
         );
         Stack {
+            auth,
+            user,
             pg,
             _broker: broker,
             _credentials: credentials,
-            auth,
-            user,
             http: Client::new(),
             private_pem,
             public_pem,

@@ -1,0 +1,191 @@
+//! The saga's inventory side: reserve on `order-placed`, release on
+//! `order-cancelled`, keep the product list from `product-events`.
+//!
+//! Never oversell: each line is a guarded decrement
+//! (`... SET quantity = quantity - n WHERE quantity >= n`), backed by
+//! `CHECK (quantity >= 0)`; rows are taken in product-id order so that two
+//! orders of the same products in opposite orders cannot deadlock; a
+//! savepoint makes the lines all-or-nothing.
+
+use postgres::Transaction;
+use serde::Deserialize;
+use teipsum_kit::events::{self, Envelope, HandleError};
+use uuid::Uuid;
+
+use crate::stock;
+
+#[derive(Deserialize)]
+struct Line {
+    product_id: Uuid,
+    quantity: i32,
+}
+
+#[derive(Deserialize)]
+struct Placed {
+    order_id: Uuid,
+    items: Vec<Line>,
+}
+
+#[derive(Deserialize)]
+struct Cancelled {
+    order_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ProductChanged {
+    product_id: Uuid,
+    version: i64,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct ProductDeleted {
+    product_id: Uuid,
+    version: i64,
+}
+
+/// Apply one event inside the consumer's transaction.
+pub fn apply(tx: &mut Transaction<'_>, _topic: &str, event: &Envelope) -> Result<(), HandleError> {
+    match event.kind.as_str() {
+        "order-placed" => reserve(tx, serde_json::from_value(event.data.clone())?),
+        "order-cancelled" => release(
+            tx,
+            serde_json::from_value::<Cancelled>(event.data.clone())?.order_id,
+        ),
+        "product-created" | "product-updated" => {
+            let p: ProductChanged = serde_json::from_value(event.data.clone())?;
+            tx.execute(
+                "INSERT INTO inventory.products (product_id, version, name) VALUES ($1, $2, $3) \
+                 ON CONFLICT (product_id) DO UPDATE SET version = excluded.version, name = excluded.name, deleted = false \
+                 WHERE inventory.products.version < excluded.version",
+                &[&p.product_id, &p.version, &p.name],
+            )?;
+            Ok(())
+        }
+        "product-deleted" => {
+            let p: ProductDeleted = serde_json::from_value(event.data.clone())?;
+            tx.execute(
+                "INSERT INTO inventory.products (product_id, version, name, deleted) VALUES ($1, $2, '', true) \
+                 ON CONFLICT (product_id) DO UPDATE SET version = excluded.version, deleted = true \
+                 WHERE inventory.products.version < excluded.version",
+                &[&p.product_id, &p.version],
+            )?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn answer(
+    tx: &mut Transaction<'_>,
+    kind: &str,
+    order_id: Uuid,
+    data: serde_json::Value,
+) -> Result<(), HandleError> {
+    let event = Envelope::new("inventory", kind, 1, order_id, data);
+    events::append(tx, "inventory-events", &event)?;
+    Ok(())
+}
+
+/// Reserve every line of the order, or none.
+fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleError> {
+    let order_id = order.order_id;
+    // Already answered (a replay with another event id): answer the same.
+    if tx
+        .query_opt(
+            "SELECT 1 FROM inventory.reservations WHERE order_id = $1 LIMIT 1",
+            &[&order_id],
+        )?
+        .is_some()
+    {
+        return answer(
+            tx,
+            "stock-reserved",
+            order_id,
+            serde_json::json!({"order_id": order_id}),
+        );
+    }
+    if let Some(row) = tx.query_opt(
+        "SELECT product_id FROM inventory.rejections WHERE order_id = $1",
+        &[&order_id],
+    )? {
+        let product_id: Uuid = row.get(0);
+        return answer(
+            tx,
+            "reservation-rejected",
+            order_id,
+            serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": "insufficient stock"}),
+        );
+    }
+    // A fixed lock order: product id.
+    order.items.sort_by_key(|l| l.product_id);
+    let mut attempt = tx.savepoint("reserve")?;
+    let mut short = None;
+    for line in &order.items {
+        if line.quantity <= 0 {
+            short = Some((line.product_id, "invalid quantity"));
+            break;
+        }
+        let taken = attempt.execute(
+            "UPDATE inventory.inventory SET quantity = quantity - $2 WHERE product_id = $1 AND quantity >= $2",
+            &[&line.product_id, &line.quantity],
+        )?;
+        if taken == 0 {
+            short = Some((line.product_id, "insufficient stock"));
+            break;
+        }
+        attempt.execute(
+            "INSERT INTO inventory.reservations (order_id, product_id, quantity) VALUES ($1, $2, $3)",
+            &[&order_id, &line.product_id, &line.quantity],
+        )?;
+    }
+    match short {
+        Some((product_id, reason)) => {
+            attempt.rollback()?;
+            tx.execute(
+                "INSERT INTO inventory.rejections (order_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&order_id, &product_id],
+            )?;
+            tracing::info!(%order_id, %product_id, reason, "reservation rejected");
+            answer(
+                tx,
+                "reservation-rejected",
+                order_id,
+                serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
+            )
+        }
+        None => {
+            attempt.commit()?;
+            for line in &order.items {
+                stock::announce(tx, line.product_id)?;
+            }
+            tracing::info!(%order_id, lines = order.items.len(), "stock reserved");
+            answer(
+                tx,
+                "stock-reserved",
+                order_id,
+                serde_json::json!({"order_id": order_id}),
+            )
+        }
+    }
+}
+
+/// Give back exactly what the order holds, once.
+fn release(tx: &mut Transaction<'_>, order_id: Uuid) -> Result<(), HandleError> {
+    let held = tx.query(
+        "UPDATE inventory.reservations SET released_at = now() \
+         WHERE order_id = $1 AND released_at IS NULL RETURNING product_id, quantity",
+        &[&order_id],
+    )?;
+    let mut lines: Vec<(Uuid, i32)> = held.iter().map(|r| (r.get(0), r.get(1))).collect();
+    lines.sort();
+    for (product_id, quantity) in &lines {
+        tx.execute(
+            "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
+            &[product_id, quantity],
+        )?;
+        stock::announce(tx, *product_id)?;
+    }
+    tracing::info!(%order_id, lines = lines.len(), "stock released");
+    Ok(())
+}

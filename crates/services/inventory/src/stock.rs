@@ -1,0 +1,35 @@
+//! Stock levels and the `stock-changed` events that announce them.
+
+use postgres::GenericClient;
+use teipsum_kit::events::{self, Envelope};
+use uuid::Uuid;
+
+/// Announce the level of `product_id` as it is now in this transaction.
+pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i32, postgres::Error> {
+    let quantity: i32 = tx
+        .query_opt(
+            "SELECT quantity FROM inventory.inventory WHERE product_id = $1",
+            &[&product_id],
+        )?
+        .map_or(0, |r| r.get(0));
+    let event = Envelope::new(
+        "inventory",
+        "stock-changed",
+        1,
+        product_id,
+        serde_json::json!({"product_id": product_id, "quantity": quantity}),
+    );
+    events::append(tx, "inventory-events", &event)?;
+    Ok(quantity)
+}
+
+/// Units of `product_id` held by orders that are not cancelled.
+pub fn reserved(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i64, postgres::Error> {
+    Ok(tx
+        .query_one(
+            "SELECT coalesce(sum(quantity), 0)::BIGINT FROM inventory.reservations \
+             WHERE product_id = $1 AND released_at IS NULL",
+            &[&product_id],
+        )?
+        .get(0))
+}

@@ -1,0 +1,49 @@
+//! The order service: customers place, list and cancel orders.
+//!
+//! An order starts `PLACED`; its `order-placed` event asks inventory to
+//! reserve stock, and inventory's answer (`stock-reserved` or
+//! `reservation-rejected`) makes it `CONFIRMED` or `REJECTED`. Cancelling
+//! emits `order-cancelled`, and inventory releases what it reserved. Prices
+//! come from the service's own view of the products (from `product-events`).
+
+pub mod domain;
+pub mod events;
+pub mod model;
+pub mod routes;
+
+use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
+use warp::Filter;
+
+mod embedded {
+    refinery::embed_migrations!("../../../migrations/order");
+}
+
+/// The order service.
+pub const SERVICE: Service = Service {
+    name: "order",
+    migrations: embedded::migrations::runner,
+    verifies_tokens: true,
+};
+
+/// Topics the service consumes (must match `consumes` in config.ncl).
+pub const CONSUMES: [&str; 2] = ["inventory-events", "product-events"];
+/// Topics it produces to.
+pub const PRODUCES: [&str; 1] = ["order-events"];
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: u64 = 32 * 1024;
+
+/// Build the service from its context.
+pub fn build(
+    ctx: &Context,
+) -> anyhow::Result<
+    Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
+> {
+    Ok(Parts {
+        routes: routes::routes(ctx.db.clone(), ctx.verifier()),
+        consumer: Some(ConsumerSpec {
+            topics: CONSUMES.to_vec(),
+            handler: Box::new(events::apply),
+        }),
+    })
+}

@@ -1,0 +1,110 @@
+//! The routes of `/api/orders/`.
+
+mod cancel;
+mod list;
+mod place;
+mod show;
+
+use std::sync::Arc;
+
+use teipsum_kit::{
+    db::Db,
+    http::{ErrorResponse, answer, authenticated, json_body, unexpected_response},
+    jwt::Verifier,
+};
+use warp::{Filter, Rejection, http::StatusCode, reply::Response};
+
+use crate::{BODY_LIMIT, domain::Invalid};
+
+pub use cancel::cancel;
+pub use list::list;
+pub use place::place;
+pub use show::show;
+
+/// What can go wrong with an order request.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// Malformed input.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A product that does not exist (or not any more).
+    #[error("product {0} does not exist")]
+    UnknownProduct(uuid::Uuid),
+    /// A product that is not for sale.
+    #[error("product {0} is not for sale")]
+    Unavailable(uuid::Uuid),
+    /// Products priced in different currencies.
+    #[error("all products of an order must be priced in the same currency")]
+    MixedCurrency,
+    /// The order is not there (or not the caller's).
+    #[error("order not found")]
+    NotFound,
+    /// The order's status does not allow it.
+    #[error("an order that is {0} cannot be cancelled")]
+    InvalidState(String),
+    /// The same Idempotency-Key with a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    KeyReused,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(OrderError);
+
+impl ErrorResponse for OrderError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            OrderError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            OrderError::UnknownProduct(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_PRODUCT"),
+            OrderError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "PRODUCT_UNAVAILABLE"),
+            OrderError::MixedCurrency => (StatusCode::UNPROCESSABLE_ENTITY, "MIXED_CURRENCY"),
+            OrderError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            OrderError::InvalidState(_) => (StatusCode::CONFLICT, "INVALID_STATE"),
+            OrderError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED"),
+            OrderError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
+
+/// An order id from the path.
+fn order_id(raw: &str) -> Result<uuid::Uuid, OrderError> {
+    uuid::Uuid::parse_str(raw).map_err(|_| Invalid("the order id must be a UUID".to_owned()).into())
+}
+
+/// Every route of the service.
+pub fn routes(
+    db: Db,
+    verifier: Arc<Verifier>,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let db = warp::any().map(move || db.clone());
+    let caller = authenticated(verifier);
+    let place = warp::path!("api" / "orders")
+        .and(warp::path::end())
+        .and(warp::post())
+        .and(db.clone())
+        .and(caller.clone())
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .and(json_body(BODY_LIMIT))
+        .then(place)
+        .map(answer);
+    let list = warp::path!("api" / "orders")
+        .and(warp::get())
+        .and(db.clone())
+        .and(caller.clone())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(list)
+        .map(answer);
+    let show = warp::path!("api" / "orders" / String)
+        .and(warp::get())
+        .and(db.clone())
+        .and(caller.clone())
+        .then(show)
+        .map(answer);
+    let cancel = warp::path!("api" / "orders" / String / "cancel")
+        .and(warp::post())
+        .and(db)
+        .and(caller)
+        .then(cancel)
+        .map(answer);
+    place.or(list).unify().or(show).unify().or(cancel).unify()
+}

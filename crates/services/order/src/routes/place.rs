@@ -1,0 +1,161 @@
+//! `POST /api/orders/`: place an order.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use teipsum_kit::{
+    db::Db,
+    events::{self, Envelope},
+    http::{Caller, json_reply},
+};
+use uuid::Uuid;
+use warp::{http::StatusCode, reply::Response};
+
+use super::OrderError;
+use crate::{
+    domain::{Line, OrderRequest, idempotency_key},
+    model::{self, Order},
+};
+
+/// What a stored Idempotency-Key answers.
+enum Outcome {
+    /// A new order.
+    Created(Order),
+    /// The answer given to the first request with this key.
+    Replayed(serde_json::Value),
+}
+
+/// Place an order priced from the service's own product view. With an
+/// `Idempotency-Key`, a retry returns the first answer and creates nothing.
+pub async fn place(
+    db: Db,
+    caller: Caller,
+    key: Option<String>,
+    body: OrderRequest,
+) -> Result<Response, OrderError> {
+    let lines = body.lines()?;
+    let key = key.map(|k| idempotency_key(&k)).transpose()?;
+    let user_id = caller.claims.sub;
+    // What makes two requests "the same": the lines, in a canonical order.
+    let request_hash = Sha256::digest(
+        lines
+            .iter()
+            .map(|l| format!("{}:{}", l.product_id, l.quantity))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+    .to_vec();
+    let outcome = db
+        .run(move |conn| -> Result<Outcome, OrderError> {
+            let mut tx = conn.transaction()?;
+            if let Some(key) = &key {
+                // A concurrent request with the same key waits here until
+                // the first one commits, then finds its answer.
+                let claimed = tx.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&user_id, key, &request_hash],
+                )?;
+                if claimed == 0 {
+                    let row = tx.query_one(
+                        "SELECT request_hash, response FROM idempotency_keys WHERE user_id = $1 AND key = $2",
+                        &[&user_id, key],
+                    )?;
+                    let stored_hash: Vec<u8> = row.get(0);
+                    let response: Option<serde_json::Value> = row.get(1);
+                    return match response {
+                        Some(response) if stored_hash == request_hash => Ok(Outcome::Replayed(response)),
+                        Some(_) => Err(OrderError::KeyReused),
+                        None => Err(anyhow::anyhow!("idempotency key without an answer").into()),
+                    };
+                }
+            }
+            let order = create(&mut tx, user_id, &lines)?;
+            if let Some(key) = &key {
+                let response = serde_json::to_value(&order).map_err(anyhow::Error::from)?;
+                tx.execute(
+                    "UPDATE idempotency_keys SET response = $3 WHERE user_id = $1 AND key = $2",
+                    &[&user_id, key, &response],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Outcome::Created(order))
+        })
+        .await?;
+    match outcome {
+        Outcome::Created(order) => {
+            tracing::info!(order_id = %order.id, total_minor = order.total_minor, "order placed");
+            Ok(json_reply(StatusCode::CREATED, &order))
+        }
+        Outcome::Replayed(response) => Ok(json_reply(StatusCode::CREATED, &response)),
+    }
+}
+
+/// Insert the order, its lines and its `order-placed` event.
+fn create(
+    tx: &mut postgres::Transaction<'_>,
+    user_id: Uuid,
+    lines: &[Line],
+) -> Result<Order, OrderError> {
+    let ids: Vec<Uuid> = lines.iter().map(|l| l.product_id).collect();
+    let products: BTreeMap<Uuid, (String, i64, String, bool, bool)> = tx
+        .query(
+            "SELECT id, name, price_minor, currency, active, deleted FROM products WHERE id = ANY($1)",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))))
+        .collect();
+    let mut currency: Option<String> = None;
+    let mut total: i64 = 0;
+    let order_id = Uuid::now_v7();
+    let mut items = Vec::with_capacity(lines.len());
+    for line in lines {
+        let (name, price, product_currency, active, deleted) = products
+            .get(&line.product_id)
+            .ok_or(OrderError::UnknownProduct(line.product_id))?;
+        if *deleted {
+            return Err(OrderError::UnknownProduct(line.product_id));
+        }
+        if !active {
+            return Err(OrderError::Unavailable(line.product_id));
+        }
+        match &currency {
+            None => currency = Some(product_currency.clone()),
+            Some(c) if c != product_currency => return Err(OrderError::MixedCurrency),
+            Some(_) => {}
+        }
+        let line_total = price
+            .checked_mul(i64::from(line.quantity))
+            .ok_or_else(|| crate::domain::Invalid("the order total is too large".to_owned()))?;
+        total = total
+            .checked_add(line_total)
+            .ok_or_else(|| crate::domain::Invalid("the order total is too large".to_owned()))?;
+        items.push((line, name.clone(), *price, line_total));
+    }
+    let currency = currency.expect("at least one line");
+    tx.execute(
+        "INSERT INTO orders (id, user_id, status, total_minor, currency) VALUES ($1, $2, 'PLACED', $3, $4)",
+        &[&order_id, &user_id, &total, &currency],
+    )?;
+    for (line, name, price, line_total) in &items {
+        tx.execute(
+            "INSERT INTO order_items (order_id, product_id, name, quantity, unit_price_minor, line_total_minor) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&order_id, &line.product_id, name, &line.quantity, price, line_total],
+        )?;
+    }
+    let event = Envelope::new(
+        "order",
+        "order-placed",
+        1,
+        order_id,
+        serde_json::json!({
+            "order_id": order_id,
+            "user_id": user_id,
+            "items": lines.iter().map(|l| serde_json::json!({"product_id": l.product_id, "quantity": l.quantity})).collect::<Vec<_>>(),
+        }),
+    );
+    events::append(tx, "order-events", &event)?;
+    model::load(tx, order_id)?
+        .ok_or_else(|| anyhow::anyhow!("the order just inserted is gone").into())
+}

@@ -1,0 +1,22 @@
+//! `GET /api/orders/{id}`.
+
+use teipsum_kit::{
+    db::Db,
+    http::{Caller, json_reply},
+};
+use warp::{http::StatusCode, reply::Response};
+
+use super::{OrderError, order_id};
+use crate::model;
+
+/// One order, to its owner or an admin. Someone else's order is "not
+/// found": the answer does not tell which order ids exist.
+pub async fn show(id: String, db: Db, caller: Caller) -> Result<Response, OrderError> {
+    let id = order_id(&id)?;
+    let order = db
+        .run(move |conn| -> Result<_, OrderError> { Ok(model::load(&mut **conn, id)?) })
+        .await?
+        .filter(|o| o.user_id == caller.claims.sub || caller.is_admin())
+        .ok_or(OrderError::NotFound)?;
+    Ok(json_reply(StatusCode::OK, &order))
+}
