@@ -357,3 +357,56 @@ pub fn keygen_jwt(private: &Path, public: &Path) -> u8 {
     println!("wrote {} and {}", private.display(), public.display());
     EXIT_OK
 }
+
+/// `teipsum dev`: start the stack, print where it is, stop it on Ctrl-C.
+pub fn dev(file: &Path, env: &str, mut options: crate::dev::Options) -> u8 {
+    let spec = match load(file, false) {
+        Ok(spec) => spec,
+        Err(code) => return code,
+    };
+    let plan = match plan_of(&spec, env) {
+        Ok(plan) => plan.clone(),
+        Err(code) => return code,
+    };
+    // The storefront sits next to the spec, where the plan says.
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    options.frontend = base.join(&plan.frontend.root);
+    teipsum_kit::telemetry::init("warn");
+    let stack = match crate::dev::Stack::start(&plan, &options) {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    println!();
+    println!("TeIpsum ({env} plan) is running:");
+    println!("  storefront   {}/", stack.https_base);
+    for route in &plan.nginx.routes {
+        println!(
+            "  {:<12} {}{}",
+            route.service, stack.https_base, route.prefix
+        );
+    }
+    println!(
+        "  certificate  {}/tls/ca.pem (the development CA to trust)",
+        stack.state_dir.display()
+    );
+    println!(
+        "  PostgreSQL   psql -h {} -U postgres postgres",
+        stack.postgres.socket_dir.display()
+    );
+    println!("  broker       {}", stack.bootstrap);
+    println!("Press Ctrl-C to stop.");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(teipsum_kit::process::shutdown_signal());
+    eprintln!("teipsum dev: stopping");
+    stack.stop();
+    EXIT_OK
+}

@@ -13,6 +13,7 @@
 
 pub mod commands;
 pub mod compile;
+pub mod dev;
 pub mod graph;
 pub mod report;
 
@@ -110,6 +111,28 @@ pub enum Command {
         /// Exit 4 when there are changes.
         #[arg(long)]
         exit_code: bool,
+    },
+    /// Run the whole platform of an environment on this machine: PostgreSQL,
+    /// tansu, every service and nginx (HTTPS with a development certificate).
+    Dev {
+        /// Environment whose plan to run.
+        #[arg(long, short, default_value = "prod")]
+        env: String,
+        /// nginx HTTPS port.
+        #[arg(long, default_value_t = 8443)]
+        https_port: u16,
+        /// nginx plain HTTP port (redirects to HTTPS).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// Keep the state (database, keys, certificate) here across runs.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Directory of the service binaries (default: next to teipsum).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Do not print the services' logs.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Kafka topics.
     Topics {
@@ -228,6 +251,25 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keygen {
             what: KeygenWhat::Jwt { private, public },
         } => commands::keygen_jwt(&private, &public),
+        Command::Dev {
+            env,
+            https_port,
+            http_port,
+            state_dir,
+            bin_dir,
+            quiet,
+        } => commands::dev(
+            &cli.file,
+            &env,
+            dev::Options {
+                http_port,
+                https_port,
+                state_dir,
+                bin_dir,
+                frontend: PathBuf::new(),
+                show_logs: !quiet,
+            },
+        ),
     };
     ExitCode::from(code)
 }

@@ -38,6 +38,8 @@ pub struct Edge {
     pub upstreams: Vec<Upstream>,
     /// Locations of the virtual host, in print order.
     pub locations: Vec<Location>,
+    /// `client_max_body_size`.
+    pub body_limit: String,
 }
 
 /// Quote a header value for nginx (the spec guarantees no `"` or `\`).
@@ -136,7 +138,12 @@ pub fn edge(plan: &Plan) -> Edge {
         });
     }
     for r in &nginx.routes {
-        let mut directives = Vec::new();
+        // Upstream keepalive needs HTTP/1.1 without `Connection: close`; the
+        // request id ties nginx's log line to the service's.
+        let mut directives = vec![
+            "proxy_set_header Connection \"\";".to_owned(),
+            "proxy_set_header X-Request-Id $request_id;".to_owned(),
+        ];
         if r.rate_limited {
             directives.push(format!(
                 "limit_req zone={} burst={} nodelay;",
@@ -154,5 +161,6 @@ pub fn edge(plan: &Plan) -> Edge {
         http,
         upstreams,
         locations,
+        body_limit: nginx.client_max_body_size.clone(),
     }
 }

@@ -186,6 +186,7 @@ pub fn nginx(plan: &Plan) -> Nix {
         http,
         upstreams,
         locations,
+        body_limit,
     } = edge::edge(plan);
 
     let mut top = Attrs::new();
@@ -231,10 +232,7 @@ pub fn nginx(plan: &Plan) -> Nix {
     nginx.set("recommendedOptimisation", true);
     nginx.set("recommendedGzipSettings", nginx_plan.gzip);
     nginx.set("serverTokens", false);
-    nginx.set(
-        "clientMaxBodySize",
-        nginx_plan.client_max_body_size.as_str(),
-    );
+    nginx.set("clientMaxBodySize", body_limit);
     let mut common = http.join("\n");
     common.push('\n');
     nginx.set_with(

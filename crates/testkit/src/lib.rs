@@ -117,7 +117,9 @@ impl Drop for TempDir {
 /// A running PostgreSQL cluster.
 #[derive(Debug)]
 pub struct Postgres {
-    dir: TempDir,
+    /// Removed on drop when the cluster is throw-away.
+    _temp: Option<TempDir>,
+    root: PathBuf,
     /// Directory of the Unix socket (`host=` in connection strings).
     pub socket_dir: PathBuf,
     /// Port (names the socket file; TCP is off).
@@ -127,45 +129,58 @@ pub struct Postgres {
 }
 
 impl Postgres {
-    /// Create and start a cluster (about a second).
+    /// Create and start a throw-away cluster (about a second).
     pub fn start() -> Postgres {
+        let temp = TempDir::new("teipsum-pg");
+        let root = temp.path().to_owned();
+        let mut pg = Self::start_in(&root);
+        pg._temp = Some(temp);
+        pg
+    }
+
+    /// Start the cluster kept in `root` (created on first use; its data
+    /// survives the process, for `teipsum dev --state-dir`).
+    pub fn start_in(root: &Path) -> Postgres {
         let bin = postgres_bin_dir();
-        let dir = TempDir::new("teipsum-pg");
-        let data = dir.path().join("data");
-        let socket_dir = dir.path().join("socket");
+        let data = root.join("data");
+        let socket_dir = root.join("socket");
         std::fs::create_dir_all(&socket_dir).unwrap();
-        chown_postgres(dir.path());
         let user = current_user();
-        let init = as_postgres(&bin.join("initdb"))
-            .args(["-D"])
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=peer",
-                "--auth-host=reject",
-                "-E",
-                "UTF8",
-                "--no-instructions",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("initdb runs");
-        assert!(
-            init.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        // Peer authentication with a map: the test's OS user may act as the
-        // superuser and as every service role created later.
-        std::fs::write(data.join("pg_hba.conf"), "local all all peer map=teipsum\n").unwrap();
-        std::fs::write(
-            data.join("pg_ident.conf"),
-            format!("teipsum {user} postgres\nteipsum postgres postgres\n"),
-        )
-        .unwrap();
-        chown_postgres(&data);
+        if !data.join("PG_VERSION").exists() {
+            chown_postgres(root);
+            let init = as_postgres(&bin.join("initdb"))
+                .args(["-D"])
+                .arg(&data)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth-local=peer",
+                    "--auth-host=reject",
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+                .expect("initdb runs");
+            assert!(
+                init.status.success(),
+                "initdb failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+            // Peer authentication with a map: the OS user running the tests
+            // (or `teipsum dev`) may act as the superuser and as every
+            // service role created later.
+            std::fs::write(data.join("pg_hba.conf"), "local all all peer map=teipsum\n").unwrap();
+            std::fs::write(
+                data.join("pg_ident.conf"),
+                format!("teipsum {user} postgres\nteipsum postgres postgres\n"),
+            )
+            .unwrap();
+        }
+        chown_postgres(root);
+        let _ = std::fs::remove_file(data.join("postmaster.pid"));
         let port = 5432;
         let child = as_postgres(&bin.join("postgres"))
             .arg("-D")
@@ -192,7 +207,8 @@ impl Postgres {
             .spawn()
             .expect("postgres starts");
         let pg = Postgres {
-            dir,
+            _temp: None,
+            root: root.to_owned(),
             socket_dir,
             port,
             child: Some(child),
@@ -244,19 +260,33 @@ impl Postgres {
     /// Create a database owned by a role of the same name, reachable by the
     /// test's OS user through peer authentication; returns its connection string.
     pub fn create_database(&self, name: &str) -> String {
-        self.psql("postgres", &format!("CREATE ROLE \"{name}\" LOGIN"))
-            .expect("create role");
-        self.psql(
-            "postgres",
-            &format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""),
-        )
-        .expect("create database");
-        let ident = self.dir.path().join("data/pg_ident.conf");
+        let exists = |sql: String| {
+            self.psql("postgres", &sql)
+                .map(|o| o == "1")
+                .unwrap_or(false)
+        };
+        if !exists(format!("SELECT 1 FROM pg_roles WHERE rolname = '{name}'")) {
+            self.psql("postgres", &format!("CREATE ROLE \"{name}\" LOGIN"))
+                .expect("create role");
+        }
+        if !exists(format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+        )) {
+            self.psql(
+                "postgres",
+                &format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""),
+            )
+            .expect("create database");
+        }
+        let ident = self.root.join("data/pg_ident.conf");
         let mut text = std::fs::read_to_string(&ident).unwrap();
-        text.push_str(&format!("teipsum {} {name}\n", self.user));
-        std::fs::write(&ident, text).unwrap();
-        self.psql("postgres", "SELECT pg_reload_conf()")
-            .expect("reload");
+        let line = format!("teipsum {} {name}\n", self.user);
+        if !text.contains(&line) {
+            text.push_str(&line);
+            std::fs::write(&ident, text).unwrap();
+            self.psql("postgres", "SELECT pg_reload_conf()")
+                .expect("reload");
+        }
         // The reload is asynchronous: wait until the mapping works.
         let started = Instant::now();
         while Command::new(postgres_bin_dir().join("psql"))
@@ -307,14 +337,15 @@ impl Postgres {
     }
 }
 
-impl Drop for Postgres {
-    fn drop(&mut self) {
+impl Postgres {
+    /// Stop the server cleanly (SIGQUIT: immediate shutdown).
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SIGQUIT: immediate shutdown, no waiting for clients.
+            // SIGINT: fast shutdown (clients are disconnected, data is safe).
             let _ = Command::new("kill")
-                .args(["-QUIT", &child.id().to_string()])
+                .args(["-INT", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
+            let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
@@ -324,6 +355,12 @@ impl Drop for Postgres {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -499,6 +536,7 @@ pub struct ServiceProcess {
     name: String,
     binary: PathBuf,
     env: Vec<(String, String)>,
+    log_prefix: Option<String>,
     child: Option<Child>,
 }
 
@@ -518,29 +556,50 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 }
 
 impl ServiceProcess {
-    /// Start binary `name` with exactly `env` (plus PATH), on the port its
-    /// `TEIPSUM_LISTEN` names, and wait until `/readyz` answers 200.
+    /// Start binary `name` (built next to the test) with exactly `env`
+    /// (plus PATH), on the port its `TEIPSUM_LISTEN` names, and wait until
+    /// `/readyz` answers 200.
     pub fn spawn(name: &str, env: Vec<(String, String)>) -> ServiceProcess {
+        let mut process = Self::new(name, binary(name), env, None);
+        process.start();
+        process
+    }
+
+    /// A process of `binary`, not started yet. With a log prefix, its output
+    /// is printed line by line behind the prefix; with an empty prefix it is
+    /// discarded; without, it goes to stderr.
+    pub fn new(
+        name: &str,
+        binary: PathBuf,
+        env: Vec<(String, String)>,
+        log_prefix: Option<String>,
+    ) -> ServiceProcess {
         let listen = env
             .iter()
             .find(|(k, _)| k == "TEIPSUM_LISTEN")
             .map(|(_, v)| v.clone())
             .expect("TEIPSUM_LISTEN in the environment");
         let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
-        let mut process = ServiceProcess {
+        ServiceProcess {
             base: format!("http://127.0.0.1:{port}"),
             port,
             name: name.to_owned(),
-            binary: binary(name),
+            binary,
             env,
+            log_prefix,
             child: None,
-        };
-        process.start();
-        process
+        }
     }
 
     /// Start (again) and wait until ready.
     pub fn start(&mut self) {
+        self.launch();
+        self.wait_ready(Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Start the process without waiting.
+    pub fn launch(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let mut command = Command::new(&self.binary);
         command
@@ -549,25 +608,72 @@ impl ServiceProcess {
         for (k, v) in &self.env {
             command.env(k, v);
         }
-        self.child = Some(
-            command
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("{} does not start: {e}", self.name)),
-        );
+        let piped = self.log_prefix.as_deref().is_some_and(|p| !p.is_empty());
+        let discard = self.log_prefix.as_deref() == Some("");
+        command
+            .stdout(if piped { Stdio::piped() } else { Stdio::null() })
+            .stderr(if piped {
+                Stdio::piped()
+            } else if discard {
+                Stdio::null()
+            } else {
+                Stdio::inherit()
+            });
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "{} ({}) does not start: {e}",
+                self.name,
+                self.binary.display()
+            )
+        });
+        if let Some(prefix) = self.log_prefix.as_ref().filter(|p| !p.is_empty()) {
+            for stream in [
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let prefix = prefix.clone();
+                std::thread::spawn(move || {
+                    use std::io::BufRead;
+                    for line in std::io::BufReader::new(stream)
+                        .lines()
+                        .map_while(Result::ok)
+                    {
+                        eprintln!("{prefix} {line}");
+                    }
+                });
+            }
+        }
+        self.child = Some(child);
+    }
+
+    /// Wait until `/readyz` answers 200, or say why not.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let started = Instant::now();
         while http_status(self.port, "/readyz") != Some(200) {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("{} exited during start: {status}", self.name);
+                self.child = None;
+                return Err(format!("{} exited during start: {status}", self.name));
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "{} did not become ready",
-                self.name
-            );
+            if started.elapsed() > timeout {
+                return Err(format!("{} did not become ready in {timeout:?}", self.name));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
     /// SIGKILL, as a crash would.

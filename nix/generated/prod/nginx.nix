@@ -104,17 +104,49 @@
           default_type application/json;
           return 404 '{"error":"NOT_FOUND","message":"no such API route"}';
         '';
-        "/api/admin/inventory/".proxyPass = "http://teipsum_inventory";
-        "/api/admin/products/".proxyPass = "http://teipsum_admin_product";
+        "/api/admin/inventory/" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+          '';
+          proxyPass = "http://teipsum_inventory";
+        };
+        "/api/admin/products/" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+          '';
+          proxyPass = "http://teipsum_admin_product";
+        };
         "/api/auth/" = {
           extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
             limit_req zone=teipsum_auth burst=20 nodelay;
           '';
           proxyPass = "http://teipsum_auth";
         };
-        "/api/orders/".proxyPass = "http://teipsum_order";
-        "/api/products".proxyPass = "http://teipsum_catalog";
-        "/api/users/".proxyPass = "http://teipsum_user";
+        "/api/orders/" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+          '';
+          proxyPass = "http://teipsum_order";
+        };
+        "/api/products" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+          '';
+          proxyPass = "http://teipsum_catalog";
+        };
+        "/api/users/" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+          '';
+          proxyPass = "http://teipsum_user";
+        };
         "/assets/" = {
           extraConfig = ''
             add_header Cross-Origin-Opener-Policy "same-origin" always;

@@ -1,0 +1,478 @@
+//! `teipsum dev`: the plan of an environment run as local processes.
+//!
+//! A PostgreSQL cluster (initdb) with the plan's databases and roles,
+//! reached over its Unix socket with peer authentication; tansu with the
+//! declared topics (`topics apply`, the code the NixOS unit runs); every
+//! service binary with exactly its unit's environment and credential files;
+//! nginx with the configuration rendered from the same plan as the NixOS
+//! module, on unprivileged ports with a development certificate.
+//!
+//! [`Stack`] is also what the end-to-end tests start.
+
+pub mod certs;
+pub mod nginx;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use teipsum_conventions::{credentials, env};
+use teipsum_kit::kafka::TopicSpec;
+use teipsum_spec::Plan;
+use teipsum_testkit::{Postgres, ServiceProcess, Tansu, TempDir, free_port, http_status};
+
+/// How to run the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Plain HTTP port of nginx.
+    pub http_port: u16,
+    /// HTTPS port of nginx.
+    pub https_port: u16,
+    /// Keep state (database, keys, certificates) here across runs; a
+    /// temporary directory removed at the end otherwise.
+    pub state_dir: Option<PathBuf>,
+    /// Where the service binaries are; next to `teipsum`, else on PATH.
+    pub bin_dir: Option<PathBuf>,
+    /// The storefront's directory.
+    pub frontend: PathBuf,
+    /// Print each service's log lines behind its name.
+    pub show_logs: bool,
+}
+
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// A program the stack needs is not installed.
+    #[error("{program} is missing: {hint}")]
+    Missing {
+        /// What.
+        program: String,
+        /// How to install it.
+        hint: String,
+    },
+    /// A port the plan needs is taken.
+    #[error(
+        "port {port} ({what}) is already in use; stop what listens there or choose another port"
+    )]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// Who needs it.
+        what: String,
+    },
+    /// The plan asks for a credential `teipsum dev` cannot make up.
+    #[error("service {service} needs credential `{name}`, which teipsum dev cannot generate")]
+    UnknownCredential {
+        /// Service.
+        service: String,
+        /// Credential.
+        name: String,
+    },
+    /// Something failed along the way.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The programs the stack runs, with how to install them.
+pub fn prerequisites(bin_dir: &Path, plan: &Plan) -> Result<Prerequisites, DevError> {
+    let missing = |program: &str, hint: &str| DevError::Missing {
+        program: program.to_owned(),
+        hint: hint.to_owned(),
+    };
+    let pg_bin = ["15", "16", "17"]
+        .iter()
+        .map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
+        .find(|d| d.join("initdb").exists())
+        .or_else(|| std::env::var("TEIPSUM_PG_BIN").ok().map(PathBuf::from))
+        .ok_or_else(|| {
+            missing(
+                "PostgreSQL (initdb, postgres)",
+                "apt-get install postgresql-15, or set TEIPSUM_PG_BIN",
+            )
+        })?;
+    let nginx = which("nginx")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/nginx")).filter(|p| p.exists()))
+        .ok_or_else(|| missing("nginx", "apt-get install nginx"))?;
+    let tansu = which("tansu")
+        .or_else(|| {
+            std::env::var("HOME")
+                .ok()
+                .map(|h| PathBuf::from(h).join(".cargo/bin/tansu"))
+                .filter(|p| p.exists())
+        })
+        .ok_or_else(|| missing("tansu", "cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/setup.sh)"))?;
+    let mut services = BTreeMap::new();
+    for service in &plan.services {
+        let path = bin_dir.join(&service.binary);
+        let path = if path.exists() {
+            path
+        } else {
+            which(&service.binary).ok_or_else(|| {
+                missing(
+                    &service.binary,
+                    "build the workspace first: cargo build --workspace (scripts/dev.sh does)",
+                )
+            })?
+        };
+        services.insert(service.name.clone(), path);
+    }
+    Ok(Prerequisites {
+        pg_bin,
+        nginx,
+        tansu,
+        services,
+    })
+}
+
+/// Where the programs are.
+#[derive(Debug, Clone)]
+pub struct Prerequisites {
+    /// PostgreSQL server binaries.
+    pub pg_bin: PathBuf,
+    /// nginx.
+    pub nginx: PathBuf,
+    /// tansu.
+    pub tansu: PathBuf,
+    /// Service binaries by service name.
+    pub services: BTreeMap<String, PathBuf>,
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Where state lives: a kept directory or a temporary one.
+enum State {
+    Kept(PathBuf),
+    Temporary(TempDir),
+}
+
+impl State {
+    fn path(&self) -> &Path {
+        match self {
+            State::Kept(p) => p,
+            State::Temporary(t) => t.path(),
+        }
+    }
+}
+
+/// The running stack. Dropping it stops everything.
+pub struct Stack {
+    /// The plan it runs.
+    pub plan: Plan,
+    /// Services by name.
+    pub services: BTreeMap<String, ServiceProcess>,
+    /// `https://localhost:<port>`.
+    pub https_base: String,
+    /// `http://localhost:<port>`.
+    pub http_base: String,
+    /// The certificate authority of the development certificate (PEM).
+    pub ca_pem: String,
+    /// Where the state is.
+    pub state_dir: PathBuf,
+    /// The broker's bootstrap address.
+    pub bootstrap: String,
+    /// The database cluster.
+    pub postgres: Postgres,
+    nginx: Option<Child>,
+    broker: Tansu,
+    _state: State,
+}
+
+fn step(what: &str) {
+    eprintln!("teipsum dev: {what}");
+}
+
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+impl Stack {
+    /// Start everything, print progress, and return once every service is
+    /// ready and nginx accepts connections.
+    pub fn start(plan: &Plan, options: &Options) -> Result<Stack, DevError> {
+        let bin_dir = options.bin_dir.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(Path::to_owned))
+                .unwrap_or_default()
+        });
+        let programs = prerequisites(&bin_dir, plan)?;
+        let mut ports: Vec<(u16, String)> = vec![
+            (options.http_port, "nginx HTTP".to_owned()),
+            (options.https_port, "nginx HTTPS".to_owned()),
+        ];
+        ports.extend(
+            plan.services
+                .iter()
+                .map(|s| (s.port, format!("service {}", s.name))),
+        );
+        for (port, what) in ports {
+            if !port_free(port) {
+                return Err(DevError::PortTaken { port, what });
+            }
+        }
+        if options.frontend.to_string_lossy().contains(['"', ' ']) {
+            return Err(DevError::Failed(format!(
+                "the storefront path {} has a space or quote",
+                options.frontend.display()
+            )));
+        }
+
+        let state = match &options.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DevError::Failed(format!("{}: {e}", dir.display())))?;
+                State::Kept(
+                    dir.canonicalize()
+                        .map_err(|e| DevError::Failed(e.to_string()))?,
+                )
+            }
+            None => State::Temporary(TempDir::new("teipsum-dev")),
+        };
+        let root = state.path().to_owned();
+        // SAFETY-free: the PostgreSQL path is read by testkit through the environment.
+        // The state directory must be traversable by the postgres user.
+        let _ = Command::new("chmod").arg("0755").arg(&root).status();
+
+        step(&format!(
+            "PostgreSQL {} (state in {})",
+            plan.postgres.version,
+            root.display()
+        ));
+        let postgres = Postgres::start_in(&root.join("postgres"));
+        let mut conninfo = BTreeMap::new();
+        for database in &plan.postgres.databases {
+            postgres.create_database(&database.name);
+            conninfo.insert(database.name.clone(), postgres.conninfo(&database.name));
+        }
+
+        step("tansu (Kafka-compatible broker)");
+        let broker = Tansu::start_on(free_port());
+        let topics: Vec<TopicSpec> = plan
+            .kafka
+            .topics
+            .iter()
+            .map(|t| TopicSpec {
+                name: t.name.clone(),
+                partitions: t.partitions as i32,
+                replication_factor: i32::from(t.replication_factor),
+                retention_ms: t.retention_ms,
+            })
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DevError::Failed(e.to_string()))?;
+        let outcomes = runtime
+            .block_on(teipsum_kit::kafka::apply_topics(
+                &broker.bootstrap,
+                &topics,
+                Duration::from_secs(30),
+            ))
+            .map_err(|e| DevError::Failed(format!("topics: {e}")))?;
+        step(&format!(
+            "topics: {}",
+            outcomes
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+
+        let credentials = write_credentials(&root, plan)?;
+        let mut services = BTreeMap::new();
+        for service in &plan.services {
+            let mut environment = service.environment.clone();
+            environment.insert(
+                env::DATABASE.to_owned(),
+                conninfo[&service.database].clone(),
+            );
+            environment.insert(env::KAFKA_BROKERS.to_owned(), broker.bootstrap.clone());
+            environment.insert(
+                env::CREDENTIALS_DIR.to_owned(),
+                credentials.join(&service.name).display().to_string(),
+            );
+            let width = plan
+                .services
+                .iter()
+                .map(|s| s.name.len())
+                .max()
+                .unwrap_or(0);
+            let prefix = Some(if options.show_logs {
+                format!("{:>width$} |", service.name)
+            } else {
+                String::new()
+            });
+            let mut process = ServiceProcess::new(
+                &service.name,
+                programs.services[&service.name].clone(),
+                environment.into_iter().collect(),
+                prefix,
+            );
+            process.launch();
+            services.insert(service.name.clone(), process);
+        }
+        let started = Instant::now();
+        let total = services.len();
+        for (n, (name, process)) in services.iter_mut().enumerate() {
+            process
+                .wait_ready(Duration::from_secs(90).saturating_sub(started.elapsed()))
+                .map_err(DevError::Failed)?;
+            step(&format!("{name} ready ({}/{total})", n + 1));
+        }
+
+        let (ca_pem, cert, key) = certs::development_certificate(&root, &plan.domain)?;
+        let edge = teipsum_nixgen::edge::edge(plan);
+        let nginx_dir = root.join("nginx");
+        for tmp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            let dir = nginx_dir.join("tmp").join(tmp);
+            std::fs::create_dir_all(&dir).map_err(|e| DevError::Failed(e.to_string()))?;
+            // Workers may run as another user than the master.
+            let _ = Command::new("chmod").arg("0777").arg(&dir).status();
+        }
+        let mime = PathBuf::from("/etc/nginx/mime.types");
+        let frontend = options.frontend.canonicalize().map_err(|e| {
+            DevError::Failed(format!("storefront {}: {e}", options.frontend.display()))
+        })?;
+        let conf = nginx::render(
+            &edge,
+            &nginx::DevEdge {
+                http_port: options.http_port,
+                https_port: options.https_port,
+                certificate: &cert,
+                key: &key,
+                root: &frontend,
+                state: &nginx_dir,
+                mime_types: mime.exists().then_some(mime.as_path()),
+                domain: &plan.domain,
+            },
+        );
+        let conf_path = nginx_dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).map_err(|e| DevError::Failed(e.to_string()))?;
+        let test = Command::new(&programs.nginx)
+            .arg("-t")
+            .arg("-q")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .output()
+            .map_err(|e| DevError::Failed(format!("nginx -t: {e}")))?;
+        if !test.status.success() {
+            return Err(DevError::Failed(format!(
+                "nginx -t rejected the rendered configuration ({}):\n{}",
+                conf_path.display(),
+                String::from_utf8_lossy(&test.stderr)
+            )));
+        }
+        step(&format!(
+            "nginx on https://localhost:{}",
+            options.https_port
+        ));
+        let nginx_child = Command::new(&programs.nginx)
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| DevError::Failed(format!("nginx: {e}")))?;
+        let waited = Instant::now();
+        while http_status(options.http_port, "/").is_none() {
+            if waited.elapsed() > Duration::from_secs(10) {
+                return Err(DevError::Failed("nginx did not start listening".to_owned()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Stack {
+            plan: plan.clone(),
+            services,
+            https_base: format!("https://localhost:{}", options.https_port),
+            http_base: format!("http://localhost:{}", options.http_port),
+            ca_pem,
+            state_dir: root,
+            bootstrap: broker.bootstrap.clone(),
+            postgres,
+            nginx: Some(nginx_child),
+            broker,
+            _state: state,
+        })
+    }
+
+    /// A service's process, to stop or start it.
+    pub fn service(&mut self, name: &str) -> &mut ServiceProcess {
+        self.services
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// Stop everything: nginx, the services (SIGTERM, drained), the broker
+    /// and the database. Temporary state is removed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(mut nginx) = self.nginx.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &nginx.id().to_string()])
+                .status();
+            let _ = nginx.wait();
+        }
+        for process in self.services.values_mut() {
+            process.stop();
+        }
+        self.broker.kill();
+        self.postgres.stop();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One credential directory per service, with only the files its unit
+/// loads; the token key pair is made once and kept with the state.
+fn write_credentials(root: &Path, plan: &Plan) -> Result<PathBuf, DevError> {
+    let dir = root.join("credentials");
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys).map_err(|e| DevError::Failed(e.to_string()))?;
+    let private = keys.join("jwt-ed25519.key");
+    let public = keys.join("jwt-ed25519.pub");
+    if !private.exists() {
+        let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
+        std::fs::write(&private, private_pem).map_err(|e| DevError::Failed(e.to_string()))?;
+        std::fs::write(&public, public_pem).map_err(|e| DevError::Failed(e.to_string()))?;
+    }
+    for service in &plan.services {
+        let service_dir = dir.join(&service.name);
+        std::fs::create_dir_all(&service_dir).map_err(|e| DevError::Failed(e.to_string()))?;
+        for credential in &service.credentials {
+            let source = match credential.name.as_str() {
+                credentials::JWT_SIGNING_KEY => &private,
+                credentials::JWT_PUBLIC_KEY => &public,
+                other => {
+                    return Err(DevError::UnknownCredential {
+                        service: service.name.clone(),
+                        name: other.to_owned(),
+                    });
+                }
+            };
+            std::fs::copy(source, service_dir.join(&credential.name))
+                .map_err(|e| DevError::Failed(e.to_string()))?;
+        }
+    }
+    Ok(dir)
+}
