@@ -268,6 +268,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 bin_dir,
                 frontend: PathBuf::new(),
                 show_logs: !quiet,
+                free_ports: false,
             },
         ),
     };

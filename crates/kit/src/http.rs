@@ -199,12 +199,6 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<warp::reply::Respo
             "NOT_FOUND",
             "no such resource".to_owned(),
         )
-    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            "method not allowed here".to_owned(),
-        )
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -243,6 +237,14 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<warp::reply::Respo
             StatusCode::BAD_REQUEST,
             "INVALID_INPUT",
             "invalid query string".to_owned(),
+        )
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        // Last: another route of the same path adds this to every rejection,
+        // and a more specific reason above is the real one.
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "method not allowed here".to_owned(),
         )
     } else {
         tracing::error!(?rejection, "unhandled rejection");

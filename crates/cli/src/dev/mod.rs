@@ -40,6 +40,34 @@ pub struct Options {
     pub frontend: PathBuf,
     /// Print each service's log lines behind its name.
     pub show_logs: bool,
+    /// Move every service to a free port (tests that run side by side).
+    pub free_ports: bool,
+}
+
+/// `plan` with every service on a free port, its upstream and its
+/// `TEIPSUM_LISTEN` moved along.
+pub fn with_free_ports(plan: &Plan) -> Plan {
+    let mut plan = plan.clone();
+    for service in &mut plan.services {
+        let port = free_port();
+        let old = format!("{}:{}", service.address, service.port);
+        let new = format!("{}:{port}", service.address);
+        service.port = port;
+        service
+            .environment
+            .insert(env::LISTEN.to_owned(), new.clone());
+        for upstream in plan
+            .nginx
+            .upstreams
+            .iter_mut()
+            .filter(|u| u.service == service.name)
+        {
+            for server in upstream.servers.iter_mut().filter(|s| **s == old) {
+                *server = new.clone();
+            }
+        }
+    }
+    plan
 }
 
 /// Why the stack could not start.
@@ -198,6 +226,13 @@ impl Stack {
     /// Start everything, print progress, and return once every service is
     /// ready and nginx accepts connections.
     pub fn start(plan: &Plan, options: &Options) -> Result<Stack, DevError> {
+        let moved;
+        let plan = if options.free_ports {
+            moved = with_free_ports(plan);
+            &moved
+        } else {
+            plan
+        };
         let bin_dir = options.bin_dir.clone().unwrap_or_else(|| {
             std::env::current_exe()
                 .ok()
@@ -267,17 +302,25 @@ impl Stack {
                 retention_ms: t.retention_ms,
             })
             .collect();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| DevError::Failed(e.to_string()))?;
-        let outcomes = runtime
-            .block_on(teipsum_kit::kafka::apply_topics(
-                &broker.bootstrap,
-                &topics,
-                Duration::from_secs(30),
-            ))
-            .map_err(|e| DevError::Failed(format!("topics: {e}")))?;
+        // A thread of its own: the caller may itself be inside a runtime.
+        let bootstrap = broker.bootstrap.clone();
+        let outcomes = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| DevError::Failed(e.to_string()))?
+                        .block_on(teipsum_kit::kafka::apply_topics(
+                            &bootstrap,
+                            &topics,
+                            Duration::from_secs(30),
+                        ))
+                        .map_err(|e| DevError::Failed(format!("topics: {e}")))
+                })
+                .join()
+                .map_err(|_| DevError::Failed("the topics thread panicked".to_owned()))?
+        })?;
         step(&format!(
             "topics: {}",
             outcomes

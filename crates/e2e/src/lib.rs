@@ -1,0 +1,165 @@
+//! Driving a running stack through nginx: an HTTPS client that trusts the
+//! development CA, and the shop's API as a customer or an admin would use it.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{Value, json};
+use teipsum_cli::dev::{Options, Stack};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Start the whole stack of config.ncl's `env` on free ports.
+pub fn start(env: &str, state_dir: Option<PathBuf>) -> Stack {
+    let spec = teipsum_spec::load_spec(&root().join("config.ncl")).expect("config.ncl is valid");
+    let plan = spec.plans[env].clone();
+    let options = Options {
+        http_port: teipsum_testkit_free_port(),
+        https_port: teipsum_testkit_free_port(),
+        state_dir,
+        bin_dir: Some(bin_dir()),
+        frontend: root().join(&plan.frontend.root),
+        show_logs: std::env::var_os("E2E_LOGS").is_some(),
+        free_ports: true,
+    };
+    Stack::start(&plan, &options).unwrap_or_else(|e| panic!("the stack does not start: {e}"))
+}
+
+fn teipsum_testkit_free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where the service binaries were built (next to this test).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let deps = exe.parent().unwrap();
+    if deps.ends_with("deps") {
+        deps.parent().unwrap().to_owned()
+    } else {
+        deps.to_owned()
+    }
+}
+
+/// An HTTPS client trusting the stack's development CA, HTTP/2 by ALPN.
+pub fn client(ca_pem: &str) -> Client {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Client::builder()
+        .use_preconfigured_tls(config)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The shop's API over one stack.
+pub struct Shop {
+    /// The client.
+    pub http: Client,
+    /// `https://localhost:<port>`.
+    pub base: String,
+}
+
+impl Shop {
+    /// A shop for `stack`.
+    pub fn new(stack: &Stack) -> Shop {
+        Shop {
+            http: client(&stack.ca_pem),
+            base: stack.https_base.clone(),
+        }
+    }
+
+    /// Send a request.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("nginx answers")
+    }
+
+    /// Register and log in; returns the access token.
+    pub async fn account(&self, email: &str) -> String {
+        let r = self
+            .call(Method::POST, "/api/auth/register", None, Some(json!({"email": email, "password": "correct horse battery", "display_name": "Shopper"})))
+            .await;
+        assert!(
+            r.status() == StatusCode::CREATED || r.status() == StatusCode::CONFLICT,
+            "{}",
+            r.status()
+        );
+        self.login(email).await
+    }
+
+    /// Log in; returns the access token.
+    pub async fn login(&self, email: &str) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/auth/login",
+                None,
+                Some(json!({"email": email, "password": "correct horse battery"})),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Poll `path` until `done` holds for its JSON body (or fail after 60 s).
+    pub async fn until(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        what: &str,
+        done: impl Fn(StatusCode, &Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            let r = self.call(Method::GET, path, token, None).await;
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if done(status, &body) {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The admin-product service: the products administrators manage.
+//!
+//! Routes (under `/api/admin/products/`, administrators only): create, list,
+//! get, replace and delete; see docs/api.md. Every change bumps the
+//! product's version (its ETag; `PUT` and `DELETE` need it in `If-Match`)
+//! and appends `product-created`, `product-updated` or `product-deleted`
+//! to `product-events` through the outbox, in the transaction that makes
+//! the change, so that the event and the change exist together or not at all.
+
+pub mod domain;
+pub mod precondition;
+pub mod product;
+pub mod routes;
+
+use teipsum_kit::{Context, Parts, Service};
+use warp::Filter;
+
+mod embedded {
+    refinery::embed_migrations!("../../../migrations/admin-product");
+}
+
+/// The admin-product service.
+pub const SERVICE: Service = Service {
+    name: "admin-product",
+    migrations: embedded::migrations::runner,
+    verifies_tokens: true,
+};
+
+/// Topics the service publishes to (must match `produces` in config.ncl).
+pub const PRODUCES: [&str; 1] = [product::TOPIC];
+
+/// Largest request body accepted: a product with a full description and
+/// ten long image URLs fits with room to spare.
+pub const BODY_LIMIT: u64 = 64 * 1024;
+
+/// Build the service from its context.
+pub fn build(
+    ctx: &Context,
+) -> anyhow::Result<
+    Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
+> {
+    Ok(Parts {
+        routes: routes::routes(ctx.db.clone(), ctx.verifier()),
+        consumer: None,
+    })
+}

@@ -1,0 +1,93 @@
+//! `If-Match` (RFC 9110 §13.1.1): optimistic concurrency for `PUT` and
+//! `DELETE`. A client sends the ETag it read; a change made meanwhile by
+//! someone else makes the tag stale and the request fails with 412 instead
+//! of silently overwriting that change.
+
+/// A parsed `If-Match` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// `*`: any current version.
+    Any,
+    /// The versions of a list of strong tags (`"3", "4"`). Weak tags
+    /// (`W/"3"`) never match: `If-Match` uses strong comparison.
+    Versions(Vec<i64>),
+}
+
+/// What is wrong with a request's precondition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreconditionError {
+    /// No `If-Match`: a blind overwrite is refused (RFC 6585's 428).
+    #[error("send If-Match with the ETag of the version you read, such as If-Match: \"3\"")]
+    Required,
+    /// An `If-Match` that is not a list of entity tags.
+    #[error("If-Match must be an entity tag such as \"3\", or *")]
+    Malformed,
+}
+
+impl IfMatch {
+    /// Parse the header's value, if any.
+    pub fn parse(header: Option<&str>) -> Result<IfMatch, PreconditionError> {
+        let header = header.ok_or(PreconditionError::Required)?.trim();
+        if header.is_empty() {
+            return Err(PreconditionError::Required);
+        }
+        if header == "*" {
+            return Ok(IfMatch::Any);
+        }
+        let mut versions = Vec::new();
+        for tag in header.split(',').map(str::trim) {
+            let (weak, quoted) = match tag.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, tag),
+            };
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains('"'))
+                .ok_or(PreconditionError::Malformed)?;
+            // A well-formed tag that is not one of ours simply never matches.
+            if !weak && let Ok(version) = inner.parse::<i64>() {
+                versions.push(version);
+            }
+        }
+        Ok(IfMatch::Versions(versions))
+    }
+
+    /// Whether the current `version` satisfies the precondition.
+    pub fn matches(&self, version: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strong_tags_match_their_version_only() {
+        let m = IfMatch::parse(Some("\"3\"")).unwrap();
+        assert!(m.matches(3));
+        assert!(!m.matches(4));
+        let m = IfMatch::parse(Some("\"1\", \"4\"")).unwrap();
+        assert!(m.matches(4));
+        assert!(!IfMatch::parse(Some("W/\"3\"")).unwrap().matches(3));
+        assert!(!IfMatch::parse(Some("\"abc\"")).unwrap().matches(3));
+        assert!(IfMatch::parse(Some("*")).unwrap().matches(7));
+    }
+
+    #[test]
+    fn missing_and_malformed_headers_are_told_apart() {
+        assert_eq!(IfMatch::parse(None), Err(PreconditionError::Required));
+        assert_eq!(IfMatch::parse(Some(" ")), Err(PreconditionError::Required));
+        for bad in ["3", "\"3", "W/3", "\"3\"\"", "\"3\", 4"] {
+            assert_eq!(
+                IfMatch::parse(Some(bad)),
+                Err(PreconditionError::Malformed),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `POST /api/admin/products/`.
+
+use teipsum_kit::{
+    db::Db,
+    events,
+    http::{Caller, ErrorResponse, json_reply, unexpected_response},
+};
+use uuid::Uuid;
+use warp::{http::StatusCode, reply::Response};
+
+use super::with_etag;
+use crate::{
+    domain::{Invalid, ProductInput},
+    product::{COLUMNS, Product, TOPIC},
+};
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// A field is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Another product has this SKU.
+    #[error("another product has this sku")]
+    SkuTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(CreateError);
+
+impl ErrorResponse for CreateError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            CreateError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            CreateError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
+            CreateError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
+
+/// Create a product at version 1 and announce it with `product-created`.
+pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Response, CreateError> {
+    let valid = input.validated()?;
+    let id = Uuid::now_v7();
+    let product = db
+        .run(move |conn| -> Result<Product, CreateError> {
+            let mut tx = conn.transaction()?;
+            let image_urls: Vec<&str> = valid.image_urls.iter().map(|u| u.as_str()).collect();
+            // The partial unique index decides a SKU race; DO NOTHING turns
+            // the loser into "no row" rather than an error.
+            let row = tx
+                .query_opt(
+                    &format!(
+                        "INSERT INTO products (id, sku, name, description, price_minor, currency, \
+                         category, image_urls, active, version) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1) \
+                         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+                    ),
+                    &[
+                        &id,
+                        &valid.sku.as_str(),
+                        &valid.name.as_str(),
+                        &valid.description.as_str(),
+                        &valid.price.amount_minor(),
+                        &valid.price.currency().as_str(),
+                        &valid.category.as_str(),
+                        &image_urls,
+                        &valid.active,
+                    ],
+                )?
+                .ok_or(CreateError::SkuTaken)?;
+            let product = Product::from_row(&row);
+            events::append(&mut tx, TOPIC, &product.event("product-created"))?;
+            tx.commit()?;
+            Ok(product)
+        })
+        .await?;
+    tracing::info!(product_id = %product.id, sku = %product.sku, admin = %admin.claims.sub, "product created");
+    Ok(with_etag(
+        json_reply(StatusCode::CREATED, &product),
+        &product.etag(),
+    ))
+}

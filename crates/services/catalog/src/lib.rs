@@ -1,0 +1,45 @@
+//! The catalog service: the public, read-only view of the products.
+//!
+//! A read model built from `product-events` (admin-product) and
+//! `inventory-events` (inventory), applied idempotently by the kit's
+//! consumer; no authentication. Routes: `GET /api/products` (keyset pages,
+//! category filter, full-text search, sorting) and `GET /api/products/{id}`
+//! (with stock). Responses carry an `ETag` and `Cache-Control: public,
+//! max-age=5` so that nginx can micro-cache them; `If-None-Match` gives 304.
+
+pub mod cache;
+pub mod domain;
+pub mod events;
+pub mod routes;
+
+use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
+use warp::Filter;
+
+mod embedded {
+    refinery::embed_migrations!("../../../migrations/catalog");
+}
+
+/// The catalog service.
+pub const SERVICE: Service = Service {
+    name: "catalog",
+    migrations: embedded::migrations::runner,
+    verifies_tokens: false,
+};
+
+/// Topics the service consumes (must match `consumes` in config.ncl).
+pub const CONSUMES: [&str; 2] = [events::PRODUCT_EVENTS, events::INVENTORY_EVENTS];
+
+/// Build the service from its context.
+pub fn build(
+    ctx: &Context,
+) -> anyhow::Result<
+    Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
+> {
+    Ok(Parts {
+        routes: routes::routes(ctx.db.clone()),
+        consumer: Some(ConsumerSpec {
+            topics: CONSUMES.to_vec(),
+            handler: Box::new(events::apply),
+        }),
+    })
+}

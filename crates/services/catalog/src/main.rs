@@ -1,0 +1,8 @@
+//! `teipsum-catalog`: the public product catalog.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    teipsum_kit::service::run(teipsum_catalog::SERVICE, teipsum_catalog::build).await
+}

@@ -1,0 +1,121 @@
+//! The routes of `/api/products`: public, read-only, cacheable.
+
+pub mod detail;
+pub mod list;
+
+use serde::Serialize;
+use teipsum_kit::{db::Db, http::answer};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use warp::{Filter, Rejection, reply::Response};
+
+use crate::domain::Stock;
+
+/// Every route of the service.
+pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let db = warp::any().map(move || db.clone());
+    let if_none_match = warp::header::optional::<String>("if-none-match");
+    // `path!` ends the path: `/api/products` and `/api/products/` both list.
+    let list = warp::path!("api" / "products")
+        .and(warp::get())
+        .and(db.clone())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(if_none_match)
+        .then(list::list)
+        .map(answer);
+    let detail = warp::path!("api" / "products" / String)
+        // `/api/products/` is the list, not a product with an empty id.
+        .and_then(|id: String| async move {
+            if id.is_empty() {
+                Err(warp::reject::not_found())
+            } else {
+                Ok(id)
+            }
+        })
+        .and(warp::get())
+        .and(db)
+        .and(if_none_match)
+        .then(detail::detail)
+        .map(answer);
+    list.or(detail).unify()
+}
+
+/// A price as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Price {
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// A product as shoppers see it (`CatalogProduct` in docs/api.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogProduct {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// SKU.
+    pub sku: String,
+    /// Price.
+    pub price: Price,
+    /// Category slug.
+    pub category: String,
+    /// Image URLs.
+    pub image_urls: Vec<String>,
+    /// Units available and their status.
+    pub stock: Stock,
+    /// When the version shown was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The columns [`Row::from_row`] reads; `p` is `products`, `s` is `stock`
+/// (LEFT JOINed: a product without stock news has none).
+pub const COLUMNS: &str = "p.id, p.name, p.description, p.sku, p.price_minor, p.currency, \
+                           p.category, p.image_urls, p.version, p.created_at, p.updated_at, \
+                           lower(p.name) AS name_key, coalesce(s.quantity, 0) AS quantity";
+
+/// What shoppers may see: the product exists and is active.
+pub const VISIBLE: &str = "p.active AND NOT p.deleted";
+
+/// A row of [`COLUMNS`]: the product and what pagination and caching need.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The product.
+    pub product: CatalogProduct,
+    /// Its version (the detail's ETag).
+    pub version: i64,
+    /// Sort key of `newest`.
+    pub created_at: OffsetDateTime,
+    /// Sort key of `name`.
+    pub name_key: String,
+}
+
+impl Row {
+    /// From a row of [`COLUMNS`].
+    pub fn from_row(row: &postgres::Row) -> Self {
+        Row {
+            product: CatalogProduct {
+                id: row.get("id"),
+                name: row.get("name"),
+                description: row.get("description"),
+                sku: row.get("sku"),
+                price: Price {
+                    amount_minor: row.get("price_minor"),
+                    currency: row.get("currency"),
+                },
+                category: row.get("category"),
+                image_urls: row.get("image_urls"),
+                stock: Stock::of(row.get("quantity")),
+                updated_at: row.get("updated_at"),
+            },
+            version: row.get("version"),
+            created_at: row.get("created_at"),
+            name_key: row.get("name_key"),
+        }
+    }
+}
