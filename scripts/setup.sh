@@ -20,6 +20,7 @@ want cmake cmake                                       # librdkafka is built fro
 want pkg-config pkg-config
 want systemd-analyze systemd                           # score the unit files offline
 want hyperfine hyperfine                               # benchmarks
+want wrk wrk                                           # HTTP load for teipsum-bench
 want openssl openssl                                   # development certificates
 
 if [ ${#packages[@]} -gt 0 ]; then

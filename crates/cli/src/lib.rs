@@ -269,6 +269,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 frontend: PathBuf::new(),
                 show_logs: !quiet,
                 free_ports: false,
+                extra_routes: vec![],
             },
         ),
     };

@@ -18,6 +18,15 @@ pub fn root() -> PathBuf {
 
 /// Start the whole stack of config.ncl's `env` on free ports.
 pub fn start(env: &str, state_dir: Option<PathBuf>) -> Stack {
+    start_with(env, state_dir, vec![])
+}
+
+/// [`start`], with extra `(prefix, port)` routes behind nginx.
+pub fn start_with(
+    env: &str,
+    state_dir: Option<PathBuf>,
+    extra_routes: Vec<(String, u16)>,
+) -> Stack {
     let spec = teipsum_spec::load_spec(&root().join("config.ncl")).expect("config.ncl is valid");
     let plan = spec.plans[env].clone();
     let options = Options {
@@ -28,6 +37,7 @@ pub fn start(env: &str, state_dir: Option<PathBuf>) -> Stack {
         frontend: root().join(&plan.frontend.root),
         show_logs: std::env::var_os("E2E_LOGS").is_some(),
         free_ports: true,
+        extra_routes,
     };
     Stack::start(&plan, &options).unwrap_or_else(|e| panic!("the stack does not start: {e}"))
 }

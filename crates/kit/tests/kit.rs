@@ -731,6 +731,15 @@ mod reqwest {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+        runtime.block_on(async {
+            teipsum_testkit::http_client()
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
     }
 }

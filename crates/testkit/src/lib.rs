@@ -703,3 +703,14 @@ impl Drop for ServiceProcess {
         self.kill();
     }
 }
+
+/// An HTTP client for tests. Installs the ring crypto provider first: in a
+/// workspace build reqwest may be compiled with rustls (the end-to-end tests
+/// need it), and then it needs a process-wide provider even for plain HTTP.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("an HTTP client")
+}

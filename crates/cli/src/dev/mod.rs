@@ -42,6 +42,9 @@ pub struct Options {
     pub show_logs: bool,
     /// Move every service to a free port (tests that run side by side).
     pub free_ports: bool,
+    /// Extra `(prefix, port)` routes proxied like the API routes (benchmarks
+    /// compare a service with a trivial upstream behind the same nginx).
+    pub extra_routes: Vec<(String, u16)>,
 }
 
 /// `plan` with every service on a free port, its upstream and its
@@ -373,7 +376,31 @@ impl Stack {
         }
 
         let (ca_pem, cert, key) = certs::development_certificate(&root, &plan.domain)?;
-        let edge = teipsum_nixgen::edge::edge(plan);
+        let mut edge = teipsum_nixgen::edge::edge(plan);
+        for (prefix, port) in &options.extra_routes {
+            let name = format!("extra_{port}");
+            edge.upstreams.push(teipsum_nixgen::edge::Upstream {
+                name: name.clone(),
+                servers: vec![format!("127.0.0.1:{port}")],
+                directives: vec![format!("keepalive {};", plan.nginx.keepalive)],
+            });
+            let template = edge
+                .locations
+                .iter()
+                .find(|l| l.proxy_pass.is_some())
+                .cloned()
+                .ok_or_else(|| DevError::Failed("the plan has no API route to copy".to_owned()))?;
+            edge.locations.push(teipsum_nixgen::edge::Location {
+                path: prefix.clone(),
+                proxy_pass: Some(format!("http://{name}")),
+                try_files: None,
+                directives: template
+                    .directives
+                    .into_iter()
+                    .filter(|d| !d.starts_with("limit_req"))
+                    .collect(),
+            });
+        }
         let nginx_dir = root.join("nginx");
         for tmp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             let dir = nginx_dir.join("tmp").join(tmp);

@@ -55,7 +55,7 @@ impl Stack {
             pg,
             _broker: broker,
             _credentials: credentials,
-            http: Client::new(),
+            http: teipsum_testkit::http_client(),
             signer: Signer::new(private_pem.as_bytes()).unwrap(),
         }
     }

@@ -114,7 +114,7 @@ impl Stack {
             pg,
             broker,
             credentials,
-            http: Client::new(),
+            http: teipsum_testkit::http_client(),
             signer: Signer::new(private_pem.as_bytes()).unwrap(),
             producer,
         }

@@ -96,7 +96,7 @@ impl Saga {
             broker,
             _credentials: credentials,
             signer,
-            http: Client::new(),
+            http: teipsum_testkit::http_client(),
             admin,
         }
     }

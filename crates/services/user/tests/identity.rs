@@ -86,7 +86,7 @@ impl Stack {
             pg,
             _broker: broker,
             _credentials: credentials,
-            http: Client::new(),
+            http: teipsum_testkit::http_client(),
             private_pem,
             public_pem,
         }
