@@ -27,8 +27,16 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
 
+  # The end-to-end tests and benchmarks (crates/e2e) are not part of a deployment.
   cargoBuildFlags =
-    if cargoPackages == [ ] then [ "--workspace" ] else lib.concatMap (p: [ "-p" p ]) cargoPackages;
+    if cargoPackages == [ ] then
+      [
+        "--workspace"
+        "--exclude"
+        "teipsum-e2e"
+      ]
+    else
+      lib.concatMap (p: [ "-p" p ]) cargoPackages;
 
   # rdkafka builds the librdkafka it was tested with from source (cmake).
   nativeBuildInputs = [

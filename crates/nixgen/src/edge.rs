@@ -61,8 +61,14 @@ fn header_lines(headers: &[Header], csp: &str) -> Vec<String> {
     lines
 }
 
-/// Decide the edge of `plan`.
-pub fn edge(plan: &Plan) -> Edge {
+/// Name of the micro-cache zone.
+pub const MICRO_CACHE_ZONE: &str = "teipsum_micro";
+
+/// Where nginx keeps the micro-cache on NixOS (the unit's CacheDirectory).
+pub const NIXOS_CACHE_DIR: &str = "/var/cache/nginx/teipsum";
+
+/// Decide the edge of `plan`; `cache_dir` holds the micro-cache.
+pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
     let nginx = &plan.nginx;
     let limit = &nginx.auth_rate_limit;
     let mut http = vec![
@@ -72,6 +78,11 @@ pub fn edge(plan: &Plan) -> Edge {
         ),
         "limit_req_status 429;".to_owned(),
     ];
+    if nginx.routes.iter().any(|r| r.micro_cache_secs > 0) {
+        http.push(format!(
+            "proxy_cache_path {cache_dir} levels=1:2 keys_zone={MICRO_CACHE_ZONE}:10m max_size=256m inactive=10m use_temp_path=off;"
+        ));
+    }
     // Inherited by every location without add_header of its own: the API
     // routes, the ACME challenge, the HTTP→HTTPS redirect and nginx's own
     // error pages.
@@ -144,6 +155,18 @@ pub fn edge(plan: &Plan) -> Edge {
             "proxy_set_header Connection \"\";".to_owned(),
             "proxy_set_header X-Request-Id $request_id;".to_owned(),
         ];
+        if r.micro_cache_secs > 0 {
+            // The service says what is cacheable (Cache-Control: public,
+            // max-age); one request per key refreshes it while the others wait
+            // or get the stale copy. A location with add_header repeats them all.
+            directives.push(format!("proxy_cache {MICRO_CACHE_ZONE};"));
+            directives.push(format!("proxy_cache_valid 200 {}s;", r.micro_cache_secs));
+            directives.push("proxy_cache_lock on;".to_owned());
+            directives
+                .push("proxy_cache_use_stale updating error timeout http_502 http_503;".to_owned());
+            directives.extend(header_lines(&nginx.security_headers, &nginx.api_csp));
+            directives.push("add_header X-Cache-Status $upstream_cache_status always;".to_owned());
+        }
         if r.rate_limited {
             directives.push(format!(
                 "limit_req zone={} burst={} nodelay;",

@@ -187,7 +187,7 @@ pub fn nginx(plan: &Plan) -> Nix {
         upstreams,
         locations,
         body_limit,
-    } = edge::edge(plan);
+    } = edge::edge(plan, edge::NIXOS_CACHE_DIR);
 
     let mut top = Attrs::new();
     let mut firewall = Attrs::new();

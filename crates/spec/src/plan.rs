@@ -262,6 +262,8 @@ pub struct RoutePlan {
     pub upstream: String,
     /// Whether the authentication rate limit applies.
     pub rate_limited: bool,
+    /// Seconds nginx may answer from its micro-cache (0: not cached).
+    pub micro_cache_secs: u64,
 }
 
 /// The storefront.

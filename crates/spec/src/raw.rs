@@ -49,6 +49,8 @@ pub struct RawService {
     pub ready: String,
     /// Whether nginx rate-limits the routes as authentication endpoints.
     pub auth_endpoint: bool,
+    /// How long nginx may serve cached responses (`0s`: never).
+    pub micro_cache: String,
     /// Addresses promoted to admin at registration.
     pub admin_emails: Vec<String>,
 }

@@ -71,6 +71,25 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
                 Violation::PrivilegedPort { port: service.port },
             ));
         }
+        check_duration(
+            path.field("micro_cache"),
+            "the micro-cache lifetime",
+            &service.micro_cache,
+            (0, "0s"),
+            (60_000, "60s"),
+            &mut errors,
+        );
+        if service.auth_endpoint && service.micro_cache != "0s" {
+            errors.push(Diagnostic::new(
+                path.field("micro_cache"),
+                Violation::DurationOutOfRange {
+                    what: "the micro-cache of an authentication endpoint",
+                    value: service.micro_cache.clone(),
+                    min: "0s",
+                    max: "0s",
+                },
+            ));
+        }
         for (i, email) in service.admin_emails.iter().enumerate() {
             check_email(&path.field("admin_emails").index(i), email, &mut errors);
         }
@@ -976,6 +995,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 service: service.clone(),
                 upstream: upstream_name(&platform, service),
                 rate_limited: s.auth_endpoint,
+                micro_cache_secs: parse_duration(&s.micro_cache).unwrap_or(0),
             })
         })
         .collect();

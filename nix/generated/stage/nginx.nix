@@ -28,6 +28,7 @@
     commonHttpConfig = ''
       limit_req_zone $binary_remote_addr zone=teipsum_auth:10m rate=10r/s;
       limit_req_status 429;
+      proxy_cache_path /var/cache/nginx/teipsum levels=1:2 keys_zone=teipsum_micro:10m max_size=256m inactive=10m use_temp_path=off;
       add_header Cross-Origin-Opener-Policy "same-origin" always;
       add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
       add_header Referrer-Policy "strict-origin-when-cross-origin" always;
@@ -139,6 +140,18 @@
           extraConfig = ''
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
+            proxy_cache teipsum_micro;
+            proxy_cache_valid 200 5s;
+            proxy_cache_lock on;
+            proxy_cache_use_stale updating error timeout http_502 http_503;
+            add_header Cross-Origin-Opener-Policy "same-origin" always;
+            add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
+            add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            add_header X-Frame-Options "DENY" always;
+            add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+            add_header X-Cache-Status $upstream_cache_status always;
           '';
           proxyPass = "http://teipsum_catalog";
         };

@@ -376,7 +376,11 @@ impl Stack {
         }
 
         let (ca_pem, cert, key) = certs::development_certificate(&root, &plan.domain)?;
-        let mut edge = teipsum_nixgen::edge::edge(plan);
+        let nginx_dir = root.join("nginx");
+        let cache_dir = nginx_dir.join("cache");
+        std::fs::create_dir_all(&cache_dir).map_err(|e| DevError::Failed(e.to_string()))?;
+        let _ = Command::new("chmod").arg("0777").arg(&cache_dir).status();
+        let mut edge = teipsum_nixgen::edge::edge(plan, &cache_dir.display().to_string());
         for (prefix, port) in &options.extra_routes {
             let name = format!("extra_{port}");
             edge.upstreams.push(teipsum_nixgen::edge::Upstream {
@@ -401,7 +405,6 @@ impl Stack {
                     .collect(),
             });
         }
-        let nginx_dir = root.join("nginx");
         for tmp in ["body", "proxy", "fastcgi", "uwsgi", "scgi"] {
             let dir = nginx_dir.join("tmp").join(tmp);
             std::fs::create_dir_all(&dir).map_err(|e| DevError::Failed(e.to_string()))?;

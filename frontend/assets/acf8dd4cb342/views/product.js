@@ -1,6 +1,6 @@
 // One product: pictures, price, stock, description, add to cart.
 
-import { h, announce, notice } from '../dom.js';
+import { h, replace, announce, notice } from '../dom.js';
 import { ApiError, request } from '../api.js';
 import * as cart from '../cart.js';
 import { price, stockText } from '../format.js';
@@ -45,16 +45,16 @@ export async function productView(context) {
       event.preventDefault();
       const wanted = Number.parseInt(quantity.value, 10);
       if (!Number.isInteger(wanted) || wanted < 1 || wanted > Number(quantity.max)) {
-        message.replaceChildren(notice('error', `Choose a quantity from 1 to ${quantity.max}.`));
+        replace(message, notice('error', `Choose a quantity from 1 to ${quantity.max}.`));
         quantity.focus();
         return;
       }
       if (!cart.add(product, wanted)) {
-        message.replaceChildren(notice('error', 'Your cart is full. Place an order or remove something first.'));
+        replace(message, notice('error', 'Your cart is full. Place an order or remove something first.'));
         return;
       }
       const text = `Added ${wanted} × ${product.name} to your cart.`;
-      message.replaceChildren(notice('success', text, ' ', h('a', { href: '/cart' }, 'View your cart')));
+      replace(message, notice('success', text, ' ', h('a', { href: '/cart' }, 'View your cart')));
       announce(text);
     },
   },

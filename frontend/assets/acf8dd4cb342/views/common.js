@@ -61,6 +61,8 @@ export function pagination({ urlFor, cursors, current, next, label }) {
     class: 'button',
     rel,
     onclick: (event) => {
+      // A new tab or window opens the plain link (and starts a fresh "Previous" trail).
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
       event.preventDefault();
       navigate(urlFor(cursor), { state });
     },
@@ -69,7 +71,7 @@ export function pagination({ urlFor, cursors, current, next, label }) {
   return h('nav', { class: 'pagination', 'aria-label': label },
     onFirst ? h('span') : previousCursor !== null
       ? link('← Previous page', previousCursor, { cursors: cursors.slice(0, -1) }, 'prev')
-      : link('← First page', '', { cursors: [] }, 'first'),
+      : link('← First page', '', { cursors: [] }, null),
     h('span', { class: 'pagination__page' }, previousCursor !== null || onFirst ? `Page ${cursors.length + 1}` : ''),
     next ? link('Next page →', next, { cursors: [...cursors, current ?? ''] }, 'next') : h('span'));
 }
@@ -83,9 +85,11 @@ export function previousCursors(state) {
 export function productPicture(product, size = 'card') {
   const url = (product.image_urls ?? []).find((u) => typeof u === 'string' && u.startsWith('https://'));
   const placeholder = () => {
-    let sum = 0;
-    for (const c of product.category ?? product.name ?? '') sum = (sum + c.charCodeAt(0)) % 6;
-    return h('div', { class: `picture picture--${size} picture--tone${sum}`, 'aria-hidden': 'true' },
+    // A colour per category, always the same one (FNV-1a of the name).
+    let hash = 2166136261;
+    for (const c of product.category || product.name || '') hash = Math.imul(hash ^ c.charCodeAt(0), 16777619) >>> 0;
+    const tone = hash % 6;
+    return h('div', { class: `picture picture--${size} picture--tone${tone}`, 'aria-hidden': 'true' },
       h('span', { class: 'picture__initial' }, (product.name ?? '?').trim().charAt(0).toUpperCase()));
   };
   if (!url) return placeholder();

@@ -2,7 +2,7 @@
 // The API checks the role on every request; these pages only spare a
 // customer the forms they could not use.
 
-import { h, field, notice, whileBusy, announce } from '../dom.js';
+import { h, replace, field, notice, whileBusy, announce } from '../dom.js';
 import { ApiError, isAbort, plainMessage } from '../api.js';
 import * as session from '../session.js';
 import { navigate } from '../router.js';
@@ -12,6 +12,16 @@ import { show, heading, requireLogin, errorNotice, loading, pagination, previous
 const PAGE_SIZE = 20;
 /** The currencies the admin-product service accepts. */
 const CURRENCIES = ['EUR', 'USD', 'GBP', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'HUF', 'RON', 'BGN', 'JPY', 'AUD', 'CAD', 'NZD'];
+
+/**
+ * The If-Match of an edit: the version the admin read, as the API's ETag
+ * (`"<version>"`) states it. Built from the body rather than echoed from the
+ * ETag header because nginx's gzip weakens the ETag of the answers it
+ * compresses (`W/"2"`), and If-Match compares strongly: it would never match.
+ */
+function ifMatch(product) {
+  return `"${product.version}"`;
+}
 
 function requireAdmin(context) {
   if (!requireLogin(context)) return false;
@@ -41,7 +51,7 @@ export async function adminView(context) {
     const { data } = await session.authRequest(`/api/admin/products/?${params}`, { signal });
     if (signal.aborted) return;
     const products = Array.isArray(data?.items) ? data.items : [];
-    list.replaceChildren(
+    replace(list,
       products.length === 0
         ? h('p', { class: 'empty' }, 'There are no products yet. ', h('a', { href: '/admin/products/new' }, 'Add the first one'), '.')
         : h('div', { class: 'table-scroll' }, h('table', { class: 'admin-products' },
@@ -61,7 +71,7 @@ export async function adminView(context) {
       pagination({ urlFor, cursors, current: cursor, next: data?.next_cursor ?? null, label: 'Product pages' }) ?? '');
   } catch (error) {
     if (signal.aborted || isAbort(error)) return;
-    list.replaceChildren(errorNotice(error, { retry: () => adminView(context) }));
+    replace(list, errorNotice(error, { retry: () => adminView(context) }));
   }
 }
 
@@ -71,7 +81,6 @@ export async function adminProductView(context) {
   const { params, state, signal } = context;
   const creating = !params.id;
   let product = null;
-  let etag = null;
   let fresh = false;
 
   if (!creating) {
@@ -79,13 +88,12 @@ export async function adminProductView(context) {
     // Just created: the page already has the product, and no stock exists yet.
     if (state?.created?.id === params.id) {
       product = state.created;
-      etag = state.etag;
       fresh = true;
       // A reload reads the product again rather than this copy.
       window.history.replaceState(null, '', window.location.pathname);
     } else {
       try {
-        ({ data: product, etag } = await session.authRequest(`/api/admin/products/${encodeURIComponent(params.id)}`, { signal }));
+        ({ data: product } = await session.authRequest(`/api/admin/products/${encodeURIComponent(params.id)}`, { signal }));
       } catch (error) {
         if (signal.aborted || isAbort(error)) return;
         if (error instanceof ApiError && (error.status === 404 || error.code === 'INVALID_INPUT')) {
@@ -108,7 +116,7 @@ export async function adminProductView(context) {
         announce(`Product ${created.data.name} created.`);
         navigate(`/admin/products/${encodeURIComponent(created.data.id)}`, {
           replace: true,
-          state: { created: created.data, etag: created.etag },
+          state: { created: created.data },
         });
         return;
       }
@@ -116,12 +124,11 @@ export async function adminProductView(context) {
         session.authRequest(`/api/admin/products/${encodeURIComponent(product.id)}`, {
           method: 'PUT',
           body: input,
-          headers: { 'If-Match': etag ?? `"${product.version}"` },
+          headers: { 'If-Match': ifMatch(product) },
           signal,
         }));
       product = updated.data;
-      etag = updated.etag ?? `"${product.version}"`;
-      formMessage.replaceChildren(notice('success', 'Saved. The catalog shows the change within a few seconds.'));
+      replace(formMessage, notice('success', 'Saved. The catalog shows the change within a few seconds.'));
     },
     onStale: () => adminProductView({ ...context, state: null }),
   });
@@ -133,7 +140,7 @@ export async function adminProductView(context) {
     fresh ? notice('success', 'Product created. It appears in the catalog within a few seconds; set its stock below so that it can be ordered.') : null,
     form,
     creating ? null : stockSection(product, { fresh, signal }),
-    creating ? null : deleteSection(() => ({ product, etag }), signal),
+    creating ? null : deleteSection(() => product, signal),
     creating ? null : h('p', {}, h('a', { href: `/products/${encodeURIComponent(product.id)}` }, 'See it in the catalog')));
 }
 
@@ -159,7 +166,7 @@ function productForm({ product, onSave, onStale }) {
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    message.replaceChildren();
+    replace(message);
     const chosen = currencyField.control.value;
     const minor = toMinor(amount.control.value, chosen);
     const urls = images.control.value.split('\n').map((u) => u.trim()).filter(Boolean);
@@ -186,7 +193,7 @@ function productForm({ product, onSave, onStale }) {
       if (isAbort(error)) return;
       const stale = error instanceof ApiError && error.code === 'PRECONDITION_FAILED';
       const reload = h('button', { type: 'button', class: 'button', onclick: onStale }, 'Load the latest version');
-      message.replaceChildren(notice('error', h('p', {}, plainMessage(error)), stale ? h('p', {}, reload) : null));
+      replace(message, notice('error', h('p', {}, plainMessage(error)), stale ? h('p', {}, reload) : null));
       (stale ? reload : message.querySelector('[role=alert]'))?.focus?.();
     }
   });
@@ -203,18 +210,18 @@ function stockSection(product, { fresh, signal }) {
 
   const showLevel = (stock) => {
     if (!stock) {
-      level.replaceChildren('No stock recorded yet: the product cannot be ordered.');
+      replace(level, 'No stock recorded yet: the product cannot be ordered.');
       return;
     }
     quantity.control.value = String(stock.quantity);
-    level.replaceChildren(`${stock.quantity} available, ${stock.reserved} reserved by orders.`);
+    replace(level, `${stock.quantity} available, ${stock.reserved} reserved by orders.`);
   };
 
   const form = h('form', { class: 'form', novalidate: true },
     message, quantity.wrapper, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    message.replaceChildren();
+    replace(message);
     const wanted = Number(quantity.control.value);
     quantity.showError(quantity.control.value !== '' && Number.isInteger(wanted) && wanted >= 0 && wanted <= 1000 ? null : 'Enter a whole number from 0 to 1000.');
     if (quantity.control.hasAttribute('aria-invalid')) { quantity.control.focus(); return; }
@@ -222,10 +229,10 @@ function stockSection(product, { fresh, signal }) {
       const { data } = await whileBusy(submit, 'Saving…', () =>
         session.authRequest(path, { method: 'PUT', body: { quantity: wanted }, signal }));
       showLevel(data);
-      message.replaceChildren(notice('success', `Stock set to ${data.quantity}.`));
+      replace(message, notice('success', `Stock set to ${data.quantity}.`));
     } catch (error) {
       if (isAbort(error)) return;
-      message.replaceChildren(notice('error', plainMessage(error)));
+      replace(message, notice('error', plainMessage(error)));
     }
   });
 
@@ -236,7 +243,7 @@ function stockSection(product, { fresh, signal }) {
       .catch((error) => {
         if (signal.aborted || isAbort(error)) return;
         if (error instanceof ApiError && error.status === 404) showLevel(null);
-        else level.replaceChildren(errorNotice(error));
+        else replace(level, errorNotice(error));
       });
   }
   return h('section', { class: 'panel', 'aria-labelledby': 'stock-heading' },
@@ -251,23 +258,23 @@ function deleteSection(current, signal) {
   ask.addEventListener('click', () => {
     const yes = h('button', { type: 'button', class: 'button button--danger' }, 'Yes, delete it');
     const no = h('button', { type: 'button', class: 'button' }, 'Keep it');
-    no.addEventListener('click', () => { box.replaceChildren(ask); ask.focus(); });
+    no.addEventListener('click', () => { replace(box, ask); ask.focus(); });
     yes.addEventListener('click', async () => {
-      const { product, etag } = current();
+      const product = current();
       try {
         await whileBusy(yes, 'Deleting…', () => session.authRequest(`/api/admin/products/${encodeURIComponent(product.id)}`, {
           method: 'DELETE',
-          headers: { 'If-Match': etag ?? `"${product.version}"` },
+          headers: { 'If-Match': ifMatch(product) },
           signal,
         }));
         announce(`Product ${product.name} deleted.`);
         navigate('/admin', { replace: true });
       } catch (error) {
         if (isAbort(error)) return;
-        message.replaceChildren(notice('error', plainMessage(error)));
+        replace(message, notice('error', plainMessage(error)));
       }
     });
-    box.replaceChildren(h('p', {}, 'Delete this product? Shoppers can no longer see or order it. This cannot be undone.'), h('div', { class: 'cancel__buttons' }, yes, no));
+    replace(box, h('p', {}, 'Delete this product? Shoppers can no longer see or order it. This cannot be undone.'), h('div', { class: 'cancel__buttons' }, yes, no));
     yes.focus();
   });
   box.append(ask);

@@ -1,6 +1,6 @@
 // The cart: change quantities, see totals, place the order.
 
-import { h, announce, notice, whileBusy } from '../dom.js';
+import { h, replace, announce, notice, whileBusy } from '../dom.js';
 import { ApiError, isAbort, plainMessage, request } from '../api.js';
 import * as cart from '../cart.js';
 import * as session from '../session.js';
@@ -29,7 +29,7 @@ export async function cartView(context) {
   const draw = () => {
     const lines = cart.lines();
     if (lines.length === 0) {
-      body.replaceChildren(h('p', { class: 'empty' }, 'Your cart is empty. ', h('a', { href: '/' }, 'Browse the products'), '.'));
+      replace(body, h('p', { class: 'empty' }, 'Your cart is empty. ', h('a', { href: '/' }, 'Browse the products'), '.'));
       return;
     }
     const totals = new Map();
@@ -48,7 +48,7 @@ export async function cartView(context) {
     }, 'Place order');
     placeButton.addEventListener('click', () => placeOrder(placeButton));
 
-    body.replaceChildren(
+    replace(body,
       h('ul', { class: 'cart-lines', 'aria-label': 'Products in your cart' }, lines.map((line) => cartLine(line, latest.get(line.productId)))),
       h('div', { class: 'cart__summary' },
         h('p', { class: 'cart__total' }, 'Total: ',
@@ -67,7 +67,7 @@ export async function cartView(context) {
     // lands before the browser repaints. Both clicks would send the same key anyway.
     if (placing) return;
     placing = true;
-    status.replaceChildren();
+    replace(status);
     const key = cart.checkoutKey();
     const items = cart.lines().map((line) => ({ product_id: line.productId, quantity: line.quantity }));
     try {
@@ -83,7 +83,7 @@ export async function cartView(context) {
       });
     } catch (error) {
       if (isAbort(error)) return;
-      status.replaceChildren(notice('error', plainMessage(error),
+      replace(status, notice('error', plainMessage(error),
         error instanceof ApiError && error.code === 'SESSION_ENDED' ? [' ', h('a', { href: '/login?next=%2Fcart' }, 'Log in')] : null));
     } finally {
       placing = false;

@@ -1,6 +1,6 @@
 // Order history, and one order followed from placed to confirmed or rejected.
 
-import { h, notice, whileBusy } from '../dom.js';
+import { h, replace, notice, whileBusy } from '../dom.js';
 import { ApiError, isAbort, plainMessage } from '../api.js';
 import * as session from '../session.js';
 import { money, dateTime, statusLabel, shortId, plural, ORDER_STATUS } from '../format.js';
@@ -24,14 +24,14 @@ export async function ordersView(context) {
     const { data } = await session.authRequest(`/api/orders/?${params}`, { signal });
     if (signal.aborted) return;
     const orders = Array.isArray(data?.items) ? data.items : [];
-    list.replaceChildren(
+    replace(list,
       orders.length === 0
         ? h('p', { class: 'empty' }, 'You have not ordered anything yet. ', h('a', { href: '/' }, 'Browse the products'), '.')
         : h('ul', { class: 'order-list', 'aria-label': 'Orders' }, orders.map(orderSummary)),
       pagination({ urlFor, cursors, current: cursor, next: data?.next_cursor ?? null, label: 'Order pages' }) ?? '');
   } catch (error) {
     if (signal.aborted || isAbort(error)) return;
-    list.replaceChildren(errorNotice(error, { retry: () => ordersView(context) }));
+    replace(list, errorNotice(error, { retry: () => ordersView(context) }));
   }
 }
 
@@ -85,14 +85,14 @@ export async function orderView(context) {
 
   const update = () => {
     const words = ORDER_STATUS[order.status];
-    statusBox.replaceChildren(
+    replace(statusBox,
       h('p', {}, 'Status: ', statusBadge(order.status)),
       h('p', { class: 'order__detail' },
         order.status === 'PLACED' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null,
         words?.detail ?? ''),
       order.status === 'REJECTED' && order.reason ? h('p', { class: 'order__reason' }, reasonText(order)) : null);
     statusBox.dataset.status = order.status;
-    actions.replaceChildren(order.status === 'PLACED' || order.status === 'CONFIRMED' ? cancelControl() : '');
+    replace(actions, order.status === 'PLACED' || order.status === 'CONFIRMED' ? cancelControl() : '');
   };
 
   const cancelControl = () => {
@@ -101,9 +101,9 @@ export async function orderView(context) {
     ask.addEventListener('click', () => {
       const yes = h('button', { type: 'button', class: 'button button--danger' }, 'Yes, cancel this order');
       const no = h('button', { type: 'button', class: 'button' }, 'Keep the order');
-      no.addEventListener('click', () => { box.replaceChildren(ask); ask.focus(); });
+      no.addEventListener('click', () => { replace(box, ask); ask.focus(); });
       yes.addEventListener('click', async () => {
-        message.replaceChildren();
+        replace(message);
         try {
           await whileBusy(yes, 'Cancelling…', async () => {
             ({ data: order } = await session.authRequest(`${path}/cancel`, { method: 'POST', signal }));
@@ -111,12 +111,12 @@ export async function orderView(context) {
           update();
         } catch (error) {
           if (signal.aborted || isAbort(error)) return;
-          message.replaceChildren(notice('error', plainMessage(error)));
+          replace(message, notice('error', plainMessage(error)));
           // Show the state that made the cancellation fail.
           refetch().catch(() => {});
         }
       });
-      box.replaceChildren(h('p', { class: 'cancel__question' }, 'Cancel this order? This cannot be undone.'), h('div', { class: 'cancel__buttons' }, yes, no));
+      replace(box, h('p', { class: 'cancel__question' }, 'Cancel this order? This cannot be undone.'), h('div', { class: 'cancel__buttons' }, yes, no));
       yes.focus();
     });
     box.append(ask);
@@ -165,7 +165,7 @@ export async function orderView(context) {
       }
     } catch (error) {
       if (signal.aborted || isAbort(error)) return;
-      message.replaceChildren(errorNotice(error, { retry: () => { message.replaceChildren(); follow(); } }));
+      replace(message, errorNotice(error, { retry: () => { replace(message); follow(); } }));
     }
   }
 }

@@ -1,6 +1,6 @@
 // Log in and create an account.
 
-import { h, field, notice, whileBusy, announce } from '../dom.js';
+import { h, replace, field, notice, whileBusy, announce } from '../dom.js';
 import { ApiError, plainMessage } from '../api.js';
 import * as session from '../session.js';
 import { navigate } from '../router.js';
@@ -25,7 +25,7 @@ export function loginView(context) {
     errors, email.wrapper, password.wrapper, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    errors.replaceChildren();
+    replace(errors);
     email.showError(email.control.value.trim() ? null : 'Enter your e-mail address.');
     password.showError(password.control.value ? null : 'Enter your password.');
     const invalid = [email, password].find((f) => f.control.hasAttribute('aria-invalid'));
@@ -35,7 +35,7 @@ export function loginView(context) {
       announce('You are logged in.');
       navigate(next, { replace: true });
     } catch (error) {
-      errors.replaceChildren(notice('error', plainMessage(error)));
+      replace(errors, notice('error', plainMessage(error)));
       if (error instanceof ApiError && error.code === 'INVALID_CREDENTIALS') password.control.select();
     }
   });
@@ -61,7 +61,7 @@ export function registerView(context) {
     errors, name.wrapper, email.wrapper, password.wrapper, submit);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    errors.replaceChildren();
+    replace(errors);
     const displayName = name.control.value.trim();
     const address = email.control.value.trim();
     name.showError(displayName.length >= 1 && displayName.length <= 64 ? null : 'Enter your name (1 to 64 characters).');
@@ -76,7 +76,7 @@ export function registerView(context) {
       announce('Your account was created and you are logged in.');
       navigate(next, { replace: true });
     } catch (error) {
-      errors.replaceChildren(notice('error', plainMessage(error),
+      replace(errors, notice('error', plainMessage(error),
         error instanceof ApiError && error.code === 'EMAIL_TAKEN' ? [' ', h('a', { href: `/login${next !== '/' ? `?next=${encodeURIComponent(next)}` : ''}` }, 'Log in')] : null));
     }
   });

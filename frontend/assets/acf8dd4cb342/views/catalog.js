@@ -1,6 +1,6 @@
 // The catalog: search, sort, filter by category, page through products.
 
-import { h, announce } from '../dom.js';
+import { h, replace, announce } from '../dom.js';
 import { request } from '../api.js';
 import * as cart from '../cart.js';
 import { navigate } from '../router.js';
@@ -52,7 +52,7 @@ export async function catalogView(context) {
       const { data } = await request(`/api/products?${params}`, { signal });
       if (signal.aborted) return;
       const items = Array.isArray(data?.items) ? data.items : [];
-      results.replaceChildren(
+      replace(results,
         items.length === 0
           ? h('p', { class: 'empty' }, q || category
             ? 'No products match your search. Try other words, or '
@@ -62,7 +62,7 @@ export async function catalogView(context) {
       if (q || category) announce(`${plural(items.length, 'product')} on this page.`);
     } catch (error) {
       if (signal.aborted) return;
-      results.replaceChildren(errorNotice(error, { retry: () => { results.replaceChildren(loading('Loading products…')); load(); } }));
+      replace(results, errorNotice(error, { retry: () => { replace(results, loading('Loading products…')); load(); } }));
     }
   };
   await load();

@@ -1,0 +1,69 @@
+// The README's picture of the storefront: fill a running `teipsum dev` with a
+// small demo catalog and photograph it into frontend/screenshot.png.
+//
+//   TEIPSUM_URL=https://localhost:8443 node screenshot.js
+//
+// Best on a fresh stack (the catalog then shows only the demo products). It
+// registers admin@teipsum.store (config.ncl makes that address an admin)
+// unless it exists; TEIPSUM_ADMIN_PASSWORD is its password.
+
+import { chromium, request as http } from 'playwright-core';
+
+const BASE = (process.env.TEIPSUM_URL ?? 'https://localhost:8443').replace(/\/$/, '');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const OUTPUT = new URL('../frontend/screenshot.png', import.meta.url).pathname;
+const ADMIN = { email: 'admin@teipsum.store', password: process.env.TEIPSUM_ADMIN_PASSWORD ?? 'browser test admin password' };
+
+const DEMO = [
+  ['Linen shirt', 'LINEN-SHIRT', 'clothing', 4900, 12, 'Washed linen, relaxed fit.'],
+  ['Merino scarf', 'MERINO-SCARF', 'accessories', 3500, 3, 'Soft, warm and light.'],
+  ['Stoneware mug', 'STONEWARE-MUG', 'kitchen', 1450, 40, 'Glazed by hand; holds 350 ml.'],
+  ['Walnut desk lamp', 'WALNUT-LAMP', 'lighting', 8900, 7, 'Oiled walnut with a linen shade.'],
+  ['Beeswax candle', 'BEESWAX-CANDLE', 'home', 990, 0, 'Burns for forty hours.'],
+  ['Canvas tote bag', 'CANVAS-TOTE', 'accessories', 2400, 25, 'Heavy cotton canvas.'],
+  ['Cast-iron pan', 'CAST-IRON-PAN', 'kitchen', 5900, 9, 'Pre-seasoned, 26 cm.'],
+  ['Dotted notebook', 'DOTTED-NOTEBOOK', 'stationery', 1200, 60, 'A5, 160 pages.'],
+];
+
+const api = await http.newContext({ baseURL: BASE, ignoreHTTPSErrors: true });
+const registered = await api.post('/api/auth/register', { data: { ...ADMIN, display_name: 'Shop admin' } });
+if (![201, 409].includes(registered.status())) throw new Error(`register: ${registered.status()} ${await registered.text()}`);
+const login = await api.post('/api/auth/login', { data: ADMIN });
+if (!login.ok()) throw new Error(`login: ${login.status()} ${await login.text()}`);
+const headers = { Authorization: `Bearer ${(await login.json()).access_token}` };
+
+for (const [name, sku, category, amount, stock, description] of DEMO) {
+  const created = await api.post('/api/admin/products/', {
+    headers,
+    data: { name, sku, category, description, price: { amount_minor: amount, currency: 'EUR' }, image_urls: [], active: true },
+  });
+  if (created.status() === 409) continue; // there from an earlier run
+  if (!created.ok()) throw new Error(`${sku}: ${created.status()} ${await created.text()}`);
+  const { id } = await created.json();
+  const set = await api.put(`/api/admin/inventory/${id}`, { headers, data: { quantity: stock } });
+  if (!set.ok()) throw new Error(`stock of ${sku}: ${set.status()} ${await set.text()}`);
+}
+
+// Events carry products and stock to the catalog; wait until it shows them all.
+for (let tries = 0; ; tries += 1) {
+  const items = (await (await api.get('/api/products?limit=100')).json()).items;
+  const ready = DEMO.every(([name, , , , stock]) =>
+    items.some((p) => p.name === name && p.stock.quantity === stock));
+  if (ready) break;
+  if (tries > 60) throw new Error('the catalog did not show the demo products within a minute');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 1000 }, locale: 'en-GB' });
+await page.goto(`${BASE}/`);
+await page.locator('.product-grid').waitFor();
+await page.screenshot({ path: OUTPUT });
+await browser.close();
+await api.dispose();
+console.log(`wrote ${OUTPUT}`);

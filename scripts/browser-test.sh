@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The storefront's end-to-end test: headless Chromium against `teipsum dev`.
+#
+#   cargo build --workspace && scripts/browser-test.sh
+#
+# 1. installs Debian's chromium if it is missing, and the test's npm packages
+#    (npm ci) if node_modules is missing or older than package-lock.json;
+# 2. starts `teipsum dev` with a temporary state directory, nginx on free
+#    ports, and waits until it says it is running;
+# 3. runs browser-tests/ against it (screenshots in browser-tests/artifacts/);
+# 4. stops the stack whatever happens, and exits with the tests' status.
+#
+# TEIPSUM: the teipsum binary (default: $CARGO_TARGET_DIR/debug/teipsum, as
+# scripts/test.sh builds it). CHROMIUM: the browser (default /usr/bin/chromium).
+# The services keep the ports config.ncl gives them, so no other
+# `teipsum dev` may run at the same time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+teipsum="${TEIPSUM:-${CARGO_TARGET_DIR:-$HOME/.cache/teipsum/target}/debug/teipsum}"
+chromium="${CHROMIUM:-/usr/bin/chromium}"
+tests="$root/browser-tests"
+artifacts="$tests/artifacts"
+
+say() { printf 'browser-test: %s\n' "$*" >&2; }
+
+if [ ! -x "$teipsum" ]; then
+  say "no teipsum binary at $teipsum; build the workspace first (cargo build --workspace) or set TEIPSUM"
+  exit 2
+fi
+
+# -- 1. what the test needs ---------------------------------------------------
+sudo_cmd=()
+[ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
+if [ ! -x "$chromium" ]; then
+  say "installing chromium"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then
+  say "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))"
+  exit 2
+fi
+# node_modules is current when it was installed from exactly this lock file.
+stamp="$tests/node_modules/.installed-from-lock"
+lock_sum="$(sha256sum "$tests/package-lock.json" | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$lock_sum" ]; then
+  say "npm ci"
+  (cd "$tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_sum" >"$stamp"
+fi
+
+# -- 2. the stack ---------------------------------------------------------------
+free_port() {
+  node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
+}
+https_port="${BROWSER_TEST_HTTPS_PORT:-$(free_port)}"
+http_port="${BROWSER_TEST_HTTP_PORT:-$(free_port)}"
+state="$(mktemp -d -t teipsum-browser-test.XXXXXX)"
+# PostgreSQL may run as another user; it must be able to reach its directory.
+chmod 0755 "$state"
+mkdir -p "$artifacts"
+log="$artifacts/teipsum-dev.log"
+dev_pid=""
+
+stop() {
+  local status=$?
+  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
+    say "stopping teipsum dev"
+    kill -INT "$dev_pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do
+      kill -0 "$dev_pid" 2>/dev/null || break
+      sleep 1
+    done
+    if kill -0 "$dev_pid" 2>/dev/null; then
+      say "teipsum dev did not stop within 60 s; killing its process group"
+      kill -KILL -- "-$dev_pid" 2>/dev/null || true
+    fi
+    wait "$dev_pid" 2>/dev/null || true
+  fi
+  # As root, the stack runs PostgreSQL under runuser, and signalling runuser
+  # can orphan the postmaster. Stop it by the pid it wrote, if it is still up.
+  local pidfile="$state/dev/postgres/data/postmaster.pid"
+  if [ -f "$pidfile" ]; then
+    local pg_pid
+    pg_pid="$(head -n 1 "$pidfile")"
+    if [ -n "$pg_pid" ] && kill -0 "$pg_pid" 2>/dev/null; then
+      say "stopping the PostgreSQL server the stack left running (pid $pg_pid)"
+      kill -INT "$pg_pid" 2>/dev/null || true
+      for _ in $(seq 1 30); do
+        kill -0 "$pg_pid" 2>/dev/null || break
+        sleep 0.5
+      done
+      kill -KILL "$pg_pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$state"
+  exit "$status"
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting teipsum dev on https://localhost:$https_port (log: ${log#"$root"/})"
+# A process group of its own, so that a stuck stack can be stopped as a whole.
+setsid "$teipsum" -f "$root/config.ncl" dev \
+  --https-port "$https_port" --http-port "$http_port" --state-dir "$state/dev" \
+  >"$log" 2>&1 </dev/null &
+dev_pid=$!
+
+for _ in $(seq 1 180); do
+  if grep -q 'is running:' "$log"; then break; fi
+  if ! kill -0 "$dev_pid" 2>/dev/null; then
+    say "teipsum dev stopped before it was ready:"
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+if ! grep -q 'is running:' "$log"; then
+  say "teipsum dev was not ready after 180 s:"
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+
+# -- 3. the tests ------------------------------------------------------------
+say "running the browser tests"
+set +e
+(cd "$tests" && TEIPSUM_URL="https://localhost:$https_port" CHROMIUM="$chromium" \
+  node --test --test-reporter=spec --test-timeout=600000 storefront.test.js)
+status=$?
+set -e
+if [ "$status" -eq 0 ]; then
+  say "passed; screenshots in ${artifacts#"$root"/}/"
+else
+  say "FAILED (status $status); screenshots and the stack's log in ${artifacts#"$root"/}/"
+fi
+exit "$status"
