@@ -12,8 +12,7 @@
 #
 # TEIPSUM: the teipsum binary (default: $CARGO_TARGET_DIR/debug/teipsum, as
 # scripts/test.sh builds it). CHROMIUM: the browser (default /usr/bin/chromium).
-# The services keep the ports config.ncl gives them, so no other
-# `teipsum dev` may run at the same time.
+# Every port is a free one, so the test can run beside another stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -80,8 +79,8 @@ stop() {
     fi
     wait "$dev_pid" 2>/dev/null || true
   fi
-  # As root, the stack runs PostgreSQL under runuser, and signalling runuser
-  # can orphan the postmaster. Stop it by the pid it wrote, if it is still up.
+  # If teipsum dev had to be killed, its PostgreSQL server (running as the
+  # postgres user) may be left behind. Stop it by the pid it wrote.
   local pidfile="$state/dev/postgres/data/postmaster.pid"
   if [ -f "$pidfile" ]; then
     local pg_pid
@@ -106,7 +105,7 @@ trap 'exit 143' TERM
 say "starting teipsum dev on https://localhost:$https_port (log: ${log#"$root"/})"
 # A process group of its own, so that a stuck stack can be stopped as a whole.
 setsid "$teipsum" -f "$root/config.ncl" dev \
-  --https-port "$https_port" --http-port "$http_port" --state-dir "$state/dev" \
+  --https-port "$https_port" --http-port "$http_port" --state-dir "$state/dev" --free-ports \
   >"$log" 2>&1 </dev/null &
 dev_pid=$!
 

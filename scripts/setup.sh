@@ -22,11 +22,20 @@ want systemd-analyze systemd                           # score the unit files of
 want hyperfine hyperfine                               # benchmarks
 want wrk wrk                                           # HTTP load for teipsum-bench
 want openssl openssl                                   # development certificates
+want python3 python3                                   # frontend/rehash.py
+want chromium chromium                                 # the storefront's browser test
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+# The browser test is driven by Node.js 20 or newer (playwright-core, from npm).
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: the browser test needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
 fi
 
 # cargo tools, built once per machine and reused from ~/.cargo/bin.

@@ -27,6 +27,10 @@ git ls-files --cached --others --exclude-standard '*.nix' | while read -r f; do 
 echo "$(git ls-files --cached --others --exclude-standard '*.nix' | wc -l) files parse"
 step "the generated modules against nixos-25.11 (nixos-lite)"
 TEIPSUM="$teipsum" scripts/check-nixos.sh
+step "the storefront's hashed assets match their contents"
+python3 frontend/rehash.py --check
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc
+step "the storefront in headless Chromium against teipsum dev"
+TEIPSUM="$teipsum" scripts/browser-test.sh

@@ -133,6 +133,10 @@ pub enum Command {
         /// Do not print the services' logs.
         #[arg(long)]
         quiet: bool,
+        /// Run the services on free ports instead of the spec's, so that
+        /// this stack can run beside another one (tests, CI).
+        #[arg(long)]
+        free_ports: bool,
     },
     /// Kafka topics.
     Topics {
@@ -258,6 +262,7 @@ pub fn run(cli: Cli) -> ExitCode {
             state_dir,
             bin_dir,
             quiet,
+            free_ports,
         } => commands::dev(
             &cli.file,
             &env,
@@ -268,7 +273,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 bin_dir,
                 frontend: PathBuf::new(),
                 show_logs: !quiet,
-                free_ports: false,
+                free_ports,
                 extra_routes: vec![],
             },
         ),

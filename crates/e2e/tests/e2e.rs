@@ -10,21 +10,25 @@ use teipsum_e2e::{Shop, start};
 
 const ADMIN: &str = "admin@teipsum.store";
 
+fn product_body(name: &str, sku: &str, price: i64) -> Value {
+    json!({
+        "name": name,
+        "description": format!("{name}, made for the end-to-end test"),
+        "sku": sku,
+        "price": {"amount_minor": price, "currency": "EUR"},
+        "category": "kitchen",
+        "image_urls": ["https://img.teipsum.store/mug.png"],
+        "active": true
+    })
+}
+
 async fn create_product(shop: &Shop, admin: &str, name: &str, sku: &str, price: i64) -> String {
     let r = shop
         .call(
             Method::POST,
             "/api/admin/products/",
             Some(admin),
-            Some(json!({
-                "name": name,
-                "description": format!("{name}, made for the end-to-end test"),
-                "sku": sku,
-                "price": {"amount_minor": price, "currency": "EUR"},
-                "category": "kitchen",
-                "image_urls": ["https://img.teipsum.store/mug.png"],
-                "active": true
-            })),
+            Some(product_body(name, sku, price)),
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
@@ -321,6 +325,42 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let customer = shop.account("headers@example.org").await;
     let product = create_product(&shop, &admin, "Header Lamp", "LAMP-1", 3_000).await;
 
+    // nginx's gzip weakens the ETag of every answer it compresses; an edit
+    // sent with the tag the admin was given still goes through.
+    let admin_url = format!("{}/api/admin/products/{product}", shop.base);
+    let read = shop
+        .http
+        .get(&admin_url)
+        .bearer_auth(&admin)
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.headers()["content-encoding"], "gzip");
+    let tag = read.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(tag.starts_with("W/"), "gzip gave a strong tag: {tag}");
+    let edited = shop
+        .http
+        .put(&admin_url)
+        .bearer_auth(&admin)
+        .header("if-match", &tag)
+        .json(&product_body("Header Lamp", "LAMP-1", 3_200))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK, "PUT with If-Match: {tag}");
+    let stale = shop
+        .http
+        .put(&admin_url)
+        .bearer_auth(&admin)
+        .header("if-match", &tag)
+        .json(&product_body("Header Lamp", "LAMP-1", 3_300))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    assert_security_headers("412", stale.headers());
+
     let created = shop
         .call(Method::POST, "/api/auth/register", None, Some(json!({"email": "new@example.org", "password": "correct horse battery", "display_name": "N"})))
         .await;
@@ -355,6 +395,17 @@ async fn every_kind_of_response_carries_the_security_headers() {
     assert_eq!(page.status(), StatusCode::OK);
     assert_security_headers("storefront", page.headers());
     assert_eq!(page.headers()["cache-control"], "no-cache");
+    // A missing asset is a 404 that no cache may keep for a year.
+    let missing = shop
+        .call(Method::GET, "/assets/000000000000/missing.js", None, None)
+        .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_security_headers("404 asset", missing.headers());
+    assert!(
+        missing.headers().get("cache-control").is_none(),
+        "a 404 asset must not be cached: {:?}",
+        missing.headers().get("cache-control")
+    );
 
     let cases = [
         (

@@ -102,10 +102,13 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
     let frontend = &plan.frontend;
     let route = frontend.route.trim_end_matches('/');
     // A location with add_header drops every inherited one: repeat them all.
-    let static_headers = |cache: &str| {
+    // `always` also sends the header on errors: right for `no-cache`, wrong
+    // for a year-long cache, which must never be given to a 404.
+    let static_headers = |cache: &str, always: bool| {
         let mut lines = header_lines(&nginx.security_headers, &nginx.frontend_csp);
+        let always = if always { " always" } else { "" };
         lines.push(format!(
-            "add_header Cache-Control {} always;",
+            "add_header Cache-Control {}{always};",
             quoted(cache)
         ));
         lines
@@ -118,21 +121,21 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
         } else {
             "$uri $uri/ =404".to_owned()
         }),
-        directives: static_headers("no-cache"),
+        directives: static_headers("no-cache", true),
     });
     // The page itself is always revalidated, so a deploy is seen at once.
     locations.push(Location {
         path: format!("= {route}/index.html"),
         proxy_pass: None,
         try_files: None,
-        directives: static_headers("no-cache"),
+        directives: static_headers("no-cache", true),
     });
     // Content-hashed assets never change under the same name.
     locations.push(Location {
         path: format!("{route}/assets/"),
         proxy_pass: None,
         try_files: Some("$uri =404".to_owned()),
-        directives: static_headers("public, max-age=31536000, immutable"),
+        directives: static_headers("public, max-age=31536000, immutable", false),
     });
     // Unknown API paths get a JSON 404, not the storefront's index.html.
     if !nginx.routes.iter().any(|r| r.prefix == "/api/")

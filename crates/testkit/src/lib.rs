@@ -61,11 +61,21 @@ pub fn postgres_bin_dir() -> PathBuf {
 }
 
 /// A command run as the `postgres` user when we are root (PostgreSQL refuses
-/// to run as root), as ourselves otherwise.
+/// to run as root), as ourselves otherwise. `setpriv` changes user and then
+/// execs the program, so the child we hold is PostgreSQL itself and our
+/// signals (SIGINT for a fast shutdown) reach it; `runuser` would stay in
+/// between and let the postmaster outlive the test.
 fn as_postgres(program: &Path) -> Command {
     if is_root() {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
+        let mut command = Command::new("setpriv");
+        command
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
+            .arg(program);
         command
     } else {
         Command::new(program)
@@ -338,7 +348,7 @@ impl Postgres {
 }
 
 impl Postgres {
-    /// Stop the server cleanly (SIGQUIT: immediate shutdown).
+    /// Stop the server cleanly (SIGINT: fast shutdown), killing it after 15 s.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGINT: fast shutdown (clients are disconnected, data is safe).

@@ -169,7 +169,7 @@
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
-            add_header Cache-Control "public, max-age=31536000, immutable" always;
+            add_header Cache-Control "public, max-age=31536000, immutable";
           '';
           tryFiles = "$uri =404";
         };

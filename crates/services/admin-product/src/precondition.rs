@@ -8,8 +8,14 @@
 pub enum IfMatch {
     /// `*`: any current version.
     Any,
-    /// The versions of a list of strong tags (`"3", "4"`). Weak tags
-    /// (`W/"3"`) never match: `If-Match` uses strong comparison.
+    /// The versions of a list of tags (`"3", W/"4"`).
+    ///
+    /// RFC 9110 compares `If-Match` strongly, so `W/"3"` would never match.
+    /// But our tag is the product's version number, a strong validator of
+    /// its state whatever the encoding, and the weak form only ever comes
+    /// from nginx: its gzip filter weakens the ETag of every answer it
+    /// compresses. Refusing it would make the tag a client read through the
+    /// edge useless, so the version inside a weak tag counts too.
     Versions(Vec<i64>),
 }
 
@@ -36,17 +42,14 @@ impl IfMatch {
         }
         let mut versions = Vec::new();
         for tag in header.split(',').map(str::trim) {
-            let (weak, quoted) = match tag.strip_prefix("W/") {
-                Some(rest) => (true, rest),
-                None => (false, tag),
-            };
+            let quoted = tag.strip_prefix("W/").unwrap_or(tag);
             let inner = quoted
                 .strip_prefix('"')
                 .and_then(|t| t.strip_suffix('"'))
                 .filter(|t| !t.contains('"'))
                 .ok_or(PreconditionError::Malformed)?;
             // A well-formed tag that is not one of ours simply never matches.
-            if !weak && let Ok(version) = inner.parse::<i64>() {
+            if let Ok(version) = inner.parse::<i64>() {
                 versions.push(version);
             }
         }
@@ -67,13 +70,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn strong_tags_match_their_version_only() {
+    fn tags_match_their_version_only_weak_or_strong() {
         let m = IfMatch::parse(Some("\"3\"")).unwrap();
         assert!(m.matches(3));
         assert!(!m.matches(4));
         let m = IfMatch::parse(Some("\"1\", \"4\"")).unwrap();
         assert!(m.matches(4));
-        assert!(!IfMatch::parse(Some("W/\"3\"")).unwrap().matches(3));
+        // nginx's gzip turns "3" into W/"3" on the way to the client.
+        assert!(IfMatch::parse(Some("W/\"3\"")).unwrap().matches(3));
+        assert!(!IfMatch::parse(Some("W/\"3\"")).unwrap().matches(4));
         assert!(!IfMatch::parse(Some("\"abc\"")).unwrap().matches(3));
         assert!(IfMatch::parse(Some("*")).unwrap().matches(7));
     }

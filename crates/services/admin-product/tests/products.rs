@@ -721,7 +721,7 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
         (
             Method::DELETE,
             path.clone(),
-            Some("W/\"1\""),
+            Some("W/\"6\""),
             StatusCode::PRECONDITION_FAILED,
         ),
         (
