@@ -7,7 +7,8 @@
 #    (npm ci) if node_modules is missing or older than package-lock.json;
 # 2. starts `teipsum dev` with a temporary state directory, nginx on free
 #    ports, and waits until it says it is running;
-# 3. runs browser-tests/ against it (screenshots in browser-tests/artifacts/);
+# 3. runs browser-tests/ against it (screenshots in browser-tests/artifacts/),
+#    and renders `teipsum graph` with Mermaid (graph.test.js);
 # 4. stops the stack whatever happens, and exits with the tests' status.
 #
 # TEIPSUM: the teipsum binary (default: $CARGO_TARGET_DIR/debug/teipsum, as
@@ -127,8 +128,8 @@ fi
 # -- 3. the tests ------------------------------------------------------------
 say "running the browser tests"
 set +e
-(cd "$tests" && TEIPSUM_URL="https://localhost:$https_port" CHROMIUM="$chromium" \
-  node --test --test-reporter=spec --test-timeout=600000 storefront.test.js)
+(cd "$tests" && TEIPSUM_URL="https://localhost:$https_port" CHROMIUM="$chromium" TEIPSUM="$teipsum" \
+  node --test --test-reporter=spec --test-timeout=600000 storefront.test.js graph.test.js)
 status=$?
 set -e
 if [ "$status" -eq 0 ]; then
