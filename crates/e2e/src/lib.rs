@@ -9,6 +9,7 @@ use std::{
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
+pub use teipsum_cli::dev::ExtraRoute;
 use teipsum_cli::dev::{Options, Stack};
 
 /// The repository root.
@@ -21,12 +22,8 @@ pub fn start(env: &str, state_dir: Option<PathBuf>) -> Stack {
     start_with(env, state_dir, vec![])
 }
 
-/// [`start`], with extra `(prefix, port)` routes behind nginx.
-pub fn start_with(
-    env: &str,
-    state_dir: Option<PathBuf>,
-    extra_routes: Vec<(String, u16)>,
-) -> Stack {
+/// [`start`], with extra (uncached) routes behind nginx.
+pub fn start_with(env: &str, state_dir: Option<PathBuf>, extra_routes: Vec<ExtraRoute>) -> Stack {
     let spec = teipsum_spec::load_spec(&root().join("config.ncl")).expect("config.ncl is valid");
     let plan = spec.plans[env].clone();
     let options = Options {

@@ -160,13 +160,15 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
         ];
         if r.micro_cache_secs > 0 {
             // The service says what is cacheable (Cache-Control: public,
-            // max-age); one request per key refreshes it while the others wait
-            // or get the stale copy. A location with add_header repeats them all.
+            // max-age). One request per key fills it while the others wait;
+            // an expired copy is refreshed in the background while it is
+            // still served. A location with add_header repeats them all.
             directives.push(format!("proxy_cache {MICRO_CACHE_ZONE};"));
             directives.push(format!("proxy_cache_valid 200 {}s;", r.micro_cache_secs));
             directives.push("proxy_cache_lock on;".to_owned());
             directives
                 .push("proxy_cache_use_stale updating error timeout http_502 http_503;".to_owned());
+            directives.push("proxy_cache_background_update on;".to_owned());
             directives.extend(header_lines(&nginx.security_headers, &nginx.api_csp));
             directives.push("add_header X-Cache-Status $upstream_cache_status always;".to_owned());
         }

@@ -142,6 +142,7 @@
             proxy_cache_valid 200 5s;
             proxy_cache_lock on;
             proxy_cache_use_stale updating error timeout http_502 http_503;
+            proxy_cache_background_update on;
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;

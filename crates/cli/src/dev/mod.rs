@@ -42,9 +42,21 @@ pub struct Options {
     pub show_logs: bool,
     /// Move every service to a free port (tests that run side by side).
     pub free_ports: bool,
-    /// Extra `(prefix, port)` routes proxied like the API routes (benchmarks
+    /// Routes proxied like the API routes but never cached (benchmarks
     /// compare a service with a trivial upstream behind the same nginx).
-    pub extra_routes: Vec<(String, u16)>,
+    pub extra_routes: Vec<ExtraRoute>,
+}
+
+/// A route only `teipsum dev` adds, for benchmarks.
+#[derive(Debug, Clone)]
+pub struct ExtraRoute {
+    /// The nginx location (`/bench/trivial`, `= /bench/product`).
+    pub location: String,
+    /// `host:port`, or the name of a service of the plan (its port is only
+    /// known once the stack has picked it).
+    pub target: String,
+    /// The URI part of `proxy_pass` (empty: the request's URI unchanged).
+    pub uri: String,
 }
 
 /// `plan` with every service on a free port, its upstream and its
@@ -381,11 +393,15 @@ impl Stack {
         std::fs::create_dir_all(&cache_dir).map_err(|e| DevError::Failed(e.to_string()))?;
         let _ = Command::new("chmod").arg("0777").arg(&cache_dir).status();
         let mut edge = teipsum_nixgen::edge::edge(plan, &cache_dir.display().to_string());
-        for (prefix, port) in &options.extra_routes {
-            let name = format!("extra_{port}");
+        for (n, route) in options.extra_routes.iter().enumerate() {
+            let server = match plan.service(&route.target) {
+                Some(service) => format!("{}:{}", service.address, service.port),
+                None => route.target.clone(),
+            };
+            let name = format!("extra_{n}");
             edge.upstreams.push(teipsum_nixgen::edge::Upstream {
                 name: name.clone(),
-                servers: vec![format!("127.0.0.1:{port}")],
+                servers: vec![server],
                 directives: vec![format!("keepalive {};", plan.nginx.keepalive)],
             });
             let template = edge
@@ -395,13 +411,17 @@ impl Stack {
                 .cloned()
                 .ok_or_else(|| DevError::Failed("the plan has no API route to copy".to_owned()))?;
             edge.locations.push(teipsum_nixgen::edge::Location {
-                path: prefix.clone(),
-                proxy_pass: Some(format!("http://{name}")),
+                path: route.location.clone(),
+                proxy_pass: Some(format!("http://{name}{}", route.uri)),
                 try_files: None,
                 directives: template
                     .directives
                     .into_iter()
-                    .filter(|d| !d.starts_with("limit_req"))
+                    .filter(|d| {
+                        !d.starts_with("limit_req")
+                            && !d.starts_with("proxy_cache")
+                            && !d.contains("X-Cache-Status")
+                    })
                     .collect(),
             });
         }
