@@ -22,7 +22,7 @@ use std::{
 };
 
 use futures::future::join_all;
-use postgres::{GenericClient, Transaction, fallible_iterator::FallibleIterator};
+use postgres::{GenericClient, Transaction, fallible_iterator::FallibleIterator, types::Type};
 use rdkafka::{
     Message,
     consumer::{BaseConsumer, Consumer},
@@ -85,9 +85,15 @@ pub fn append(
     event: &Envelope,
 ) -> Result<(), postgres::Error> {
     let payload = serde_json::to_value(event).expect("envelopes serialize");
-    tx.execute(
+    // Typed: parse, bind and execute in one round trip (no prepare first).
+    tx.execute_typed(
         "INSERT INTO kit_outbox (event_id, topic, key, payload) VALUES ($1, $2, $3, $4)",
-        &[&event.id, &topic, &event.subject, &payload],
+        &[
+            (&event.id, Type::UUID),
+            (&topic, Type::TEXT),
+            (&event.subject, Type::TEXT),
+            (&payload, Type::JSONB),
+        ],
     )?;
     Ok(())
 }
@@ -479,9 +485,9 @@ fn apply(
 ) -> Result<bool, HandleError> {
     let mut conn = db.get()?;
     let mut tx = conn.transaction()?;
-    let fresh = tx.execute(
+    let fresh = tx.execute_typed(
         "INSERT INTO kit_processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&consumer, &envelope.id],
+        &[(&consumer, Type::TEXT), (&envelope.id, Type::UUID)],
     )?;
     if fresh == 0 {
         return Ok(false);

@@ -7,7 +7,7 @@
 //! orders of the same products in opposite orders cannot deadlock; a
 //! savepoint makes the lines all-or-nothing.
 
-use postgres::Transaction;
+use postgres::{Transaction, types::Type};
 use serde::Deserialize;
 use teipsum_kit::events::{self, Envelope, HandleError};
 use uuid::Uuid;
@@ -88,16 +88,18 @@ fn answer(
 }
 
 /// Reserve every line of the order, or none.
+///
+/// This runs for every order, so its statements are typed (parse, bind and
+/// execute in one round trip) and none is sent that can be spared.
 fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleError> {
     let order_id = order.order_id;
     // Already answered (a replay with another event id): answer the same.
-    if tx
-        .query_opt(
-            "SELECT 1 FROM inventory.reservations WHERE order_id = $1 LIMIT 1",
-            &[&order_id],
-        )?
-        .is_some()
-    {
+    let earlier = tx.query_typed_one(
+        "SELECT EXISTS (SELECT 1 FROM inventory.reservations WHERE order_id = $1), \
+                (SELECT product_id FROM inventory.rejections WHERE order_id = $1)",
+        &[(&order_id, Type::UUID)],
+    )?;
+    if earlier.get::<_, bool>(0) {
         return answer(
             tx,
             "stock-reserved",
@@ -105,11 +107,7 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
             serde_json::json!({"order_id": order_id}),
         );
     }
-    if let Some(row) = tx.query_opt(
-        "SELECT product_id FROM inventory.rejections WHERE order_id = $1",
-        &[&order_id],
-    )? {
-        let product_id: Uuid = row.get(0);
+    if let Some(product_id) = earlier.get::<_, Option<Uuid>>(1) {
         return answer(
             tx,
             "reservation-rejected",
@@ -121,30 +119,42 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
     order.items.sort_by_key(|l| l.product_id);
     let mut attempt = tx.savepoint("reserve")?;
     let mut short = None;
+    // The level each decrement left, to announce without reading it again.
+    let mut levels: Vec<(Uuid, i32)> = Vec::with_capacity(order.items.len());
     for line in &order.items {
         if line.quantity <= 0 {
             short = Some((line.product_id, "invalid quantity"));
             break;
         }
-        let taken = attempt.execute(
-            "UPDATE inventory.inventory SET quantity = quantity - $2 WHERE product_id = $1 AND quantity >= $2",
-            &[&line.product_id, &line.quantity],
+        let taken = attempt.query_typed_opt(
+            "UPDATE inventory.inventory SET quantity = quantity - $2 \
+             WHERE product_id = $1 AND quantity >= $2 RETURNING quantity",
+            &[(&line.product_id, Type::UUID), (&line.quantity, Type::INT4)],
         )?;
-        if taken == 0 {
+        let Some(left) = taken else {
             short = Some((line.product_id, "insufficient stock"));
             break;
-        }
-        attempt.execute(
+        };
+        attempt.execute_typed(
             "INSERT INTO inventory.reservations (order_id, product_id, quantity) VALUES ($1, $2, $3)",
-            &[&order_id, &line.product_id, &line.quantity],
+            &[
+                (&order_id, Type::UUID),
+                (&line.product_id, Type::UUID),
+                (&line.quantity, Type::INT4),
+            ],
         )?;
+        // Lines are sorted: a product named twice updates its last level.
+        match levels.last_mut() {
+            Some((product, level)) if *product == line.product_id => *level = left.get(0),
+            _ => levels.push((line.product_id, left.get(0))),
+        }
     }
     match short {
         Some((product_id, reason)) => {
             attempt.rollback()?;
-            tx.execute(
+            tx.execute_typed(
                 "INSERT INTO inventory.rejections (order_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&order_id, &product_id],
+                &[(&order_id, Type::UUID), (&product_id, Type::UUID)],
             )?;
             tracing::info!(%order_id, %product_id, reason, "reservation rejected");
             answer(
@@ -156,8 +166,8 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
         }
         None => {
             attempt.commit()?;
-            for line in &order.items {
-                stock::announce(tx, line.product_id)?;
+            for (product_id, level) in levels {
+                stock::announce_level(tx, product_id, level)?;
             }
             tracing::info!(%order_id, lines = order.items.len(), "stock reserved");
             answer(

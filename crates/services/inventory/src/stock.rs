@@ -12,6 +12,17 @@ pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i32, po
             &[&product_id],
         )?
         .map_or(0, |r| r.get(0));
+    announce_level(tx, product_id, quantity)?;
+    Ok(quantity)
+}
+
+/// Announce that `product_id` is at `quantity`, a level this transaction
+/// has just written.
+pub fn announce_level(
+    tx: &mut impl GenericClient,
+    product_id: Uuid,
+    quantity: i32,
+) -> Result<(), postgres::Error> {
     let event = Envelope::new(
         "inventory",
         "stock-changed",
@@ -19,8 +30,7 @@ pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i32, po
         product_id,
         serde_json::json!({"product_id": product_id, "quantity": quantity}),
     );
-    events::append(tx, "inventory-events", &event)?;
-    Ok(quantity)
+    events::append(tx, "inventory-events", &event)
 }
 
 /// Units of `product_id` held by orders that are not cancelled.
