@@ -65,16 +65,21 @@ mkdir -p "$artifacts"
 log="$artifacts/teipsum-dev.log"
 dev_pid=""
 
+# interrupt <pid> <seconds>: SIGINT, then wait; returns 1 if it still runs.
+interrupt() {
+  kill -INT "$1" 2>/dev/null || true
+  for _ in $(seq 1 "$2"); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
+
 stop() {
   local status=$?
   if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
     say "stopping teipsum dev"
-    kill -INT "$dev_pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do
-      kill -0 "$dev_pid" 2>/dev/null || break
-      sleep 1
-    done
-    if kill -0 "$dev_pid" 2>/dev/null; then
+    if ! interrupt "$dev_pid" 60; then
       say "teipsum dev did not stop within 60 s; killing its process group"
       kill -KILL -- "-$dev_pid" 2>/dev/null || true
     fi
@@ -88,12 +93,7 @@ stop() {
     pg_pid="$(head -n 1 "$pidfile")"
     if [ -n "$pg_pid" ] && kill -0 "$pg_pid" 2>/dev/null; then
       say "stopping the PostgreSQL server the stack left running (pid $pg_pid)"
-      kill -INT "$pg_pid" 2>/dev/null || true
-      for _ in $(seq 1 30); do
-        kill -0 "$pg_pid" 2>/dev/null || break
-        sleep 0.5
-      done
-      kill -KILL "$pg_pid" 2>/dev/null || true
+      interrupt "$pg_pid" 15 || kill -KILL "$pg_pid" 2>/dev/null || true
     fi
   fi
   rm -rf "$state"

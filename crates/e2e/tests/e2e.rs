@@ -339,25 +339,18 @@ async fn every_kind_of_response_carries_the_security_headers() {
     assert_eq!(read.headers()["content-encoding"], "gzip");
     let tag = read.headers()["etag"].to_str().unwrap().to_owned();
     assert!(tag.starts_with("W/"), "gzip gave a strong tag: {tag}");
-    let edited = shop
-        .http
-        .put(&admin_url)
-        .bearer_auth(&admin)
-        .header("if-match", &tag)
-        .json(&product_body("Header Lamp", "LAMP-1", 3_200))
-        .send()
-        .await
-        .unwrap();
+    let put = |price: i64| {
+        shop.http
+            .put(&admin_url)
+            .bearer_auth(&admin)
+            .header("if-match", &tag)
+            .json(&product_body("Header Lamp", "LAMP-1", price))
+            .send()
+    };
+    let edited = put(3_200).await.unwrap();
     assert_eq!(edited.status(), StatusCode::OK, "PUT with If-Match: {tag}");
-    let stale = shop
-        .http
-        .put(&admin_url)
-        .bearer_auth(&admin)
-        .header("if-match", &tag)
-        .json(&product_body("Header Lamp", "LAMP-1", 3_300))
-        .send()
-        .await
-        .unwrap();
+    // The same tag again is stale now.
+    let stale = put(3_300).await.unwrap();
     assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
     assert_security_headers("412", stale.headers());
 
