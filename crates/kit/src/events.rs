@@ -358,6 +358,39 @@ pub trait Handler: Send + 'static {
         topic: &str,
         event: &Envelope,
     ) -> Result<(), HandleError>;
+
+    /// Whether events of `kind` on `topic` may change anything. Those that
+    /// cannot are acknowledged without a transaction or a ledger row: on a
+    /// topic shared by several consumers, most events are for the others.
+    fn wants(&self, _topic: &str, _kind: &str) -> bool {
+        true
+    }
+}
+
+/// `handler`, told that only events of `kinds` matter to it.
+pub fn only<H: Handler>(kinds: &'static [&'static str], handler: H) -> Only<H> {
+    Only { kinds, handler }
+}
+
+/// A handler that skips every kind of event but a few (see [`only`]).
+pub struct Only<H> {
+    kinds: &'static [&'static str],
+    handler: H,
+}
+
+impl<H: Handler> Handler for Only<H> {
+    fn handle(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        topic: &str,
+        event: &Envelope,
+    ) -> Result<(), HandleError> {
+        self.handler.handle(tx, topic, event)
+    }
+
+    fn wants(&self, topic: &str, kind: &str) -> bool {
+        self.kinds.contains(&kind) && self.handler.wants(topic, kind)
+    }
 }
 
 impl<F> Handler for F
@@ -443,6 +476,10 @@ fn process(
     };
     let span = tracing::info_span!("event", consumer, topic, event_id = %envelope.id, kind = %envelope.kind);
     let _entered = span.enter();
+    if !handler.wants(topic, &envelope.kind) {
+        tracing::trace!("not for this consumer; skipped");
+        return true;
+    }
     let mut failures = 0;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -537,6 +574,34 @@ fn park(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_wants_its_kinds_and_what_the_inner_handler_wants() {
+        struct Picky;
+        impl Handler for Picky {
+            fn handle(
+                &mut self,
+                _: &mut Transaction<'_>,
+                _: &str,
+                _: &Envelope,
+            ) -> Result<(), HandleError> {
+                Ok(())
+            }
+            fn wants(&self, topic: &str, _: &str) -> bool {
+                topic == "order-events"
+            }
+        }
+        let all = |_: &mut Transaction<'_>, _: &str, _: &Envelope| Ok(());
+        assert!(all.wants("any", "anything"), "a closure wants every event");
+        let handler = only(&["stock-reserved", "reservation-rejected"], all);
+        assert!(handler.wants("inventory-events", "stock-reserved"));
+        assert!(handler.wants("inventory-events", "reservation-rejected"));
+        assert!(!handler.wants("inventory-events", "stock-changed"));
+        let both = only(&["order-placed"], Picky);
+        assert!(both.wants("order-events", "order-placed"));
+        assert!(!both.wants("other-events", "order-placed"));
+        assert!(!both.wants("order-events", "order-cancelled"));
+    }
 
     #[test]
     fn the_envelope_has_the_documented_shape() {

@@ -74,6 +74,10 @@ impl Handler for Box<dyn Handler> {
     ) -> Result<(), events::HandleError> {
         (**self).handle(tx, topic, event)
     }
+
+    fn wants(&self, topic: &str, kind: &str) -> bool {
+        (**self).wants(topic, kind)
+    }
 }
 
 /// The routes and consumers a service builds from its [`Context`].

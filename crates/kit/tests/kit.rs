@@ -279,7 +279,7 @@ fn produce(broker: &Tansu, topic: &str, key: &str, payload: &[u8]) {
 }
 
 #[test]
-fn a_consumer_fed_the_same_event_twice_applies_it_once_and_parks_poison() {
+fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_other_kinds() {
     if child_role().is_some() {
         return;
     }
@@ -306,6 +306,16 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_and_parks_poison() {
         serde_json::json!({"no": "seq"}),
     );
     produce(&broker, "things", "w", &serde_json::to_vec(&wrong).unwrap());
+    // A kind this consumer is not for: it would be parked (no seq) if it
+    // were applied, so a skip leaves no trace at all.
+    let other = Envelope::new(
+        "test",
+        "thing-audited",
+        1,
+        "o",
+        serde_json::json!({"no": "seq"}),
+    );
+    produce(&broker, "things", "o", &serde_json::to_vec(&other).unwrap());
     let after = Envelope::new(
         "test",
         "thing-changed",
@@ -321,7 +331,7 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_and_parks_poison() {
         consumer,
         "consumer_dup",
         &["things"],
-        effect_handler(),
+        events::only(&["thing-changed"], effect_handler()),
     )
     .unwrap();
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
@@ -336,7 +346,8 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_and_parks_poison() {
     );
     assert_eq!(
         count("SELECT count(*) FROM kit_processed_events WHERE consumer = 'consumer_dup'"),
-        2
+        2,
+        "a ledger row for each applied event, none for the skipped kind"
     );
     assert_eq!(
         count("SELECT count(*) FROM kit_parked_events"),

@@ -49,6 +49,15 @@ fn permanent(message: String) -> HandleError {
     HandleError::Permanent(anyhow::anyhow!(message))
 }
 
+/// The kinds of event [`apply`] acts on; the others on its topics are
+/// acknowledged without touching the database.
+pub const KINDS: &[&str] = &[
+    "product-created",
+    "product-updated",
+    "product-deleted",
+    "stock-changed",
+];
+
 /// Apply one event inside the consumer's transaction. Types the catalog
 /// does not show (`stock-reserved`, `reservation-rejected`, ...) are ignored.
 pub fn apply(tx: &mut Transaction<'_>, topic: &str, event: &Envelope) -> Result<(), HandleError> {

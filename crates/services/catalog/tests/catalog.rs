@@ -539,17 +539,16 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
             PRODUCTS,
             product_event("product-created", stocked_first, 1, &one),
         ),
-        // A newer stock level, then an older one arriving late.
-        (INVENTORY, stock_event(reordered, 10)),
-        (INVENTORY, early_stock),
-        // Inventory's other events are not the catalog's business.
+        // Inventory's other events are not the catalog's business. Keyed
+        // like the stock events after them, they share their partition, so
+        // they have been read once those are applied.
         (
             INVENTORY,
             Envelope::new(
                 "inventory",
                 "stock-reserved",
                 1,
-                Uuid::now_v7(),
+                reordered,
                 json!({"order_id": Uuid::now_v7()}),
             ),
         ),
@@ -559,12 +558,27 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
                 "inventory",
                 "reservation-rejected",
                 1,
-                ignored,
+                reordered,
                 json!({"order_id": Uuid::now_v7(), "product_id": ignored, "reason": "out of stock"}),
             ),
         ),
+        // A newer stock level, then an older one arriving late.
+        (INVENTORY, stock_event(reordered, 10)),
+        (INVENTORY, early_stock),
     ];
-    let distinct: BTreeSet<Uuid> = events.iter().map(|(_, e)| e.id).collect();
+    // Events of the kinds the catalog acts on each leave a ledger row; the
+    // others are skipped without one.
+    let distinct: BTreeSet<Uuid> = events
+        .iter()
+        .filter(|(_, e)| teipsum_catalog::events::KINDS.contains(&e.kind.as_str()))
+        .map(|(_, e)| e.id)
+        .collect();
+    let all: BTreeSet<Uuid> = events.iter().map(|(_, e)| e.id).collect();
+    assert_eq!(
+        all.len() - distinct.len(),
+        2,
+        "the two events of other kinds"
+    );
     for (topic, event) in &events {
         stack.produce(topic, event).await;
     }

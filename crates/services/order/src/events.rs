@@ -33,6 +33,16 @@ struct Rejected {
     reason: String,
 }
 
+/// The kinds of event [`apply`] acts on; the others on its topics are
+/// acknowledged without touching the database.
+pub const KINDS: &[&str] = &[
+    "product-created",
+    "product-updated",
+    "product-deleted",
+    "stock-reserved",
+    "reservation-rejected",
+];
+
 /// Apply one event inside the consumer's transaction.
 pub fn apply(tx: &mut Transaction<'_>, _topic: &str, event: &Envelope) -> Result<(), HandleError> {
     match event.kind.as_str() {

@@ -43,7 +43,7 @@ pub fn build(
         routes: routes::routes(ctx.db.clone(), ctx.verifier()),
         consumer: Some(ConsumerSpec {
             topics: CONSUMES.to_vec(),
-            handler: Box::new(events::apply),
+            handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
         }),
     })
 }
