@@ -268,19 +268,8 @@ pub fn topics_apply(
             Ok(plan) => plan,
             Err(code) => return code,
         };
-        let specs: Vec<TopicSpec> = plan
-            .kafka
-            .topics
-            .iter()
-            .map(|t| TopicSpec {
-                name: t.name.clone(),
-                partitions: t.partitions as i32,
-                replication_factor: i32::from(t.replication_factor),
-                retention_ms: t.retention_ms,
-            })
-            .collect();
         (
-            specs,
+            topic_specs(plan),
             bootstrap
                 .map(str::to_owned)
                 .unwrap_or_else(|| plan.kafka.bootstrap.clone()),
@@ -409,4 +398,18 @@ pub fn dev(file: &Path, env: &str, mut options: crate::dev::Options) -> u8 {
     eprintln!("teipsum dev: stopping");
     stack.stop();
     EXIT_OK
+}
+
+/// The plan's topics as `teipsum topics apply` creates them.
+pub(crate) fn topic_specs(plan: &Plan) -> Vec<teipsum_kit::kafka::TopicSpec> {
+    plan.kafka
+        .topics
+        .iter()
+        .map(|t| teipsum_kit::kafka::TopicSpec {
+            name: t.name.clone(),
+            partitions: t.partitions as i32,
+            replication_factor: i32::from(t.replication_factor),
+            retention_ms: t.retention_ms,
+        })
+        .collect()
 }

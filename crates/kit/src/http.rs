@@ -441,9 +441,47 @@ pub async fn serve<F>(
     graceful.shutdown().await;
 }
 
+/// How many items a page of a list has: the `limit` query parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit(i64);
+
+impl PageLimit {
+    /// Without `limit=`.
+    pub const DEFAULT: i64 = 20;
+    /// The largest page: bounds the work and the size of one (cached) answer.
+    pub const MAX: i64 = 100;
+
+    /// From the `limit` query parameter, if given; the error is the message
+    /// for the client.
+    pub fn parse(raw: Option<&str>) -> Result<Self, String> {
+        let Some(raw) = raw else {
+            return Ok(PageLimit(Self::DEFAULT));
+        };
+        raw.parse::<i64>()
+            .ok()
+            .filter(|n| (1..=Self::MAX).contains(n))
+            .map(PageLimit)
+            .ok_or_else(|| format!("limit must be an integer from 1 to {}", Self::MAX))
+    }
+
+    /// The number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_limits_are_1_to_100() {
+        assert_eq!(PageLimit::parse(None).unwrap().get(), 20);
+        assert_eq!(PageLimit::parse(Some("100")).unwrap().get(), 100);
+        for bad in ["0", "101", "-1", "ten", "1e3", ""] {
+            assert!(PageLimit::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn request_ids_from_clients_are_checked() {

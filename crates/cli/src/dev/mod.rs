@@ -20,7 +20,6 @@ use std::{
 };
 
 use teipsum_conventions::{credentials, env};
-use teipsum_kit::kafka::TopicSpec;
 use teipsum_spec::Plan;
 use teipsum_testkit::{Postgres, ServiceProcess, Tansu, TempDir, free_port, http_status};
 
@@ -306,17 +305,7 @@ impl Stack {
 
         step("tansu (Kafka-compatible broker)");
         let broker = Tansu::start_on(free_port());
-        let topics: Vec<TopicSpec> = plan
-            .kafka
-            .topics
-            .iter()
-            .map(|t| TopicSpec {
-                name: t.name.clone(),
-                partitions: t.partitions as i32,
-                replication_factor: i32::from(t.replication_factor),
-                retention_ms: t.retention_ms,
-            })
-            .collect();
+        let topics = crate::commands::topic_specs(plan);
         // A thread of its own: the caller may itself be inside a runtime.
         let bootstrap = broker.bootstrap.clone();
         let outcomes = std::thread::scope(|scope| {

@@ -377,34 +377,6 @@ pub struct Price {
     pub currency: String,
 }
 
-/// How many products a page of the list has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageLimit(i64);
-
-impl PageLimit {
-    /// Without `limit=`.
-    pub const DEFAULT: i64 = 20;
-    /// The largest page: bounds the work and the response of one request.
-    pub const MAX: i64 = 100;
-
-    /// From the `limit` query parameter, if given.
-    pub fn parse(raw: Option<&str>) -> Result<Self, Invalid> {
-        let Some(raw) = raw else {
-            return Ok(PageLimit(Self::DEFAULT));
-        };
-        raw.parse::<i64>()
-            .ok()
-            .filter(|n| (1..=Self::MAX).contains(n))
-            .map(PageLimit)
-            .ok_or_else(|| Invalid(format!("limit must be an integer from 1 to {}", Self::MAX)))
-    }
-
-    /// The number.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,15 +494,6 @@ mod tests {
             "ftp://cdn.example.org/a.jpg",
         ] {
             assert!(ImageUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn page_limits_are_1_to_100() {
-        assert_eq!(PageLimit::parse(None).unwrap().get(), 20);
-        assert_eq!(PageLimit::parse(Some("100")).unwrap().get(), 100);
-        for bad in ["0", "101", "-1", "ten", "1e3", ""] {
-            assert!(PageLimit::parse(Some(bad)).is_err(), "{bad}");
         }
     }
 }

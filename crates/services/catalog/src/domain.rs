@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
+use teipsum_kit::http::PageLimit;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -13,34 +14,6 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub String);
-
-/// How many products a page has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageLimit(i64);
-
-impl PageLimit {
-    /// Without `limit=`.
-    pub const DEFAULT: i64 = 20;
-    /// The largest page: bounds the work and the size of one (cached) answer.
-    pub const MAX: i64 = 100;
-
-    /// From the `limit` parameter, if given.
-    pub fn parse(raw: Option<&str>) -> Result<Self, Invalid> {
-        let Some(raw) = raw else {
-            return Ok(PageLimit(Self::DEFAULT));
-        };
-        raw.parse::<i64>()
-            .ok()
-            .filter(|n| (1..=Self::MAX).contains(n))
-            .map(PageLimit)
-            .ok_or_else(|| Invalid(format!("limit must be an integer from 1 to {}", Self::MAX)))
-    }
-
-    /// The number.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
 
 /// The orders the list offers. Each ends with the id, so that the order is
 /// total and a cursor names one exact position.
@@ -252,7 +225,7 @@ impl ListQuery {
                 return Err(Invalid(format!("query parameter `{name}` is given twice")));
             }
         }
-        let limit = PageLimit::parse(params.get("limit").map(String::as_str))?;
+        let limit = PageLimit::parse(params.get("limit").map(String::as_str)).map_err(Invalid)?;
         let cursor = params
             .get("cursor")
             .map(|c| Cursor::decode(c))

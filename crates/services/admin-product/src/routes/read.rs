@@ -4,14 +4,14 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
-    http::{Caller, ErrorResponse, json_reply, unexpected_response},
+    http::{Caller, ErrorResponse, PageLimit, json_reply, unexpected_response},
 };
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
 use super::{product_id, query_params, with_etag};
 use crate::{
-    domain::{Invalid, PageLimit},
+    domain::Invalid,
     product::{COLUMNS, Product},
 };
 
@@ -102,7 +102,9 @@ pub async fn list(
     query: Vec<(String, String)>,
 ) -> Result<Response, ReadError> {
     let params = query_params(query, &["limit", "cursor"])?;
-    let limit = PageLimit::parse(params.get("limit").map(String::as_str))?.get();
+    let limit = PageLimit::parse(params.get("limit").map(String::as_str))
+        .map_err(Invalid)?
+        .get();
     let after = params
         .get("cursor")
         .map(|c| Cursor::decode(c))
