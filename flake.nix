@@ -1,23 +1,35 @@
 {
   description = "TeIpsum: a small e-commerce platform, declared in config.ncl and deployed on NixOS";
 
-  # nixos-25.11 is the last release with Kafka 3.9, which ZooKeeper mode needs.
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.11";
+  # The supported NixOS release the hosts run (nix/toolchain: its rustc).
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+  # Kafka 3.9, the last Kafka with ZooKeeper, for `kafka.mode = 'zookeeper`
+  # only (NixOS 26.05 ships Kafka 4, which removed ZooKeeper): nixos-25.11 is
+  # the last release with it. Nothing else is taken from this input.
+  inputs.nixpkgs-kafka.url = "github:NixOS/nixpkgs/nixos-25.11";
 
   outputs =
-    { self, nixpkgs }:
+    { self, nixpkgs, ... }:
     let
       inherit (nixpkgs) lib;
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       # One host per environment for now; see nix/hosts/<env>/.
-      host = env: lib.nixosSystem {
-        modules = [
-          self.nixosModules.default
-          self.nixosModules.${env}
-          ./nix/hosts/${env}
-        ];
-      };
+      host =
+        env:
+        let
+          plan = (lib.importJSON ./nix/generated/${env}/plan.json).plan;
+        in
+        lib.nixosSystem {
+          modules = [
+            self.nixosModules.default
+            self.nixosModules.${env}
+            ./nix/hosts/${env}
+            # The platform the spec gives the host (`hosts.<name>.system`);
+            # a hardware-configuration.nix from nixos-generate-config agrees.
+            { nixpkgs.hostPlatform = lib.mkDefault (builtins.head plan.hosts).system; }
+          ];
+        };
     in
     {
       packages = forAllSystems (pkgs: rec {

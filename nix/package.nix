@@ -4,6 +4,7 @@
   rustPlatform,
   cmake,
   pkg-config,
+  curl,
   zlib,
   # Cargo packages to build; all of them by default.
   cargoPackages ? [ ],
@@ -43,7 +44,13 @@ rustPlatform.buildRustPackage {
     cmake
     pkg-config
   ];
-  buildInputs = [ zlib ];
+  # curl is disabled in librdkafka, but librdkafka 2.12 includes <curl/curl.h>
+  # under a macro that CMake always defines (upstream librdkafka #5135, #5204),
+  # so its headers must be present; nothing links against it.
+  buildInputs = [
+    curl
+    zlib
+  ];
   dontUseCmakeConfigure = true;
 
   # The tests need PostgreSQL, a Kafka broker and nginx; they run in CI

@@ -2,7 +2,20 @@
 # Install what the tests and `teipsum dev` need on a Debian machine. Safe to
 # re-run: it installs only what is missing, so on a prepared machine it takes
 # a second. Needs root (or sudo) for apt.
+#   scripts/setup.sh                 everything: Debian packages, the Node.js check, cargo tools
+#   scripts/setup.sh --system-only   the Debian packages only (what compiling and the tests need)
+#   scripts/setup.sh --build-only    the Debian packages that compiling the workspace needs
+# scripts/clean-room.sh runs the --system-only mode in a bare Debian root, so a
+# package missing here fails there too.
 set -euo pipefail
+
+mode=all
+case "${1:-}" in
+  "") ;;
+  --system-only) mode=system ;;
+  --build-only) mode=build ;;
+  *) echo "usage: $0 [--system-only | --build-only]" >&2; exit 2 ;;
+esac
 
 sudo_cmd=()
 [ "$(id -u)" = 0 ] || sudo_cmd=(sudo)
@@ -12,24 +25,50 @@ want() { # want <command-or-path> <debian package>
   if [[ "$1" == /* ]]; then [ -e "$1" ] || packages+=("$2")
   else command -v "$1" >/dev/null 2>&1 || packages+=("$2"); fi
 }
-want /usr/lib/postgresql/15/bin/initdb postgresql-15   # throw-away test clusters
-want nginx nginx                                       # the edge, with the rendered config
-want nix-instantiate nix-bin                           # parse generated Nix
-want jq jq
+want_header() { # want_header <header> <debian package>: in /usr/include or its multiarch directory
+  compgen -G "/usr/include/$1" >/dev/null || compgen -G "/usr/include/*/$1" >/dev/null || packages+=("$2")
+}
+
+# What compiling the workspace needs: ring, libz-sys and rdkafka-sys (librdkafka,
+# built from source with CMake) have native build steps.
+want cc gcc                                            # C compiler; also rustc's linker
+want c++ g++                                           # librdkafka's CMake project enables C++
+want make make                                         # CMake's generator
+want_header stdio.h libc6-dev                          # C library headers (gcc only recommends them)
 want cmake cmake                                       # librdkafka is built from source
-want pkg-config pkg-config
-want systemd-analyze systemd                           # score the unit files offline
-want hyperfine hyperfine                               # benchmarks
-want wrk wrk                                           # HTTP load for teipsum-bench
-want openssl openssl                                   # development certificates
-want python3 python3                                   # frontend/rehash.py
-want chromium chromium                                 # the storefront's browser test
+want pkg-config pkg-config                             # libz-sys and rdkafka-sys look for libraries
+want_header zlib.h zlib1g-dev                          # the system zlib for rdkafka's `libz`, as in nix/package.nix
+# librdkafka 2.12 includes <curl/curl.h> even when it is built without curl
+# (WITH_CURL=0; confluentinc/librdkafka#5135, #5204), so the headers must be
+# there although nothing links libcurl. A path check: libcurl4-gnutls-dev
+# provides the same header and conflicts with this package.
+want_header curl/curl.h libcurl4-openssl-dev
+want /etc/ssl/certs/ca-certificates.crt ca-certificates  # cargo downloads crates over HTTPS
+
+# What the tests and `teipsum dev` need besides.
+if [ "$mode" != build ]; then
+  want git git                                         # test.sh lists the files to check
+  want /usr/lib/postgresql/15/bin/initdb postgresql-15 # throw-away test clusters
+  want nginx nginx                                     # the edge, with the rendered config
+  want nix-instantiate nix-bin                         # parse generated Nix
+  want jq jq
+  want systemd-analyze systemd                         # score the unit files offline
+  want hyperfine hyperfine                             # benchmarks
+  want wrk wrk                                         # HTTP load for teipsum-bench
+  want openssl openssl                                 # development certificates
+  want python3 python3                                 # frontend/rehash.py
+  want chromium chromium                               # the storefront's browser test
+  want debootstrap debootstrap                         # scripts/clean-room.sh
+fi
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
+
+# Node.js and the cargo tools are not Debian packages: the other modes stop here.
+[ "$mode" = all ] || exit 0
 
 # The browser test is driven by Node.js 20 or newer (playwright-core, from npm).
 node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"

@@ -13,6 +13,20 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "format"
 cargo fmt --all --check
+step "the locked crates build with the pinned nixpkgs' rustc (nix/toolchain)"
+scripts/check-toolchain.sh
+# ...and the check fails on the defect it guards against: a locked crate
+# that needs a newer rustc (parking_lot 0.13 needed 1.95).
+too_new="$(mktemp)"
+cargo metadata --locked --format-version 1 --filter-platform x86_64-unknown-linux-gnu \
+  | jq '.packages += [{name: "parking_lot", version: "0.13.0", rust_version: "1.99"}]' >"$too_new"
+if scripts/check-toolchain.sh "$too_new" 2>/dev/null; then echo "the toolchain check let a crate needing rustc 1.99 through"; exit 1; fi
+rm -f "$too_new"
+echo "toolchain: a crate that needs rustc 1.99 is refused"
+if TEIPSUM_TODAY=2099-01-01 scripts/check-toolchain.sh 2>/dev/null; then echo "the release check let an unsupported release through"; exit 1; fi
+echo "toolchain: a release past its support is refused"
+step "a bare Debian root builds the native crates with only what setup.sh installs"
+scripts/clean-room.sh --if-changed
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "build"
@@ -25,7 +39,7 @@ step "the committed NixOS modules are up to date"
 step "every Nix file parses"
 git ls-files --cached --others --exclude-standard '*.nix' | while read -r f; do nix-instantiate --parse "$f" >/dev/null || { echo "does not parse: $f"; exit 1; }; done
 echo "$(git ls-files --cached --others --exclude-standard '*.nix' | wc -l) files parse"
-step "the generated modules against nixos-25.11 (nixos-lite)"
+step "the NixOS modules, the flake outputs and the production edge against nixos-26.05 (nixos-lite)"
 TEIPSUM="$teipsum" scripts/check-nixos.sh
 step "the storefront's hashed assets match their contents"
 python3 frontend/rehash.py --check

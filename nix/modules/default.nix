@@ -13,4 +13,7 @@ in
   # mkDefault: a host may pin other builds.
   teipsum.package = lib.mkDefault packages.teipsum;
   teipsum.frontend = lib.mkDefault packages.frontend;
+  # Only for `kafka.mode = 'zookeeper`; nothing else comes from that nixpkgs.
+  teipsum.nixpkgsKafka.apacheKafka_3_9 =
+    lib.mkDefault self.inputs.nixpkgs-kafka.legacyPackages.${pkgs.stdenv.hostPlatform.system}.apacheKafka_3_9;
 }

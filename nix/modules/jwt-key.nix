@@ -22,24 +22,76 @@ in
   };
 
   config = lib.mkIf cfg.generate {
-    # Root-only: systemd reads the files for LoadCredential= before dropping
-    # privileges, so no service user needs to.
-    systemd.tmpfiles.rules = [ "d ${cfg.directory} 0700 root root -" ];
+    # The key files belong to a user of their own, not to root: systemd reads
+    # them for LoadCredential= as PID 1, so no service user needs access, and
+    # the oneshot that creates them needs no privilege at all. `Z` hands files
+    # an older release created as root to that user (modes are kept).
+    users.users.teipsum-keys = {
+      isSystemUser = true;
+      group = "teipsum-keys";
+      description = "Owner of the TeIpsum signing key";
+    };
+    users.groups.teipsum-keys = { };
+    systemd.tmpfiles.rules = [
+      "d ${cfg.directory} 0700 teipsum-keys teipsum-keys -"
+      "Z ${cfg.directory} - teipsum-keys teipsum-keys -"
+    ];
 
     systemd.services.teipsum-jwt-key = {
       description = "Create the TeIpsum token signing key";
       wantedBy = [ "multi-user.target" ];
-      unitConfig.ConditionPathExists = "!${cfg.directory}/jwt-ed25519.key";
+      after = [ "systemd-tmpfiles-setup.service" ];
+      # Runs when either half is missing: a lost public key is derived again
+      # from the private one (which is never replaced), otherwise every
+      # service that loads it would fail to start.
+      unitConfig.ConditionPathExists = [
+        "|!${cfg.directory}/jwt-ed25519.key"
+        "|!${cfg.directory}/jwt-ed25519.pub"
+      ];
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "${config.teipsum.package}/bin/teipsum keygen jwt --private ${cfg.directory}/jwt-ed25519.key --public ${cfg.directory}/jwt-ed25519.pub";
+        User = "teipsum-keys";
+        Group = "teipsum-keys";
         UMask = "0077";
+        # Writes only the key directory; reaches nothing.
         ProtectSystem = "strict";
         ReadWritePaths = [ cfg.directory ];
-        PrivateNetwork = true;
+        ProtectHome = true;
         PrivateTmp = true;
+        PrivateDevices = true;
+        PrivateNetwork = true;
+        PrivateUsers = true;
+        PrivateMounts = true;
+        IPAddressDeny = [ "any" ];
+        RestrictAddressFamilies = [ "none" ];
         NoNewPrivileges = true;
+        CapabilityBoundingSet = [ "" ];
+        AmbientCapabilities = [ "" ];
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        KeyringMode = "private";
+        DevicePolicy = "closed";
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+          "~@resources"
+        ];
+        SystemCallErrorNumber = "EPERM";
       };
     };
   };

@@ -1,12 +1,27 @@
-# One VM test per environment: boot a host built from the generated modules,
-# wait for every unit, then walk a shopper through nginx over HTTPS (register,
-# log in, an admin creates a product and its stock, order, confirmation,
-# stock decremented) and check the security headers.
+# One VM test per environment: boot a host built from the generated modules
+# beside a test ACME CA, wait for every unit, check that the first
+# certificate is ordered from that CA and served, then walk a shopper
+# through nginx over HTTPS (register, log in, an admin creates a product and
+# its stock, order, confirmation, stock decremented), check the security
+# headers, and that no unit failed.
 #
-# There is no internet in the VM: ACME keeps its self-signed certificate
-# (nixos-25.11 issues one until a real order succeeds), so curl runs with -k.
-{ self, pkgs, lib }:
+# The CA is pebble, the ACME test server that nixpkgs' own ACME tests run
+# (nixos/tests/common/acme/server), set up the same way but self-contained:
+# its HTTPS listener uses a test certificate made in ./lib/pebble.nix, and it
+# validates HTTP-01 against the host under test through /etc/hosts.
+{
+  self,
+  pkgs,
+  lib,
+}:
 let
+  pebble = import ./lib/pebble.nix { inherit pkgs; };
+  # Addresses of our own on the test network, beside the framework's, so that
+  # each node can name the other without the framework's internals.
+  addresses = {
+    machine = "192.168.1.200";
+    acme = "192.168.1.201";
+  };
   test =
     env:
     let
@@ -16,6 +31,17 @@ let
     in
     pkgs.testers.runNixOSTest {
       name = "teipsum-${env}";
+      nodes.acme = {
+        imports = [ pebble.server ];
+        networking.interfaces.eth1.ipv4.addresses = [
+          {
+            address = addresses.acme;
+            prefixLength = 24;
+          }
+        ];
+        # HTTP-01: pebble fetches the challenge from the domain's port 80.
+        networking.hosts.${addresses.machine} = [ plan.domain ];
+      };
       nodes.machine =
         { ... }:
         {
@@ -23,16 +49,38 @@ let
             self.nixosModules.default
             self.nixosModules.${env}
           ];
-          # The JVM, PostgreSQL and six services need room.
+          # The JVMs, PostgreSQL and six services need room; the JVM heaps
+          # are capped below the generated 1 GiB so that all of it fits.
           virtualisation = {
             memorySize = 4096;
             diskSize = 8192;
             cores = 2;
           };
-          networking.hosts."127.0.0.1" = [ plan.domain ];
+          services.apache-kafka.jvmOptions = lib.mkForce [
+            "-Xms256m"
+            "-Xmx384m"
+          ];
+          services.zookeeper.extraCmdLineOptions = lib.mkForce [
+            "-Xms64m"
+            "-Xmx128m"
+          ];
+          networking.interfaces.eth1.ipv4.addresses = [
+            {
+              address = addresses.machine;
+              prefixLength = 24;
+            }
+          ];
+          networking.hosts = {
+            "127.0.0.1" = [ plan.domain ];
+            ${addresses.acme} = [ pebble.domain ];
+          };
+          # The test CA instead of Let's Encrypt, trusted by lego and curl.
+          security.acme.defaults.server = lib.mkForce "https://${pebble.domain}/dir";
+          security.pki.certificateFiles = [ pebble.caCert ];
           environment.systemPackages = [
             pkgs.curl
             pkgs.jq
+            pkgs.openssl
           ];
         };
       testScript = ''
@@ -40,7 +88,12 @@ let
         import shlex
 
         domain = ${builtins.toJSON plan.domain}
+        pebble_domain = ${builtins.toJSON pebble.domain}
         services = ${builtins.toJSON services}
+
+        acme.start()
+        acme.wait_for_unit("pebble.service")
+        acme.wait_for_open_port(443)
 
         machine.start()
         machine.wait_for_unit("postgresql.target")
@@ -57,7 +110,7 @@ let
         def api(method, path, body=None, token=None):
             """One request through nginx; returns (status, json body, headers)."""
             cmd = [
-                "curl", "-sk", "--resolve", f"{domain}:443:127.0.0.1",
+                "curl", "-s", "--cacert", "/tmp/pebble-root.pem", "--resolve", f"{domain}:443:127.0.0.1",
                 "-o", "/tmp/body", "-D", "/tmp/headers", "-w", "%{http_code}",
                 "-X", method, f"https://{domain}{path}",
             ]
@@ -80,11 +133,27 @@ let
             raise Exception(f"timed out waiting for {what}")
 
 
+        with subtest("the first certificate is ordered from the ACME CA and served"):
+            machine.wait_until_succeeds(
+                f"openssl x509 -noout -issuer -in /var/lib/acme/{domain}/cert.pem | grep -i pebble",
+                timeout=300,
+            )
+            # nginx reloads once the order is done; then it serves the CA's certificate.
+            machine.wait_until_succeeds(
+                f"echo | openssl s_client -connect 127.0.0.1:443 -servername {domain} 2>/dev/null"
+                " | openssl x509 -noout -issuer | grep -i pebble",
+                timeout=120,
+            )
+            # From here on curl checks the whole chain, up to pebble's root.
+            machine.succeed(
+                f"curl -sf https://{pebble_domain}:15000/roots/0 -o /tmp/pebble-root.pem"
+            )
+
         with subtest("every response carries the security headers"):
             for path in ["/", "/api/products", "/api/users/me", "/api/nothing"]:
                 _, _, headers = api("GET", path)
                 for header in [
-                    "strict-transport-security: max-age=63072000; includesubdomains",
+                    "strict-transport-security: max-age=63072000\r",
                     "x-content-type-options: nosniff",
                     "x-frame-options: deny",
                     "referrer-policy:",
@@ -137,6 +206,10 @@ let
             for service in services:
                 machine.succeed(f"systemctl show -p Type teipsum-{service}.service | grep -q notify")
             machine.fail("ss -tlnH | grep -E ':(9090|9093|9096|9098|8100|8110) ' | grep -v 127.0.0.1")
+
+        with subtest("no unit failed"):
+            failed = machine.succeed("systemctl list-units --state=failed --no-legend --plain")
+            assert failed.strip() == "", f"failed units:\n{failed}"
       '';
     };
 in

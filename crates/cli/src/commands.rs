@@ -319,32 +319,97 @@ pub fn topics_apply(
     }
 }
 
-/// `teipsum keygen jwt`.
+/// `teipsum keygen jwt`: make sure the signing key pair exists and matches.
+///
+/// Idempotent, as `ssh-keygen -A` is for host keys: a missing pair is
+/// created; an existing private key is never replaced (tokens are signed
+/// with it), and a missing or stale public half is derived from it again, so
+/// that a lost `.pub` cannot keep every service from starting. Every file is
+/// written to a temporary name, synced and then moved into place, so a crash
+/// leaves either the old file or the new one, never half a key.
 pub fn keygen_jwt(private: &Path, public: &Path) -> u8 {
+    match ensure_jwt_keys(private, public) {
+        Ok(done) => {
+            println!("{done}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn ensure_jwt_keys(private: &Path, public: &Path) -> Result<String, String> {
+    let private_pem = match std::fs::read_to_string(private) {
+        Ok(pem) => Some(pem),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {}: {e}", private.display())),
+    };
+    let Some(private_pem) = private_pem else {
+        let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
+        // The public half first: a crash between the two leaves no private
+        // key, so the next run starts over.
+        write_atomically(public, &public_pem, 0o444, true)?;
+        write_atomically(private, &private_pem, 0o400, false)?;
+        return Ok(format!(
+            "wrote {} and {}",
+            private.display(),
+            public.display()
+        ));
+    };
+    let expected = teipsum_kit::jwt::public_key_of(&private_pem)
+        .map_err(|e| format!("{}: {e}", private.display()))?;
+    match std::fs::read_to_string(public) {
+        Ok(current) if current == expected => Ok(format!(
+            "{} and {} exist and match",
+            private.display(),
+            public.display()
+        )),
+        Ok(_) | Err(_) => {
+            write_atomically(public, &expected, 0o444, true)?;
+            Ok(format!(
+                "derived {} again from {}",
+                public.display(),
+                private.display()
+            ))
+        }
+    }
+}
+
+/// Writes `contents` to `path` through a synced temporary file. With
+/// `replace = false` an existing `path` is an error (link(2) never replaces).
+fn write_atomically(path: &Path, contents: &str, mode: u32, replace: bool) -> Result<(), String> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
-    let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
-    // create_new: never replace a key that tokens may already be signed with.
-    let write = |path: &Path, contents: &str, mode: u32| -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(path)?;
+            .open(&temporary)?;
         file.write_all(contents.as_bytes())?;
-        file.sync_all()
-    };
-    if let Err(e) = write(private, &private_pem, 0o400) {
-        eprintln!("error: cannot create {}: {e}", private.display());
-        return EXIT_FAILED;
+        file.sync_all()?;
+        if replace {
+            std::fs::rename(&temporary, path)?;
+        } else {
+            std::fs::hard_link(&temporary, path)?;
+            std::fs::remove_file(&temporary)?;
+        }
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
     }
-    // The public key is not secret; it is replaced to match the new private key.
-    let _ = std::fs::remove_file(public);
-    if let Err(e) = write(public, &public_pem, 0o444) {
-        eprintln!("error: cannot create {}: {e}", public.display());
-        return EXIT_FAILED;
-    }
-    println!("wrote {} and {}", private.display(), public.display());
-    EXIT_OK
+    result.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// `teipsum dev`: start the stack, print where it is, stop it on Ctrl-C.

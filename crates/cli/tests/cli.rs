@@ -406,7 +406,7 @@ fn topics_apply_reads_the_spec_and_fails_clearly_without_a_broker() {
 }
 
 #[test]
-fn keygen_writes_a_pair_once_and_refuses_to_overwrite() {
+fn keygen_writes_a_pair_once_and_never_replaces_the_private_key() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempdir("keygen");
     let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
@@ -420,20 +420,89 @@ fn keygen_writes_a_pair_once_and_refuses_to_overwrite() {
     ];
     assert_eq!(teipsum(&args).status.code(), Some(0));
     let key = std::fs::read_to_string(&private).unwrap();
+    let public_pem = std::fs::read_to_string(&public).unwrap();
     assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
     assert_eq!(
         std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
         0o400
     );
-    assert!(
-        std::fs::read_to_string(&public)
-            .unwrap()
-            .starts_with("-----BEGIN PUBLIC KEY-----")
+    assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert_eq!(
+        teipsum_kit::jwt::public_key_of(&key).unwrap(),
+        public_pem,
+        "the public half belongs to the private key"
     );
-    assert_eq!(teipsum(&args).status.code(), Some(3));
+
+    // Run again (every boot): nothing changes.
+    assert_eq!(teipsum(&args).status.code(), Some(0));
     assert_eq!(
         std::fs::read_to_string(&private).unwrap(),
         key,
         "the key was replaced"
     );
+    assert_eq!(std::fs::read_to_string(&public).unwrap(), public_pem);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn keygen_derives_a_lost_or_stale_public_key_from_the_private_one() {
+    let dir = tempdir("keygen-repair");
+    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
+    let args = [
+        "keygen",
+        "jwt",
+        "--private",
+        private.to_str().unwrap(),
+        "--public",
+        public.to_str().unwrap(),
+    ];
+    assert_eq!(teipsum(&args).status.code(), Some(0));
+    let key = std::fs::read_to_string(&private).unwrap();
+    let public_pem = std::fs::read_to_string(&public).unwrap();
+
+    std::fs::remove_file(&public).unwrap();
+    let repaired = teipsum(&args);
+    assert_eq!(
+        repaired.status.code(),
+        Some(0),
+        "{}",
+        text(&repaired.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&public).unwrap(), public_pem);
+
+    // A public key of another pair (restored from the wrong backup) is replaced too.
+    let (_, other) = teipsum_kit::jwt::generate_keypair();
+    std::fs::remove_file(&public).unwrap();
+    std::fs::write(&public, other).unwrap();
+    assert_eq!(teipsum(&args).status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&public).unwrap(), public_pem);
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), key);
+}
+
+#[test]
+fn keygen_refuses_a_private_key_that_is_not_one() {
+    let dir = tempdir("keygen-garbage");
+    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
+    std::fs::write(&private, "not a key").unwrap();
+    let out = teipsum(&[
+        "keygen",
+        "jwt",
+        "--private",
+        private.to_str().unwrap(),
+        "--public",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("jwt.key"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!public.exists());
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), "not a key");
 }

@@ -63,6 +63,9 @@ pub enum JwtError {
     /// The key file is not a usable Ed25519 key.
     #[error("not an Ed25519 key in PEM form: {0}")]
     Key(jsonwebtoken::errors::Error),
+    /// The private key file is not a PKCS#8 Ed25519 key.
+    #[error("not a PKCS#8 Ed25519 private key: {0}")]
+    PrivateKey(String),
     /// The token is not acceptable (expired, forged, wrong audience...).
     #[error("invalid token: {0}")]
     Invalid(String),
@@ -157,6 +160,21 @@ pub fn generate_keypair() -> (String, String) {
         .to_public_key_pem(LineEnding::LF)
         .expect("an Ed25519 key encodes");
     (private, public)
+}
+
+/// The SPKI public PEM of a PKCS#8 Ed25519 private PEM: repairs a lost or
+/// stale public half without replacing the key tokens are signed with.
+pub fn public_key_of(private_pem: &str) -> Result<String, JwtError> {
+    use ed25519_dalek::{
+        SigningKey,
+        pkcs8::{DecodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding},
+    };
+    let signing =
+        SigningKey::from_pkcs8_pem(private_pem).map_err(|e| JwtError::PrivateKey(e.to_string()))?;
+    signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| JwtError::PrivateKey(e.to_string()))
 }
 
 /// Seconds since the Unix epoch.

@@ -1,10 +1,10 @@
 //! Plan → the NixOS modules of one environment.
 //!
-//! Every option path used here was read from the nixos-25.11 module sources
+//! Every option path used here was read from the nixos-26.05 module sources
 //! and is listed, with the module it comes from, in `nix/option-allowlist.txt`
 //! (a test checks every emitted path against it).
 
-use teipsum_spec::plan::{KafkaMode, Plan, Setting};
+use teipsum_spec::plan::{KafkaMode, PackageInput, Plan, Setting};
 
 use crate::{
     edge::{self, Edge},
@@ -120,13 +120,21 @@ pub fn kafka(plan: &Plan) -> Nix {
     kafka.set_with(
         "package",
         match k.mode {
-            KafkaMode::Zookeeper { .. } => "ZooKeeper mode ended with Kafka 3.9.",
+            KafkaMode::Zookeeper { .. } => {
+                "ZooKeeper mode ended with Kafka 3.9, past upstream support and only in the older\nnixpkgs input (`teipsum check` warns); KRaft is the way forward."
+            }
             KafkaMode::Kraft { .. } => {
                 "Pinned so that a nixpkgs update cannot change the broker's major version."
             }
         },
-        Nix::select(&format!("pkgs.{}", k.package)),
+        match k.package_input {
+            PackageInput::Nixpkgs => Nix::select(&format!("pkgs.{}", k.package)),
+            PackageInput::NixpkgsKafka => {
+                Nix::select(&format!("config.teipsum.nixpkgsKafka.{}", k.package))
+            }
+        },
     );
+    kafka.set("jvmOptions", k.jvm_options.clone());
     let mut settings = Attrs::new();
     for (name, value) in &k.settings {
         settings.set(name.as_str(), setting(value));
@@ -138,24 +146,44 @@ pub fn kafka(plan: &Plan) -> Nix {
     kafka.set("settings", settings);
 
     let mut systemd_services = Attrs::new();
+    // The broker's unit in nixpkgs has no Restart=: a broker that gave up
+    // on a slow ZooKeeper (18 s by default) or a full disk would stay down,
+    // the topics unit would time out and the services run without topics.
+    let mut broker = Attrs::new();
+    broker.set("serviceConfig", restart_always_on_failure());
+    broker.set_with(
+        "startLimitIntervalSec",
+        "Retry for as long as it takes, every RestartSec.",
+        0_u32,
+    );
     match &k.mode {
-        KafkaMode::Zookeeper { zookeeper_port } => {
+        KafkaMode::Zookeeper {
+            zookeeper_port,
+            zookeeper_jvm_options,
+        } => {
             let mut zookeeper = Attrs::new();
             zookeeper.set("enable", true);
             zookeeper.set("port", *zookeeper_port);
+            zookeeper.set("extraCmdLineOptions", zookeeper_jvm_options.clone());
             zookeeper.set_with(
                 "extraConf",
                 "Loopback only, and no AdminServer (it would listen on 8080).",
                 "initLimit=5\nsyncLimit=2\ntickTime=2000\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
             );
             top.set_path(&["services", "zookeeper"], zookeeper);
-            let mut order = Attrs::new();
-            order.set("after", vec!["zookeeper.service"]);
-            order.set("requires", vec!["zookeeper.service"]);
-            systemd_services.set_with(
-                "apache-kafka",
+            broker.set("after", vec!["zookeeper.service"]);
+            broker.set_with(
+                "requires",
                 "The Kafka module does not order the broker after ZooKeeper.",
-                order,
+                vec!["zookeeper.service"],
+            );
+            let mut coordinator = Attrs::new();
+            coordinator.set("serviceConfig", restart_always_on_failure());
+            coordinator.set("startLimitIntervalSec", 0_u32);
+            systemd_services.set_with(
+                "zookeeper",
+                "Neither has the ZooKeeper unit of nixpkgs a Restart=.",
+                coordinator,
             );
         }
         KafkaMode::Kraft { cluster_id, .. } => {
@@ -168,6 +196,7 @@ pub fn kafka(plan: &Plan) -> Nix {
         }
     }
     top.set_path(&["services", "apache-kafka"], kafka);
+    systemd_services.set("apache-kafka", broker);
 
     let topics = unit::topics_unit(plan);
     systemd_services.set_with(
@@ -177,6 +206,14 @@ pub fn kafka(plan: &Plan) -> Nix {
     );
     top.set_path(&["systemd", "services"], Nix::Attrs(systemd_services));
     Nix::Attrs(top)
+}
+
+/// `Restart=on-failure` after a pause, for the units nixpkgs leaves without one.
+fn restart_always_on_failure() -> Attrs {
+    let mut service = Attrs::new();
+    service.set("Restart", "on-failure");
+    service.set("RestartSec", "10s");
+    service
 }
 
 /// `nginx.nix`: ACME, the virtual host, upstreams, routes, headers, limits, firewall.
@@ -281,6 +318,25 @@ pub fn nginx(plan: &Plan) -> Nix {
     vhosts.set(plan.domain.as_str(), vhost);
     nginx.set("virtualHosts", vhosts);
     top.set_path(&["services", "nginx"], nginx);
+
+    // With enableReload, nixpkgs no longer orders nginx before the first
+    // certificate order, and the order unit has no Restart= (its module sets
+    // RestartSec to 15 minutes, below Let's Encrypt's limit of five failed
+    // validations per hour, but nothing that restarts): an order that ran
+    // before nginx served the challenge, or before DNS was ready, would keep
+    // the self-signed certificate until the daily timer.
+    let mut order = Attrs::new();
+    order.set("after", vec!["nginx.service"]);
+    order.set("wants", vec!["nginx.service"]);
+    let mut retry = Attrs::new();
+    retry.set("Restart", "on-failure");
+    order.set("serviceConfig", retry);
+    order.set("startLimitIntervalSec", 0_u32);
+    top.set_path(&["systemd", "services"], {
+        let mut units = Attrs::new();
+        units.set(format!("acme-order-renew-{}", plan.domain), order);
+        units
+    });
     Nix::Attrs(top)
 }
 

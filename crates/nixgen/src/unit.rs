@@ -219,6 +219,14 @@ pub fn topics_unit(plan: &Plan) -> Unit {
             Some("waits for the broker, creates missing topics, grows partitions, never shrinks"),
         ),
         ("DynamicUser", Bool(true), None),
+        (
+            "Restart",
+            Str("on-failure".into()),
+            Some(
+                "a broker that took longer than the wait: try again rather than leave the services without topics",
+            ),
+        ),
+        ("RestartSec", Str("10s".into()), None),
     ];
     settings.extend(hardening());
     Unit {

@@ -248,7 +248,7 @@ fn allowlist() -> Vec<String> {
 }
 
 #[test]
-fn every_emitted_option_path_is_in_the_nixos_25_11_allowlist() {
+fn every_emitted_option_path_is_in_the_nixos_26_05_allowlist() {
     let allowed = allowlist();
     let mut unknown = BTreeSet::new();
     let mut used = BTreeSet::new();

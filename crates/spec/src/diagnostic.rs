@@ -285,6 +285,23 @@ pub enum Violation {
         /// The other environment.
         other: String,
     },
+    /// HSTS with `includeSubDomains` over a subdomain whose certificates no
+    /// browser trusts: a browser that saw the header refuses that subdomain
+    /// with no way past.
+    #[error(
+        "`includeSubDomains` covers `{subdomain}` (environment `{other}`), whose certificates browsers do not trust"
+    )]
+    HstsCoversUntrusted {
+        /// The subdomain served by the other environment.
+        subdomain: String,
+        /// The environment that serves it.
+        other: String,
+    },
+    /// ZooKeeper mode: it runs on Kafka 3.9, which is past upstream support.
+    #[error(
+        "Kafka in ZooKeeper mode runs on Kafka 3.9, taken from the second nixpkgs input (`nixpkgs-kafka`): Kafka 4 removed ZooKeeper and 3.9 no longer gets upstream fixes"
+    )]
+    ZookeeperUnsupported,
     /// A reference to a host that is not declared.
     #[error("host `{host}` is not declared in this environment's `hosts`")]
     UnknownHost {
@@ -389,6 +406,8 @@ impl Violation {
             Violation::BadDomain { .. } => "bad-domain",
             Violation::BadEmail { .. } => "bad-email",
             Violation::DuplicateDomain { .. } => "duplicate-domain",
+            Violation::HstsCoversUntrusted { .. } => "hsts-covers-untrusted",
+            Violation::ZookeeperUnsupported => "zookeeper-unsupported",
             Violation::UnknownHost { .. } => "unknown-host",
             Violation::SplitHosts { .. } => "split-hosts",
             Violation::DurationOutOfRange { .. } => "duration-out-of-range",
@@ -458,6 +477,12 @@ impl Violation {
             Violation::BadEmail { .. } => "write an address such as `ops@teipsum.store`".to_owned(),
             Violation::DuplicateDomain { .. } => {
                 "each environment needs its own domain (and certificate)".to_owned()
+            }
+            Violation::HstsCoversUntrusted { .. } => {
+                "drop `includeSubDomains` from `Strict-Transport-Security`, or give the subdomain trusted certificates".to_owned()
+            }
+            Violation::ZookeeperUnsupported => {
+                "move to `kafka.mode = 'kraft` (README: \"From ZooKeeper to KRaft\")".to_owned()
             }
             Violation::UnknownHost { declared, .. } => {
                 format!("use one of: {}", declared.join(", "))

@@ -140,6 +140,8 @@ pub enum KafkaMode {
     Zookeeper {
         /// ZooKeeper client port.
         zookeeper_port: u16,
+        /// ZooKeeper's JVM options (`services.zookeeper.extraCmdLineOptions`).
+        zookeeper_jvm_options: Vec<String>,
     },
     /// KRaft: the broker is its own controller.
     Kraft {
@@ -148,6 +150,19 @@ pub enum KafkaMode {
         /// Controller listener port.
         controller_port: u16,
     },
+}
+
+/// Which pinned nixpkgs a package comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackageInput {
+    /// The release the hosts run (`inputs.nixpkgs`).
+    #[serde(rename = "nixpkgs")]
+    Nixpkgs,
+    /// The older release pinned only for Kafka 3.9, the last Kafka with
+    /// ZooKeeper (`inputs.nixpkgs-kafka`); the hosts read it as
+    /// `config.teipsum.nixpkgsKafka.<package>`.
+    #[serde(rename = "nixpkgs-kafka")]
+    NixpkgsKafka,
 }
 
 /// The broker.
@@ -160,6 +175,12 @@ pub struct KafkaPlan {
     pub mode: KafkaMode,
     /// nixpkgs attribute of the pinned package.
     pub package: String,
+    /// The flake input whose nixpkgs provides [`KafkaPlan::package`].
+    pub package_input: PackageInput,
+    /// The broker's JVM options: a fixed heap, as Kafka's own start script
+    /// sets (the NixOS unit runs java directly, which would take a quarter
+    /// of the host's memory).
+    pub jvm_options: Vec<String>,
     /// Broker listener port.
     pub port: u16,
     /// `host:port` clients bootstrap from.

@@ -116,6 +116,19 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
         }
     }
 
+    check_hsts_scope(raw, &mut errors);
+    for (name, environment) in &raw.environments {
+        if environment.kafka.mode != "kraft" {
+            warnings.push(Diagnostic::new(
+                root.field("environments")
+                    .field(name)
+                    .field("kafka")
+                    .field("mode"),
+                Violation::ZookeeperUnsupported,
+            ));
+        }
+    }
+
     dedup(&mut errors);
     if !errors.is_empty() {
         return Err(errors);
@@ -823,6 +836,49 @@ fn check_environment(
     );
 }
 
+/// HSTS `includeSubDomains` on one environment's domain must not cover
+/// another environment served with untrusted (staging) certificates: under
+/// HSTS a browser offers no click-through, so that environment would be
+/// unreachable in every browser that ever visited the first.
+fn check_hsts_scope(raw: &RawPlatform, errors: &mut Vec<Diagnostic>) {
+    for (name, environment) in &raw.environments {
+        let Some((header, hsts)) = environment
+            .nginx
+            .security_headers
+            .iter()
+            .find(|(h, _)| h.eq_ignore_ascii_case("Strict-Transport-Security"))
+        else {
+            continue;
+        };
+        let covers_subdomains = hsts
+            .split(';')
+            .any(|d| d.trim().eq_ignore_ascii_case("includeSubDomains"));
+        if !covers_subdomains {
+            continue;
+        }
+        let suffix = format!(".{}", environment.domain);
+        for (other, other_env) in &raw.environments {
+            if other != name
+                && other_env.domain.ends_with(&suffix)
+                && other_env.acme.ca != "letsencrypt"
+            {
+                errors.push(Diagnostic::new(
+                    FieldPath::root()
+                        .field("environments")
+                        .field(name)
+                        .field("nginx")
+                        .field("security_headers")
+                        .field(header.as_str()),
+                    Violation::HstsCoversUntrusted {
+                        subdomain: other_env.domain.clone(),
+                        other: other.clone(),
+                    },
+                ));
+            }
+        }
+    }
+}
+
 /// Printable ASCII that can sit inside an nginx double-quoted string.
 fn is_header_text(text: &str) -> bool {
     !text.is_empty()
@@ -1245,6 +1301,13 @@ fn resolve_kafka(
         );
         KafkaMode::Zookeeper {
             zookeeper_port: k.zookeeper_port,
+            // The nixpkgs defaults (local JMX only) plus zkServer.sh's heap.
+            zookeeper_jvm_options: vec![
+                "-Dcom.sun.management.jmxremote".to_owned(),
+                "-Dcom.sun.management.jmxremote.local.only=true".to_owned(),
+                "-Xms512m".to_owned(),
+                "-Xmx512m".to_owned(),
+            ],
         }
     };
     for (key, value) in &k.settings {
@@ -1252,12 +1315,13 @@ fn resolve_kafka(
             settings.insert(key.clone(), value);
         }
     }
-    let package = match mode {
-        // ZooKeeper mode ended with Kafka 3.9.
-        KafkaMode::Zookeeper { .. } => "apacheKafka_3_9",
-        KafkaMode::Kraft { .. } => "apacheKafka_4_1",
-    }
-    .to_owned();
+    let (package, package_input) = match mode {
+        // ZooKeeper mode ended with Kafka 3.9, which NixOS 26.05 no longer
+        // ships: it comes from the second, older nixpkgs input.
+        KafkaMode::Zookeeper { .. } => ("apacheKafka_3_9", PackageInput::NixpkgsKafka),
+        KafkaMode::Kraft { .. } => ("apacheKafka_4_1", PackageInput::Nixpkgs),
+    };
+    let package = package.to_owned();
 
     let topics = raw
         .topics
@@ -1291,6 +1355,9 @@ fn resolve_kafka(
         host: k.host.clone(),
         mode,
         package,
+        package_input,
+        // kafka-server-start.sh's KAFKA_HEAP_OPTS default.
+        jvm_options: vec!["-Xms1g".to_owned(), "-Xmx1g".to_owned()],
         port: k.port,
         bootstrap,
         settings,

@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use teipsum_spec::{load_spec, plan::KafkaMode};
+use teipsum_spec::{
+    load_spec,
+    plan::{KafkaMode, PackageInput},
+};
 
 fn config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.ncl")
@@ -12,6 +15,41 @@ fn config() -> PathBuf {
 fn config_ncl_is_valid_with_two_environments() {
     let spec = load_spec(&config()).expect("config.ncl is valid");
     assert_eq!(spec.plans.keys().collect::<Vec<_>>(), ["prod", "stage"]);
+    // The one warning: ZooKeeper mode runs on Kafka 3.9, past upstream support.
+    let warnings: Vec<(String, &str)> = spec
+        .warnings
+        .iter()
+        .map(|w| (w.path.to_string(), w.violation.code()))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            (
+                "environments.prod.kafka.mode".to_owned(),
+                "zookeeper-unsupported"
+            ),
+            (
+                "environments.stage.kafka.mode".to_owned(),
+                "zookeeper-unsupported"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn kraft_mode_has_no_zookeeper_warning() {
+    let dir = std::env::temp_dir().join(format!("teipsum-kraft-warning-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kraft.ncl");
+    std::fs::write(
+        &file,
+        format!(
+            "(import \"{}\") & {{ environments.prod.kafka.mode | force = 'kraft, environments.stage.kafka.mode | force = 'kraft }}",
+            config().display()
+        ),
+    )
+    .unwrap();
+    let spec = load_spec(&file).unwrap();
     assert!(spec.warnings.is_empty(), "{:?}", spec.warnings);
 }
 
@@ -47,9 +85,12 @@ fn the_environments_differ_only_where_the_spec_says() {
     assert!(matches!(
         prod.kafka.mode,
         KafkaMode::Zookeeper {
-            zookeeper_port: 2181
+            zookeeper_port: 2181,
+            ..
         }
     ));
+    assert_eq!(prod.kafka.package, "apacheKafka_3_9");
+    assert_eq!(prod.kafka.package_input, PackageInput::NixpkgsKafka);
     assert_eq!(prod.services.len(), 6);
 }
 

@@ -30,7 +30,7 @@
       add_header Cross-Origin-Opener-Policy "same-origin" always;
       add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
       add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-      add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+      add_header Strict-Transport-Security "max-age=63072000" always;
       add_header X-Content-Type-Options "nosniff" always;
       add_header X-Frame-Options "DENY" always;
       add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
@@ -93,7 +93,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -146,7 +146,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
@@ -166,7 +166,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -178,7 +178,7 @@
           add_header Cross-Origin-Opener-Policy "same-origin" always;
           add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
           add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-          add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+          add_header Strict-Transport-Security "max-age=63072000" always;
           add_header X-Content-Type-Options "nosniff" always;
           add_header X-Frame-Options "DENY" always;
           add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -187,5 +187,11 @@
       };
       root = config.teipsum.frontend;
     };
+  };
+  systemd.services."acme-order-renew-teipsum.store" = {
+    after = [ "nginx.service" ];
+    serviceConfig.Restart = "on-failure";
+    startLimitIntervalSec = 0;
+    wants = [ "nginx.service" ];
   };
 }

@@ -7,9 +7,11 @@
   services = {
     apache-kafka = {
       enable = true;
+      jvmOptions = [ "-Xms1g" "-Xmx1g" ];
 
-      # ZooKeeper mode ended with Kafka 3.9.
-      package = pkgs.apacheKafka_3_9;
+      # ZooKeeper mode ended with Kafka 3.9, past upstream support and only in the older
+      # nixpkgs input (`teipsum check` warns); KRaft is the way forward.
+      package = config.teipsum.nixpkgsKafka.apacheKafka_3_9;
       settings = {
         # Topics exist only when declared: a typo must not create a topic nobody reads.
         "auto.create.topics.enable" = false;
@@ -25,6 +27,12 @@
     };
     zookeeper = {
       enable = true;
+      extraCmdLineOptions = [
+        "-Dcom.sun.management.jmxremote"
+        "-Dcom.sun.management.jmxremote.local.only=true"
+        "-Xms512m"
+        "-Xmx512m"
+      ];
 
       # Loopback only, and no AdminServer (it would listen on 8080).
       extraConf = ''
@@ -38,10 +46,18 @@
     };
   };
   systemd.services = {
-    # The Kafka module does not order the broker after ZooKeeper.
     apache-kafka = {
       after = [ "zookeeper.service" ];
+
+      # The Kafka module does not order the broker after ZooKeeper.
       requires = [ "zookeeper.service" ];
+      serviceConfig = {
+        Restart = "on-failure";
+        RestartSec = "10s";
+      };
+
+      # Retry for as long as it takes, every RestartSec.
+      startLimitIntervalSec = 0;
     };
 
     # Creates the declared topics with `teipsum topics apply` before the services start.
@@ -86,6 +102,10 @@
         RemainAfterExit = true;
         RemoveIPC = true;
 
+        # a broker that took longer than the wait: try again rather than leave the services without topics
+        Restart = "on-failure";
+        RestartSec = "10s";
+
         # AF_UNIX: sd_notify, journald and the PostgreSQL socket
         RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_INET6" ];
         RestrictNamespaces = true;
@@ -98,6 +118,15 @@
         UMask = "0077";
       };
       wantedBy = [ "multi-user.target" ];
+    };
+
+    # Neither has the ZooKeeper unit of nixpkgs a Restart=.
+    zookeeper = {
+      serviceConfig = {
+        Restart = "on-failure";
+        RestartSec = "10s";
+      };
+      startLimitIntervalSec = 0;
     };
   };
 }

@@ -32,7 +32,7 @@
       add_header Cross-Origin-Opener-Policy "same-origin" always;
       add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
       add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-      add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+      add_header Strict-Transport-Security "max-age=63072000" always;
       add_header X-Content-Type-Options "nosniff" always;
       add_header X-Frame-Options "DENY" always;
       add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
@@ -95,7 +95,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -148,7 +148,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
@@ -168,7 +168,7 @@
             add_header Cross-Origin-Opener-Policy "same-origin" always;
             add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
             add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-            add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Content-Type-Options "nosniff" always;
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -180,7 +180,7 @@
           add_header Cross-Origin-Opener-Policy "same-origin" always;
           add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
           add_header Referrer-Policy "strict-origin-when-cross-origin" always;
-          add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;
+          add_header Strict-Transport-Security "max-age=63072000" always;
           add_header X-Content-Type-Options "nosniff" always;
           add_header X-Frame-Options "DENY" always;
           add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
@@ -189,5 +189,11 @@
       };
       root = config.teipsum.frontend;
     };
+  };
+  systemd.services."acme-order-renew-stage.teipsum.store" = {
+    after = [ "nginx.service" ];
+    serviceConfig.Restart = "on-failure";
+    startLimitIntervalSec = 0;
+    wants = [ "nginx.service" ];
   };
 }

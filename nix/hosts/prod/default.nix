@@ -1,7 +1,10 @@
 # The production host, serving teipsum.store.
 { ... }:
 {
-  imports = [ ../common.nix ];
+  imports = [
+    ../common.nix
+    ./hardware-configuration.nix
+  ];
   networking.hostName = "teipsum-prod";
   networking.domain = "teipsum.store";
 }

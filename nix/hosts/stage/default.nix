@@ -1,7 +1,10 @@
 # The staging host, serving stage.teipsum.store with Let's Encrypt staging certificates.
 { ... }:
 {
-  imports = [ ../common.nix ];
+  imports = [
+    ../common.nix
+    ./hardware-configuration.nix
+  ];
   networking.hostName = "teipsum-stage";
   networking.domain = "stage.teipsum.store";
 }
