@@ -10,9 +10,11 @@
 #                                        cargo download crates instead of reusing ~/.cargo/registry
 # CLEAN_ROOM_DROP="pkg ..." deletes those packages' `want` lines from the copy
 # of setup.sh in the root, to show that the check catches a missing package;
-# such a run never writes the stamp.
-# Needs root (debootstrap, mounts, chroot); all mounts live in a private mount
-# namespace, so nothing stays mounted when the script ends, however it ends.
+# such a run never writes the stamp. CLEAN_ROOM_TMPFS=0 keeps the root's
+# changes on disk, and after a failure, for a look.
+# Needs root (debootstrap, mounts, chroot). Every mount lives in a private
+# mount namespace, so nothing stays mounted when the script ends, however it
+# ends; with 6 GiB of memory free the root's changes live in a tmpfs there too.
 set -euo pipefail
 
 if [ "${1:-}" = __namespace ]; then in_namespace=1; shift; else in_namespace=0; fi
@@ -30,7 +32,7 @@ done
 if [ "$(id -u)" != 0 ]; then
   exec sudo env HOME="$HOME" XDG_CACHE_HOME="${XDG_CACHE_HOME:-}" \
     RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
-    CLEAN_ROOM_DROP="${CLEAN_ROOM_DROP:-}" "$0" "$@"
+    CLEAN_ROOM_DROP="${CLEAN_ROOM_DROP:-}" CLEAN_ROOM_TMPFS="${CLEAN_ROOM_TMPFS:-}" "$0" "$@"
 fi
 
 cd "$(dirname "$0")/.."
@@ -38,10 +40,11 @@ repo=$PWD
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/teipsum/clean-room"
 rustup_home="${RUSTUP_HOME:-$HOME/.rustup}"
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+# shellcheck source=/dev/null
 suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
 arch="$(dpkg --print-architecture)"
 pristine="$cache/$suite-$arch"   # debootstrap's result, never written to after
-run="$cache/run"                 # this run's overlay: upper, work, merged root
+run="$cache/run"                 # this run: the overlay's upper and work directories, the merged root
 logs="$cache/logs"
 root="$run/root"
 drop="${CLEAN_ROOM_DROP:-}"
@@ -62,11 +65,19 @@ step() { # step <name> <command...>
   printf 'FAILED (%ss)\n' $((SECONDS - t0))
   {
     say "step '$name' failed in the clean $suite root; the errors:"
-    grep -E '(fatal )?error(\[E[0-9]+\])?:|^E: |No such file or directory|was not found' "$log" | grep -v '^ *Compiling' | head -n 15 || true
+    grep -E '(fatal )?error(\[E[0-9]+\])?:|^E: |No such file or directory|was not found' "$log" | head -n 15 || true
     say "the last 40 lines of $log:"
     tail -n 40 "$log"
   } >&2
   exit 1
+}
+
+git_() { git -c safe.directory="$repo" "$@"; }
+# The files git tracks, as they are in the working tree (tracked files that
+# were deleted are left out), so uncommitted edits are checked too.
+tree_files() { # tree_files [pathspec...]
+  git_ ls-files -z --cached -- "$@" |
+    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done
 }
 
 # ---------------------------------------------------------------- inside the namespace
@@ -86,6 +97,19 @@ if [ "$in_namespace" = 1 ]; then
       chroot "$root" bash -c 'cd /src && "$@"' in-root "$@"
   }
 
+  [ "$use_tmpfs" = 0 ] || mount -t tmpfs -o mode=0755 clean-room "$run"
+  mkdir -p "$run/upper/src" "$run/work" "$root"
+  # The source: the working tree's tracked files.
+  tree_files | tar -C "$repo" --null --no-recursion -T - -cf - | tar -C "$run/upper/src" -xf -
+  if [ -n "$drop" ]; then
+    for pkg in $drop; do
+      line="^[[:space:]]*want(_header)?[[:space:]]+[^[:space:]]+[[:space:]]+$(sed 's/[][\\.*^$+?(){}|/]/\\&/g' <<<"$pkg")([[:space:]]|\$)"
+      grep -Eq "$line" "$run/upper/src/scripts/setup.sh" || die "CLEAN_ROOM_DROP: scripts/setup.sh does not want $pkg"
+      sed -i -E "/$line/d" "$run/upper/src/scripts/setup.sh"
+    done
+    say "CLEAN_ROOM_DROP: setup.sh in the root does not install: $drop"
+  fi
+
   mount -t overlay clean-room -o "lowerdir=$pristine,upperdir=$run/upper,workdir=$run/work" "$root"
   mount -t proc proc "$root/proc"
   mount --rbind /dev "$root/dev"
@@ -93,7 +117,7 @@ if [ "$in_namespace" = 1 ]; then
   ro_bind "$rustup_home" "$root/root/.rustup"
   ro_bind "$cargo_home/bin" "$root/root/.cargo/bin"
   if [ "$fresh" = 0 ] && [ -d "$cargo_home/registry" ]; then
-    # The host's crates, without writing to them: cargo's writes land in the run directory.
+    # The host's crates, without writing to them: cargo's writes land in this run's directory.
     mkdir -p "$run/registry-upper" "$run/registry-work"
     mount -t overlay registry \
       -o "lowerdir=$cargo_home/registry,upperdir=$run/registry-upper,workdir=$run/registry-work" \
@@ -151,13 +175,6 @@ mkdir -p "$cache"
 exec 9>"$cache/lock"
 flock -n 9 || { say "waiting for another run ($cache/lock)"; flock 9; }
 
-git_() { git -c safe.directory="$repo" "$@"; }
-# The files git tracks, as they are in the working tree (tracked ones
-# that were deleted are left out): uncommitted edits are checked too.
-tree_files() { # tree_files [pathspec...]
-  git_ ls-files -z --cached -- "$@" |
-    while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done
-}
 inputs_hash() {
   {
     echo "$suite $arch $setup_mode"
@@ -195,31 +212,28 @@ if [ "$fresh" = 1 ]; then rm -rf "$pristine" "$pristine.tmp"; fi
 if [ ! -d "$pristine" ]; then
   mirror="$(mirror_of_host)"
   [ -n "$mirror" ] || die "no Debian mirror in the host's apt sources"
-  say "bootstrapping a minimal $suite root from $mirror (once; cached in $pristine)"
+  say "bootstrapping a minimal $suite root from the host's apt mirror (once; cached in $pristine)"
   step bootstrap bootstrap
 fi
 
-# This run: a fresh overlay on the pristine root, with the working tree's files in /src.
+# This run's root changes: in a tmpfs of the namespace when memory allows
+# (written fast, gone with the namespace), else on disk, removed after a pass.
 [ ! -e "$run" ] || { say "removing the root of an earlier run that failed"; rm -rf "$run"; }
-mkdir -p "$run/upper/src" "$run/work" "$root"
-tree_files | tar -C "$repo" --null --no-recursion -T - -cf - | tar -C "$run/upper/src" -xf -
-if [ -n "$drop" ]; then
-  for pkg in $drop; do
-    line="^[[:space:]]*want(_header)?[[:space:]]+[^[:space:]]+[[:space:]]+$(sed 's/[][\\.*^$+?(){}|/]/\\&/g' <<<"$pkg")([[:space:]]|\$)"
-    grep -Eq "$line" "$run/upper/src/scripts/setup.sh" || die "CLEAN_ROOM_DROP: scripts/setup.sh does not want $pkg"
-    sed -i -E "/$line/d" "$run/upper/src/scripts/setup.sh"
-  done
-  say "CLEAN_ROOM_DROP: setup.sh in the root does not install: $drop"
+mkdir -p "$run"
+use_tmpfs="${CLEAN_ROOM_TMPFS:-}"  # 0: on disk, and kept after a failure for a look
+if [ -z "$use_tmpfs" ]; then
+  use_tmpfs=0
+  [ "$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)" -lt $((6 * 1024 * 1024)) ] || use_tmpfs=1
 fi
-
+export use_tmpfs
 status=0
 unshare --mount --propagation private --pid --fork --kill-child -- \
   bash "$repo/scripts/clean-room.sh" __namespace "$@" || status=$?
 if [ "$status" != 0 ]; then
-  say "FAILED after $((SECONDS - t_start))s (logs: $logs; the root's changes: $run/upper)"
+  say "FAILED after $((SECONDS - t_start))s (logs: $logs$([ "$use_tmpfs" = 1 ] || echo "; the root's changes: $run/upper"))"
+  [ "$use_tmpfs" = 0 ] || rmdir "$run"
   exit "$status"
 fi
-t_cleanup=$SECONDS
 rm -rf "$run"
 [ -n "$drop" ] || echo "$hash" >"$stamp"
-say "passed in $((SECONDS - t_start))s (removing the run's root: $((SECONDS - t_cleanup))s)"
+say "passed in $((SECONDS - t_start))s"
