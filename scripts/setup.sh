@@ -25,6 +25,9 @@ want() { # want <command-or-path> <debian package>
   if [[ "$1" == /* ]]; then [ -e "$1" ] || packages+=("$2")
   else command -v "$1" >/dev/null 2>&1 || packages+=("$2"); fi
 }
+want_python_module() { # want_python_module <module> <debian package>, for Debian's python3
+  /usr/bin/python3 -c "import $1" 2>/dev/null || packages+=("$2")
+}
 want_header() { # want_header <header> <debian package>: in /usr/include or its multiarch directory
   compgen -G "/usr/include/$1" >/dev/null || compgen -G "/usr/include/*/$1" >/dev/null || packages+=("$2")
 }
@@ -59,6 +62,9 @@ if [ "$mode" != build ]; then
   want python3 python3                                 # frontend/rehash.py
   want chromium chromium                               # the storefront's browser test
   want debootstrap debootstrap                         # scripts/clean-room.sh
+  want ssh-keygen openssh-client                       # check-nixos.sh: a test operator key
+  want ip iproute2                                     # check-edge.sh: its network namespace
+  want_python_module pyflakes python3-pyflakes         # nixos-lite lints the VM test scripts
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -75,6 +81,12 @@ node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 
 if [ "$node_major" -lt 20 ]; then
   echo "setup: the browser test needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
+fi
+
+# A python3 that is not Debian's (pyenv, say) does not see Debian's modules.
+if ! python3 -c 'import pyflakes' 2>/dev/null; then
+  echo "setup: installing pyflakes for $(command -v python3)"
+  python3 -m pip install --quiet pyflakes==3.4.0
 fi
 
 # cargo tools, built once per machine and reused from ~/.cargo/bin.
