@@ -96,13 +96,13 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 # tansu: an Apache-2.0 Kafka-compatible broker, the real broker of the tests.
 # Its in-memory storage needs the `dynostore` feature (`postgres` lets it keep
-# data in PostgreSQL). Building it takes about 30 minutes on 2 cores, hence
+# data in PostgreSQL). Building it takes about 25 minutes on 2 cores, hence
 # the check of what is already installed.
 tansu_features() {
   jq -r '.installs | to_entries[] | select(.key | startswith("tansu 0.6.0")) | .value.features | join(",")' \
     "${CARGO_HOME:-$HOME/.cargo}/.crates2.json" 2>/dev/null || true
 }
 if ! command -v tansu >/dev/null 2>&1 || [[ ",$(tansu_features)," != *",dynostore,"* ]]; then
-  echo "setup: installing tansu 0.6.0 with in-memory storage (about 30 minutes, once per machine)"
+  echo "setup: installing tansu 0.6.0 with in-memory storage (about 25 minutes, once per machine)"
   cargo install tansu --version 0.6.0 --locked --features dynostore,postgres --force
 fi

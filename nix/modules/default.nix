@@ -1,7 +1,7 @@
 # The hand-written part of a TeIpsum host: the options the generated modules
 # read, set to this flake's packages, and the first-boot signing key.
 { self }:
-{ lib, pkgs, ... }:
+{ config, lib, pkgs, ... }:
 let
   packages = self.packages.${pkgs.stdenv.hostPlatform.system};
 in
@@ -13,6 +13,13 @@ in
   # mkDefault: a host may pin other builds.
   teipsum.package = lib.mkDefault packages.teipsum;
   teipsum.frontend = lib.mkDefault packages.frontend;
+  # The operator's commands on the host: `teipsum-auth promote-admin`,
+  # `teipsum topics apply`, and Kafka's own tools (kafka-consumer-groups.sh)
+  # of the broker that runs, whichever nixpkgs it comes from.
+  environment.systemPackages = [
+    config.teipsum.package
+  ]
+  ++ lib.optional config.services.apache-kafka.enable config.services.apache-kafka.package;
   # Only for `kafka.mode = 'zookeeper`; nothing else comes from that nixpkgs.
   teipsum.nixpkgsKafka.apacheKafka_3_9 =
     lib.mkDefault self.inputs.nixpkgs-kafka.legacyPackages.${pkgs.stdenv.hostPlatform.system}.apacheKafka_3_9;

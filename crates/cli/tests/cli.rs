@@ -405,19 +405,27 @@ fn topics_apply_reads_the_spec_and_fails_clearly_without_a_broker() {
     );
 }
 
-#[test]
-fn keygen_writes_a_pair_once_and_never_replaces_the_private_key() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempdir("keygen");
-    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
-    let args = [
+/// `teipsum keygen jwt --private P --public Q`.
+fn keygen_args(private: &Path, public: &Path) -> Vec<String> {
+    [
         "keygen",
         "jwt",
         "--private",
         private.to_str().unwrap(),
         "--public",
         public.to_str().unwrap(),
-    ];
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn keygen_writes_a_pair_once_and_never_replaces_the_private_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir("keygen");
+    let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
+    let args = keygen_args(&private, &public);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(teipsum(&args).status.code(), Some(0));
     let key = std::fs::read_to_string(&private).unwrap();
     let public_pem = std::fs::read_to_string(&public).unwrap();
@@ -453,14 +461,8 @@ fn keygen_writes_a_pair_once_and_never_replaces_the_private_key() {
 fn keygen_derives_a_lost_or_stale_public_key_from_the_private_one() {
     let dir = tempdir("keygen-repair");
     let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
-    let args = [
-        "keygen",
-        "jwt",
-        "--private",
-        private.to_str().unwrap(),
-        "--public",
-        public.to_str().unwrap(),
-    ];
+    let args = keygen_args(&private, &public);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(teipsum(&args).status.code(), Some(0));
     let key = std::fs::read_to_string(&private).unwrap();
     let public_pem = std::fs::read_to_string(&public).unwrap();
@@ -489,14 +491,8 @@ fn keygen_refuses_a_private_key_that_is_not_one() {
     let dir = tempdir("keygen-garbage");
     let (private, public) = (dir.join("jwt.key"), dir.join("jwt.pub"));
     std::fs::write(&private, "not a key").unwrap();
-    let out = teipsum(&[
-        "keygen",
-        "jwt",
-        "--private",
-        private.to_str().unwrap(),
-        "--public",
-        public.to_str().unwrap(),
-    ]);
+    let args = keygen_args(&private, &public);
+    let out = teipsum(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(out.status.code(), Some(3));
     assert!(
         text(&out.stderr).contains("jwt.key"),

@@ -3,6 +3,7 @@
 {
   imports = [
     ../common.nix
+    ../boot.nix
     ./hardware-configuration.nix
   ];
   networking.hostName = "teipsum-prod";

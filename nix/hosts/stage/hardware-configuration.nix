@@ -1,14 +1,10 @@
-# The machine itself: disks, boot loader, kernel modules. This default fits
-# a KVM virtual server with one virtio disk (/dev/vda) and a BIOS boot, the
-# common VPS. On a real server replace the whole file with what
+# The machine itself: disks and kernel modules, as
 #   nixos-generate-config --show-hardware-config
-# prints there (README, "Deploying to a new server").
+# prints them on the server; replace this whole file with that output. Until
+# then the host is a common KVM virtual server with one virtio disk. (The
+# boot loader is not hardware: it is in ../boot.nix.)
 { lib, ... }:
 {
-  boot.loader.grub = {
-    enable = lib.mkDefault true;
-    device = lib.mkDefault "/dev/vda";
-  };
   boot.initrd.availableKernelModules = [
     "virtio_pci"
     "virtio_scsi"
@@ -16,7 +12,7 @@
     "ahci"
     "sd_mod"
   ];
-  fileSystems."/" = lib.mkDefault {
+  fileSystems."/" = {
     device = "/dev/disk/by-label/nixos";
     fsType = "ext4";
   };
