@@ -150,7 +150,7 @@ pub fn kafka(plan: &Plan) -> Nix {
     // on a slow ZooKeeper (18 s by default) or a full disk would stay down,
     // the topics unit would time out and the services run without topics.
     let mut broker = Attrs::new();
-    broker.set("serviceConfig", restart_always_on_failure());
+    broker.set("serviceConfig", restart_on_failure());
     broker.set_with(
         "startLimitIntervalSec",
         "Retry for as long as it takes, every RestartSec.",
@@ -178,7 +178,7 @@ pub fn kafka(plan: &Plan) -> Nix {
                 vec!["zookeeper.service"],
             );
             let mut coordinator = Attrs::new();
-            coordinator.set("serviceConfig", restart_always_on_failure());
+            coordinator.set("serviceConfig", restart_on_failure());
             coordinator.set("startLimitIntervalSec", 0_u32);
             systemd_services.set_with(
                 "zookeeper",
@@ -209,7 +209,7 @@ pub fn kafka(plan: &Plan) -> Nix {
 }
 
 /// `Restart=on-failure` after a pause, for the units nixpkgs leaves without one.
-fn restart_always_on_failure() -> Attrs {
+fn restart_on_failure() -> Attrs {
     let mut service = Attrs::new();
     service.set("Restart", "on-failure");
     service.set("RestartSec", "10s");
