@@ -482,7 +482,7 @@ impl Violation {
                 "drop `includeSubDomains` from `Strict-Transport-Security`, or give the subdomain trusted certificates".to_owned()
             }
             Violation::ZookeeperUnsupported => {
-                "move to `kafka.mode = 'kraft` (README: \"From ZooKeeper to KRaft\")".to_owned()
+                "move to `kafka.mode = 'kraft` (README: \"From ZooKeeper to KRaft on a running host\")".to_owned()
             }
             Violation::UnknownHost { declared, .. } => {
                 format!("use one of: {}", declared.join(", "))
