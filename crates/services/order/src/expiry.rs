@@ -24,7 +24,10 @@ const BATCH: i64 = 100;
 /// The rows are locked (`SKIP LOCKED`: replicas share the work), so an
 /// expiry and a late `stock-reserved` (`... WHERE status = 'PLACED'`)
 /// cannot both win.
-pub fn expire(conn: &mut postgres::Client, confirm_within: Duration) -> Result<usize, postgres::Error> {
+pub fn expire(
+    conn: &mut postgres::Client,
+    confirm_within: Duration,
+) -> Result<usize, postgres::Error> {
     let mut tx = conn.transaction()?;
     let stale = tx.query(
         "SELECT id, user_id FROM orders \
@@ -32,10 +35,7 @@ pub fn expire(conn: &mut postgres::Client, confirm_within: Duration) -> Result<u
          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         &[&confirm_within.as_secs_f64(), &BATCH],
     )?;
-    let reason = format!(
-        "not confirmed within {} seconds",
-        confirm_within.as_secs()
-    );
+    let reason = format!("not confirmed within {} seconds", confirm_within.as_secs());
     for row in &stale {
         let (id, user_id): (Uuid, Uuid) = (row.get(0), row.get(1));
         tx.execute(
@@ -75,7 +75,10 @@ pub async fn run(db: Db, confirm_within: Duration, every: Duration) {
             })
             .await;
         if let Err(e) = swept {
-            tracing::warn!(error = format!("{e:#}"), "expiring orders failed; retrying at the next sweep");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "expiring orders failed; retrying at the next sweep"
+            );
         }
     }
 }

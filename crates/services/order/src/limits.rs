@@ -89,7 +89,11 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        map.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        map.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Settings::from_source(Source::Map(map)).unwrap()
     }
 

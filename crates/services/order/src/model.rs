@@ -89,7 +89,10 @@ fn items_of(
 
 /// Load order `id` with its items.
 pub fn load(client: &mut impl GenericClient, id: Uuid) -> Result<Option<Order>, postgres::Error> {
-    let Some(row) = client.query_opt(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"), &[&id])?
+    let Some(row) = client.query_opt(
+        &format!("SELECT {COLUMNS} FROM orders WHERE id = $1"),
+        &[&id],
+    )?
     else {
         return Ok(None);
     };

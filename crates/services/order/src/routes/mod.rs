@@ -51,9 +51,7 @@ pub enum OrderError {
         max: i32,
     },
     /// The customer already has as many open orders as allowed.
-    #[error(
-        "you already have {max} open orders; wait until they are confirmed or cancel one"
-    )]
+    #[error("you already have {max} open orders; wait until they are confirmed or cancel one")]
     TooManyOpenOrders {
         /// The cap (`order_limits.max_open_orders`).
         max: i64,
