@@ -66,7 +66,7 @@ pub async fn run(db: Db, confirm_within: Duration, every: Duration) {
             .run(move |conn| -> Result<usize, anyhow::Error> {
                 let mut total = 0;
                 loop {
-                    let n = expire(&mut **conn, confirm_within)?;
+                    let n = expire(conn, confirm_within)?;
                     total += n;
                     if n < BATCH as usize {
                         return Ok(total);
