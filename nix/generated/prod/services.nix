@@ -355,6 +355,9 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-order";
         TEIPSUM_LISTEN = "127.0.0.1:8100";
         TEIPSUM_LOG = "info";
+        TEIPSUM_ORDER_CONFIRM_WITHIN_SECS = "900";
+        TEIPSUM_ORDER_MAX_OPEN = "5";
+        TEIPSUM_ORDER_MAX_UNITS = "20";
         TEIPSUM_SERVICE = "order";
       };
       requires = [ "postgresql.target" ];
