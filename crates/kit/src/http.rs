@@ -57,7 +57,7 @@ impl ApiError {
 
     /// 500: logs `error` with its cause chain and tells the client nothing more.
     pub fn internal(error: &anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{error:#}"), "internal error");
+        tracing::error!(error = %crate::db::describe(error.as_ref()), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
@@ -67,7 +67,7 @@ impl ApiError {
 
     /// 503: a dependency is unavailable.
     pub fn unavailable(error: &anyhow::Error) -> Self {
-        tracing::warn!(error = %format!("{error:#}"), "dependency unavailable");
+        tracing::warn!(error = %crate::db::describe(error.as_ref()), "dependency unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -152,12 +152,13 @@ pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
     ApiError::new(status, code, error.to_string()).reject()
 }
 
+/// The causes of `error`, PostgreSQL's with SQLSTATE, message and detail.
 fn source_chain(error: &dyn std::error::Error) -> String {
     let mut chain = String::new();
     let mut source = error.source();
     while let Some(s) = source {
         chain.push_str(": ");
-        chain.push_str(&s.to_string());
+        chain.push_str(&crate::db::describe_link(s));
         source = s.source();
     }
     chain

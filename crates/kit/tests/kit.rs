@@ -154,7 +154,12 @@ fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
     let (db, _) = database(&pg, "relay_order");
     let committed = fill_outbox(&db, "things", &["a", "b", "c", "d"], 60);
     let producer = kafka::producer(&broker.bootstrap, "relay-test").unwrap();
-    let relay = events::spawn_relay(db.clone(), producer, "relay_order");
+    let relay = events::spawn_relay(
+        db.clone(),
+        producer,
+        "relay_order",
+        events::Retention::new(Duration::from_secs(86_400)),
+    );
 
     let delivered = read_topic(&broker, "things", committed.len(), Duration::from_secs(60));
     relay.stop();
@@ -190,7 +195,12 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
         let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();
         let producer =
             kafka::producer(&std::env::var("KIT_BROKER").unwrap(), "relay-child").unwrap();
-        let _relay = events::spawn_relay(db, producer, "relay_kill");
+        let _relay = events::spawn_relay(
+            db,
+            producer,
+            "relay_kill",
+            events::Retention::new(Duration::from_secs(86_400)),
+        );
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
@@ -224,7 +234,12 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
     );
 
     let producer = kafka::producer(&broker.bootstrap, "relay-restarted").unwrap();
-    let relay = events::spawn_relay(db.clone(), producer, "relay_kill");
+    let relay = events::spawn_relay(
+        db.clone(),
+        producer,
+        "relay_kill",
+        events::Retention::new(Duration::from_secs(86_400)),
+    );
     wait_until("the backlog to drain", Duration::from_secs(120), || {
         count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
     });
@@ -262,6 +277,11 @@ fn effect_handler() -> impl events::Handler {
         )?;
         Ok(())
     }
+}
+
+/// Events on `things` come from `test`.
+fn trust_test() -> events::Producers {
+    events::Producers::of([("things", &["test"][..])])
 }
 
 fn produce(broker: &Tansu, topic: &str, key: &str, payload: &[u8]) {
@@ -331,6 +351,7 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_ot
         consumer,
         "consumer_dup",
         &["things"],
+        trust_test(),
         events::only(&["thing-changed"], effect_handler()),
     )
     .unwrap();
@@ -376,6 +397,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
             consumer,
             "consumer_crash",
             &["things"],
+            trust_test(),
             effect_handler(),
         )
         .unwrap();
@@ -458,6 +480,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         consumer,
         "consumer_crash",
         &["things"],
+        trust_test(),
         effect_handler(),
     )
     .unwrap();

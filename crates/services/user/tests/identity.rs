@@ -47,7 +47,13 @@ fn env(
             env.push(("TEIPSUM_ADMIN_EMAILS", "boss@teipsum.test".to_owned()));
             env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
         }
-        _ => env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}"))),
+        _ => {
+            env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")));
+            env.push((
+                "TEIPSUM_TOPIC_PRODUCERS",
+                "user-login=auth;user-registered=auth".to_owned(),
+            ));
+        }
     }
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
