@@ -686,3 +686,61 @@ fn run_events_command(
         ExitCode::SUCCESS
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Health {
+        Health {
+            database: Ok(()),
+            workers_alive: true,
+            outbox_lag: Some(Duration::from_secs(3)),
+            outbox_max_lag: Duration::from_secs(300),
+            parked_events: Some(0),
+        }
+    }
+
+    #[test]
+    fn the_watchdog_pings_only_while_database_workers_and_outbox_are_well() {
+        assert_eq!(healthy().problem(), None);
+        let empty_outbox = Health {
+            outbox_lag: None,
+            ..healthy()
+        };
+        assert_eq!(empty_outbox.problem(), None);
+        let parked = Health {
+            parked_events: Some(12),
+            ..healthy()
+        };
+        assert_eq!(
+            parked.problem(),
+            None,
+            "parked events are reported, not fatal"
+        );
+        let no_db = Health {
+            database: Err("connection refused".to_owned()),
+            ..healthy()
+        };
+        assert!(no_db.problem().unwrap().contains("connection refused"));
+        let dead = Health {
+            workers_alive: false,
+            ..healthy()
+        };
+        assert!(dead.problem().unwrap().contains("thread has died"));
+        let stuck = Health {
+            outbox_lag: Some(Duration::from_secs(301)),
+            ..healthy()
+        };
+        assert!(
+            stuck.problem().unwrap().contains("301s"),
+            "{:?}",
+            stuck.problem()
+        );
+        let at_the_bound = Health {
+            outbox_lag: Some(Duration::from_secs(300)),
+            ..healthy()
+        };
+        assert_eq!(at_the_bound.problem(), None);
+    }
+}

@@ -1216,3 +1216,92 @@ fn old_ledger_and_idempotency_rows_are_pruned_and_recent_ones_stay() {
         .get(0);
     assert_eq!(ledger, 2, "rows younger than the retention stay");
 }
+
+#[test]
+fn a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events() {
+    if child_role().as_deref() == Some("probe") {
+        run_probe_service();
+        return;
+    }
+    let pg = Postgres::start();
+    let mut broker = Tansu::start();
+    let conninfo = pg.create_database("probe");
+    let dir = TempDir::new("notify-outbox");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let port = teipsum_testkit::free_port();
+    let mut env = service_env(&conninfo, &broker.bootstrap, port);
+    env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
+    env.push(("WATCHDOG_USEC", "2000000".to_owned()));
+    env.push(("TEIPSUM_OUTBOX_MAX_LAG_SECS", "2".to_owned()));
+    let mut child = spawn_child(
+        "a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events",
+        "probe",
+        &env,
+    );
+    let ready = receive(&socket, Duration::from_secs(60), "READY=1");
+    assert!(
+        ready.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "{ready:?}"
+    );
+    let readyz = || -> serde_json::Value {
+        serde_json::from_str(&reqwest::blocking_get(format!(
+            "http://127.0.0.1:{port}/readyz"
+        )))
+        .unwrap()
+    };
+    assert_eq!(readyz()["parked_events"], 0);
+    let db = Db::new(&conninfo, 2, None).unwrap();
+    db.get()
+        .unwrap()
+        .execute(
+            "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", error) \
+             VALUES ('probe', 'things', 0, 7, 'a test')",
+            &[],
+        )
+        .unwrap();
+    let answer = readyz();
+    assert_eq!(answer["parked_events"], 1, "{answer}");
+    assert_eq!(
+        answer["status"], "ready",
+        "parked events do not make it unready"
+    );
+
+    // Healthy: a ping a second, an event in the outbox relayed at once.
+    let mut conn = db.get().unwrap();
+    events::append(
+        &mut *conn,
+        "things",
+        &thing("a", serde_json::json!({"seq": 1})),
+    )
+    .unwrap();
+    let pings = receive(&socket, Duration::from_millis(3200), "never");
+    let count_pings = |messages: &[String]| {
+        messages
+            .iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count()
+    };
+    assert!(count_pings(&pings) >= 2, "{pings:?}");
+
+    // The broker goes away: the next event stays in the outbox.
+    broker.kill();
+    events::append(
+        &mut *conn,
+        "things",
+        &thing("b", serde_json::json!({"seq": 2})),
+    )
+    .unwrap();
+    let unhealthy = receive(&socket, Duration::from_secs(20), "never-stop-early");
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = unhealthy
+        .iter()
+        .position(|m| m.contains("STATUS=unhealthy: the oldest unsent event"))
+        .unwrap_or_else(|| panic!("no unhealthy status: {unhealthy:?}"));
+    assert_eq!(
+        count_pings(&unhealthy[status..]),
+        0,
+        "no watchdog ping once the outbox is stuck: {unhealthy:?}"
+    );
+}
