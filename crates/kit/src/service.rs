@@ -380,7 +380,7 @@ fn health_routes(
                 .await;
             let (database, parked) = match checked {
                 Ok(parked) => (Ok(()), Some(parked)),
-                Err(e) => (Err(e.to_string()), None),
+                Err(e) => (Err(crate::db::describe(&e)), None),
             };
             let broker = broker_reachable(&producer).await;
             let ok = database.is_ok() && broker.is_ok();
