@@ -11,6 +11,11 @@
 //!   together with a row in `kit_processed_events`, and stores the Kafka
 //!   offset only after that commit: a redelivered event is skipped, a crash
 //!   between commit and offset costs a redelivery, never a second effect.
+//!   Before that it checks the event's `source` against the topic's
+//!   [`Producers`] and its version against the handler
+//!   ([`Handler::understands`]). A failure the database may get over is
+//!   retried for as long as it lasts ([`sqlstate_is_transient`]); an event
+//!   that can never be applied is parked, and [`replay`] applies it later.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
