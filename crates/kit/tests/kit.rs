@@ -1118,6 +1118,8 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
     broker.create_topics(&[("things", 1)]);
     let (db, _) = database(&pg, "consumer_version");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    let before = thing("p", serde_json::json!({"seq": 0}));
+    produce_event(&broker, "things", &before);
     let newer = Envelope::new(
         "test",
         "thing-changed",
@@ -1138,7 +1140,11 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
         effect_handler(),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_secs(6));
+    // The consumer is running: the event before the unknown one is applied.
+    wait_until("the first event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'p'") == 1
+    });
+    std::thread::sleep(Duration::from_secs(4));
     old.stop();
     assert_eq!(
         count("SELECT count(*) FROM kit_parked_events"),
@@ -1147,7 +1153,7 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
     );
     assert_eq!(
         count("SELECT count(*) FROM effects"),
-        0,
+        1,
         "the partition waits at the unknown version, in order"
     );
 
@@ -1176,8 +1182,8 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
         Upgraded(effect_handler()),
     )
     .unwrap();
-    wait_until("both events", Duration::from_secs(120), || {
-        count("SELECT count(*) FROM effects") == 2
+    wait_until("the held events", Duration::from_secs(120), || {
+        count("SELECT count(*) FROM effects") == 3
     });
     upgraded.stop();
     assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 0);
