@@ -356,6 +356,10 @@ pub struct ServicePlan {
     pub wants: Vec<String>,
     /// Units it cannot run without.
     pub requires: Vec<String>,
+    /// systemd `MemoryMax=` (`512M`).
+    pub memory_max: String,
+    /// systemd `TasksMax=`.
+    pub tasks_max: u32,
 }
 
 /// A TCP listener.

@@ -51,6 +51,10 @@ pub struct RawService {
     pub auth_endpoint: bool,
     /// How long nginx may serve cached responses (`0s`: never).
     pub micro_cache: String,
+    /// systemd `MemoryMax=` (`512M`).
+    pub memory_max: String,
+    /// systemd `TasksMax=`.
+    pub tasks_max: u32,
     /// Addresses promoted to admin at registration.
     pub admin_emails: Vec<String>,
 }
