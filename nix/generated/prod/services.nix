@@ -40,6 +40,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -72,6 +75,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -128,6 +134,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -160,6 +169,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -208,6 +220,9 @@
         KeyringMode = "private";
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -240,6 +255,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -293,6 +311,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -325,6 +346,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -378,6 +402,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -410,6 +437,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -463,6 +493,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -495,6 +528,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
