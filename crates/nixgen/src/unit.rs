@@ -213,8 +213,8 @@ pub fn topics_unit(plan: &Plan) -> Unit {
     for t in &plan.kafka.topics {
         args.push("--topic".to_owned());
         args.push(format!(
-            "{}:{}:{}:{}",
-            t.name, t.partitions, t.replication_factor, t.retention_ms
+            "{}:{}:{}:{}:{}",
+            t.name, t.partitions, t.replication_factor, t.retention_ms, t.cleanup_policy
         ));
     }
     let mut settings = vec![

@@ -204,6 +204,9 @@ pub struct TopicPlan {
     pub replication_factor: u16,
     /// `retention.ms`.
     pub retention_ms: u64,
+    /// `cleanup.policy`: `delete` or `compact` (which keeps every event for
+    /// `retention_ms`, then the latest of each key).
+    pub cleanup_policy: String,
     /// Services producing to it, sorted.
     pub producers: Vec<String>,
     /// Services consuming it, sorted.

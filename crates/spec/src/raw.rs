@@ -71,6 +71,8 @@ pub struct RawTopic {
     pub replication_factor: u16,
     /// Retention as a duration string (`30d`).
     pub retention: String,
+    /// `delete` or `compact`.
+    pub cleanup_policy: String,
 }
 
 /// The storefront.

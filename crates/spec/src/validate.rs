@@ -1388,6 +1388,7 @@ fn resolve_kafka(
                 partitions: t.partitions,
                 replication_factor: t.replication_factor,
                 retention_ms: parse_duration_ms(&t.retention).unwrap_or(7 * 86_400_000),
+                cleanup_policy: t.cleanup_policy.clone(),
                 producers,
                 consumers,
             }
