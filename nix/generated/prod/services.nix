@@ -42,6 +42,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -74,6 +77,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -132,6 +138,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -164,6 +173,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -215,6 +227,9 @@
         KeyringMode = "private";
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -247,6 +262,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -303,6 +321,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -335,6 +356,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -394,6 +418,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -426,6 +453,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -482,6 +512,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -514,6 +547,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
