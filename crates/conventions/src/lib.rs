@@ -44,8 +44,11 @@ pub mod env {
     pub const LOG: &str = "TEIPSUM_LOG";
     /// Most units of one product in one order (order only).
     pub const ORDER_MAX_UNITS: &str = "TEIPSUM_ORDER_MAX_UNITS";
-    /// Most open (`PLACED` or `CONFIRMED`) orders of one customer (order only).
+    /// Most open orders of one customer (order only): `PLACED`, or
+    /// `CONFIRMED` less than [`ORDER_OPEN_FOR_SECS`] ago.
     pub const ORDER_MAX_OPEN: &str = "TEIPSUM_ORDER_MAX_OPEN";
+    /// Seconds a confirmed order counts as open after it was placed (order only).
+    pub const ORDER_OPEN_FOR_SECS: &str = "TEIPSUM_ORDER_OPEN_FOR_SECS";
     /// Seconds an order may stay `PLACED` before it expires (order only).
     pub const ORDER_CONFIRM_WITHIN_SECS: &str = "TEIPSUM_ORDER_CONFIRM_WITHIN_SECS";
     /// Directory of credential files for local runs; systemd's

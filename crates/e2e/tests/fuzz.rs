@@ -594,7 +594,7 @@ fn no_request_to_any_route_gets_a_5xx_or_writes_when_refused() {
         let stocked = http
             .put(format!("{}/api/admin/inventory/{product}", base("inventory")))
             .bearer_auth(&admin)
-            .json(&json!({"quantity": 10}))
+            .json(&json!({"on_hand": 10}))
             .send()
             .await
             .unwrap();

@@ -843,6 +843,9 @@ fn a_value_postgresql_refuses_is_a_400_and_other_database_errors_stay_500() {
                 let _ = stopped.await;
             },
         ));
+        // reqwest is built without a default crypto provider (each test
+        // runs in a process of its own under nextest).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = ::reqwest::Client::new();
         let fine = http
             .get(format!("{base}/text?value=plain"))

@@ -74,6 +74,8 @@ pub struct RawOrderLimits {
     pub max_open_orders: u32,
     /// How long an order may stay `PLACED`.
     pub confirm_within: String,
+    /// How long a confirmed order counts as open after it was placed.
+    pub open_for: String,
 }
 
 /// One Kafka topic.

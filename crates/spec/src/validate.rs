@@ -99,6 +99,14 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
                 (7 * 86_400_000, "7d"),
                 &mut errors,
             );
+            check_duration(
+                path.field("order_limits").field("open_for"),
+                "how long a confirmed order counts as open",
+                &limits.open_for,
+                (60_000, "1min"),
+                (30 * 86_400_000, "30d"),
+                &mut errors,
+            );
         }
         check_limits(&path, service, &mut errors);
         for (i, email) in service.admin_emails.iter().enumerate() {
@@ -1233,6 +1241,12 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                     env::ORDER_CONFIRM_WITHIN_SECS,
                     parse_duration(&limits.confirm_within)
                         .unwrap_or(900)
+                        .to_string(),
+                );
+                set(
+                    env::ORDER_OPEN_FOR_SECS,
+                    parse_duration(&limits.open_for)
+                        .unwrap_or(86_400)
                         .to_string(),
                 );
             }

@@ -51,7 +51,7 @@ async fn trivial_upstream() -> u16 {
         serde_json::to_string(&json!({
             "id": "00000000-0000-0000-0000-000000000000", "name": "Trivial", "description": "x".repeat(120),
             "sku": "TRIVIAL-1", "price": {"amount_minor": 100, "currency": "EUR"}, "category": "bench",
-            "image_urls": [], "stock": {"quantity": 1, "status": "low_stock"}, "updated_at": "2026-01-01T00:00:00Z"
+            "image_urls": [], "stock": {"status": "low_stock"}, "updated_at": "2026-01-01T00:00:00Z"
         }))
         .unwrap()
         .into_boxed_str(),

@@ -13,8 +13,11 @@ use crate::domain::MAX_QUANTITY;
 pub struct Limits {
     /// Most units of one product in one order (1 to [`MAX_QUANTITY`]).
     pub max_units: i32,
-    /// Most orders one customer may have `PLACED` or `CONFIRMED` at once.
+    /// Most open orders of one customer: `PLACED`, or `CONFIRMED` less
+    /// than `open_for` after it was placed.
     pub max_open: i64,
+    /// How long a confirmed order counts as open.
+    pub open_for: Duration,
     /// How long an order may stay `PLACED` before it expires.
     pub confirm_within: Duration,
 }
@@ -25,6 +28,7 @@ impl Default for Limits {
         Limits {
             max_units: 10,
             max_open: 5,
+            open_for: Duration::from_secs(86_400),
             confirm_within: Duration::from_secs(15 * 60),
         }
     }
@@ -46,6 +50,13 @@ impl Limits {
             "{} must be at least 1, not {max_open}",
             env::ORDER_MAX_OPEN
         );
+        let open_for: u64 =
+            settings.parsed(env::ORDER_OPEN_FOR_SECS, default.open_for.as_secs())?;
+        anyhow::ensure!(
+            (1..=30 * 86_400).contains(&open_for),
+            "{} must be 1 second to 30 days, not {open_for}",
+            env::ORDER_OPEN_FOR_SECS
+        );
         let secs: u64 = settings.parsed(
             env::ORDER_CONFIRM_WITHIN_SECS,
             default.confirm_within.as_secs(),
@@ -58,6 +69,7 @@ impl Limits {
         Ok(Limits {
             max_units,
             max_open,
+            open_for: Duration::from_secs(open_for),
             confirm_within: Duration::from_secs(secs),
         })
     }
@@ -107,6 +119,7 @@ mod tests {
             (env::ORDER_MAX_UNITS, "3"),
             (env::ORDER_MAX_OPEN, "2"),
             (env::ORDER_CONFIRM_WITHIN_SECS, "60"),
+            (env::ORDER_OPEN_FOR_SECS, "120"),
         ]))
         .unwrap();
         assert_eq!(
@@ -114,6 +127,7 @@ mod tests {
             Limits {
                 max_units: 3,
                 max_open: 2,
+                open_for: Duration::from_secs(120),
                 confirm_within: Duration::from_secs(60)
             }
         );
@@ -124,6 +138,8 @@ mod tests {
             (env::ORDER_MAX_OPEN, "0"),
             (env::ORDER_CONFIRM_WITHIN_SECS, "0"),
             (env::ORDER_CONFIRM_WITHIN_SECS, "soon"),
+            (env::ORDER_OPEN_FOR_SECS, "0"),
+            (env::ORDER_OPEN_FOR_SECS, "2592001"),
         ] {
             assert!(Limits::from_settings(&settings(&[bad])).is_err(), "{bad:?}");
         }

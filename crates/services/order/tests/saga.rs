@@ -70,6 +70,7 @@ const LOOSE: Limits = Limits {
     max_units: 1_000,
     max_open: 1_000,
     confirm_within_secs: 3_600,
+    open_for_secs: 86_400,
 };
 
 /// `services.order.order_limits` as the unit's environment carries them.
@@ -78,6 +79,7 @@ struct Limits {
     max_units: i32,
     max_open: i64,
     confirm_within_secs: u64,
+    open_for_secs: u64,
 }
 
 impl Saga {
@@ -110,6 +112,10 @@ impl Saga {
             (
                 vars::ORDER_CONFIRM_WITHIN_SECS.to_owned(),
                 limits.confirm_within_secs.to_string(),
+            ),
+            (
+                vars::ORDER_OPEN_FOR_SECS.to_owned(),
+                limits.open_for_secs.to_string(),
             ),
         ]);
         let order = ServiceProcess::spawn("teipsum-order", order_env);
@@ -1155,4 +1161,35 @@ async fn the_order_list_pages_with_every_line() {
         assert_eq!(order["items"], shown["items"], "the list shows every line");
         assert_eq!(order["items"].as_array().unwrap().len(), 2);
     }
+}
+
+/// A confirmed order stops counting as open once `open_for` has passed: a
+/// regular customer is not refused for the purchases she made.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confirmed_order_stops_counting_as_open_after_its_window() {
+    let saga = Saga::start_with(Limits {
+        max_open: 1,
+        open_for_secs: 3,
+        ..LOOSE
+    });
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 100).await;
+    let buyer = token(&saga.signer, Uuid::new_v4(), Role::Customer);
+    let line = json!([{"product_id": product, "quantity": 1}]);
+    let first = placed(saga.place(&buyer, line.clone(), None).await).await;
+    assert_eq!(
+        saga.settled(first["id"].as_str().unwrap()).await["status"],
+        "CONFIRMED"
+    );
+    // Within the window the confirmed order is open: the cap holds.
+    assert_eq!(
+        error_code(
+            saga.place(&buyer, line.clone(), None).await,
+            StatusCode::CONFLICT
+        )
+        .await,
+        "TOO_MANY_OPEN_ORDERS"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    placed(saga.place(&buyer, line, None).await).await;
 }

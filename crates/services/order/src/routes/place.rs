@@ -78,7 +78,7 @@ pub async fn place(
                     };
                 }
             }
-            hold_open_slot(&mut tx, user_id, limits.max_open)?;
+            hold_open_slot(&mut tx, user_id, &limits)?;
             let order = create(&mut tx, user_id, &lines)?;
             if let Some(key) = &key {
                 let response = serde_json::to_value(&order).map_err(anyhow::Error::from)?;
@@ -100,7 +100,9 @@ pub async fn place(
     }
 }
 
-/// Refuse a customer who already has `max_open` open orders.
+/// Refuse a customer who already has `max_open` open orders: `PLACED`, or
+/// `CONFIRMED` less than `open_for` ago (nothing else ends a confirmed
+/// order, and a customer's purchases must not add up to a ban).
 ///
 /// The customer's row is locked first, so that concurrent placements of one
 /// customer run this check one after the other: at READ COMMITTED the count,
@@ -108,7 +110,7 @@ pub async fn place(
 fn hold_open_slot(
     tx: &mut postgres::Transaction<'_>,
     user_id: Uuid,
-    max_open: i64,
+    limits: &Limits,
 ) -> Result<(), OrderError> {
     tx.execute(
         "INSERT INTO customers (user_id) VALUES ($1) \
@@ -117,12 +119,15 @@ fn hold_open_slot(
     )?;
     let open: i64 = tx
         .query_one(
-            "SELECT count(*) FROM orders WHERE user_id = $1 AND status IN ('PLACED', 'CONFIRMED')",
-            &[&user_id],
+            "SELECT count(*) FROM orders WHERE user_id = $1 AND status IN ('PLACED', 'CONFIRMED') \
+             AND (status = 'PLACED' OR created_at > now() - make_interval(secs => $2))",
+            &[&user_id, &limits.open_for.as_secs_f64()],
         )?
         .get(0);
-    if open >= max_open {
-        return Err(OrderError::TooManyOpenOrders { max: max_open });
+    if open >= limits.max_open {
+        return Err(OrderError::TooManyOpenOrders {
+            max: limits.max_open,
+        });
     }
     Ok(())
 }
