@@ -8,8 +8,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use teipsum_e2e::{Shop, start};
 
-const ADMIN: &str = "admin@teipsum.store";
-
 fn product_body(name: &str, sku: &str, price: i64) -> Value {
     json!({
         "name": name,
@@ -87,7 +85,7 @@ async fn stock_in_catalog(shop: &Shop, product: &str, quantity: i64) -> Value {
 async fn a_shopper_buys_a_mug_and_changes_her_mind() {
     let stack = start("prod", None);
     let shop = Shop::new(&stack);
-    let admin = shop.account(ADMIN).await;
+    let admin = shop.admin().await;
     let ana = shop.account("ana@example.org").await;
 
     let mug = create_product(&shop, &admin, "Blue Mug", "MUG-BLUE-1", 1_450).await;
@@ -200,7 +198,7 @@ type RouteCheck<'a> = (
 async fn each_route_reaches_its_service() {
     let stack = start("stage", None);
     let shop = Shop::new(&stack);
-    let admin = shop.account(ADMIN).await;
+    let admin = shop.admin().await;
     let user = shop.account("route@example.org").await;
     let probe = uuid::Uuid::new_v4();
     let checks: Vec<RouteCheck> = vec![
@@ -318,7 +316,7 @@ fn assert_security_headers(what: &str, headers: &reqwest::header::HeaderMap) {
 async fn every_kind_of_response_carries_the_security_headers() {
     let mut stack = start("prod", None);
     let shop = Shop::new(&stack);
-    let admin = shop.account(ADMIN).await;
+    let admin = shop.admin().await;
     let customer = shop.account("headers@example.org").await;
     let product = create_product(&shop, &admin, "Header Lamp", "LAMP-1", 3_000).await;
 
@@ -541,7 +539,7 @@ async fn a_restart_of_the_whole_stack_keeps_every_order_user_and_product() {
     let (product, order_id) = {
         let stack = start("prod", Some(state.clone()));
         let shop = Shop::new(&stack);
-        let admin = shop.account(ADMIN).await;
+        let admin = shop.admin().await;
         let ana = shop.account("ana@example.org").await;
         let product = create_product(&shop, &admin, "Kept Kettle", "KETTLE-1", 4_200).await;
         set_stock(&shop, &admin, &product, 3).await;
@@ -572,7 +570,7 @@ async fn a_restart_of_the_whole_stack_keeps_every_order_user_and_product() {
         .await
         .unwrap();
     assert_eq!(order["status"], "CONFIRMED");
-    let admin = shop.login(ADMIN).await;
+    let admin = shop.admin().await;
     let product_row: Value = shop
         .call(
             Method::GET,

@@ -51,8 +51,10 @@ pub struct RawService {
     pub auth_endpoint: bool,
     /// How long nginx may serve cached responses (`0s`: never).
     pub micro_cache: String,
-    /// Addresses promoted to admin at registration.
-    pub admin_emails: Vec<String>,
+    /// Removed (registration granted the admin role to listed addresses);
+    /// declared only so that a spec still setting it gets a clear error.
+    #[serde(default)]
+    pub admin_emails: Option<serde::de::IgnoredAny>,
 }
 
 /// One Kafka topic.
