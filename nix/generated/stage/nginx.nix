@@ -26,7 +26,12 @@
     # Rate-limit zone for authentication, and the security headers every response
     # inherits unless a location sets its own (which then repeats them all).
     commonHttpConfig = ''
-      limit_req_zone $binary_remote_addr zone=teipsum_auth:10m rate=10r/s;
+      map $binary_remote_addr $teipsum_limit_key {
+        "~^(?s)\x00{10}\xff\xff" $binary_remote_addr;
+        "~^(?s)(.{8}).{8}" $1;
+        default $binary_remote_addr;
+      }
+      limit_req_zone $teipsum_limit_key zone=teipsum_auth:10m rate=10r/s;
       limit_req_status 429;
       proxy_cache_path /var/cache/nginx/teipsum levels=1:2 keys_zone=teipsum_micro:10m max_size=256m inactive=10m use_temp_path=off;
       add_header Cross-Origin-Opener-Policy "same-origin" always;
