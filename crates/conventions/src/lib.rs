@@ -30,6 +30,17 @@ pub mod env {
     /// Most password hashes computed at once (auth only; default twice the
     /// cores). Beyond it registration and login answer 503 with `Retry-After`.
     pub const PASSWORD_HASH_CONCURRENCY: &str = "TEIPSUM_PASSWORD_HASH_CONCURRENCY";
+    /// The producers the spec declares for each topic the service consumes,
+    /// in the form of [`super::render_producers`]
+    /// (`inventory-events=inventory;product-events=admin-product`). An event
+    /// whose `source` is not among its topic's producers is parked.
+    pub const TOPIC_PRODUCERS: &str = "TEIPSUM_TOPIC_PRODUCERS";
+    /// Seconds the oldest unsent outbox event may wait before the service
+    /// counts as unhealthy (no watchdog ping; systemd restarts it).
+    pub const OUTBOX_MAX_LAG_SECS: &str = "TEIPSUM_OUTBOX_MAX_LAG_SECS";
+    /// Seconds consumed-event ids (the consumer ledger) and idempotency keys
+    /// are kept: longer than any topic keeps an event that could be redelivered.
+    pub const RETENTION_SECS: &str = "TEIPSUM_RETENTION_SECS";
     /// `tracing` filter directive (`info`, `teipsum_kit=debug`).
     pub const LOG: &str = "TEIPSUM_LOG";
     /// Directory of credential files for local runs; systemd's
@@ -73,9 +84,62 @@ pub fn jwt_key_unit(platform: &str) -> String {
     format!("{platform}-jwt-key.service")
 }
 
+/// The value of [`env::TOPIC_PRODUCERS`]: `topic=producer,producer;topic=producer`,
+/// topics and producers in the order given (callers pass them sorted).
+pub fn render_producers<'a>(topics: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>) -> String {
+    topics
+        .into_iter()
+        .map(|(topic, producers)| format!("{topic}={}", producers.join(",")))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// [`render_producers`] read back: `(topic, producers)` pairs, or what is wrong.
+pub fn parse_producers(text: &str) -> Result<Vec<(String, Vec<String>)>, String> {
+    let name = |n: &str| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    text.split(';')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (topic, producers) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("`{entry}`: expected topic=producer,producer"))?;
+            let producers: Vec<String> = producers.split(',').map(str::to_owned).collect();
+            if !name(topic) || !producers.iter().all(|p| name(p)) {
+                return Err(format!(
+                    "`{entry}`: topic and producer names are lowercase letters, digits and `-`"
+                ));
+            }
+            Ok((topic.to_owned(), producers))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn producers_render_and_parse_back() {
+        let text = render_producers([
+            ("inventory-events", vec!["inventory"]),
+            ("product-events", vec!["admin-product", "importer"]),
+        ]);
+        assert_eq!(
+            text,
+            "inventory-events=inventory;product-events=admin-product,importer"
+        );
+        let back = parse_producers(&text).unwrap();
+        assert_eq!(back[1].0, "product-events");
+        assert_eq!(back[1].1, ["admin-product", "importer"]);
+        assert!(parse_producers("order-events").is_err());
+        assert!(parse_producers("order-events=").is_err());
+        assert!(parse_producers("Order=x").is_err());
+        assert_eq!(parse_producers("").unwrap(), vec![]);
+    }
 
     #[test]
     fn names_follow_the_platform_prefix() {

@@ -40,6 +40,9 @@ pub enum DbError {
 pub struct Db {
     pool: r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>,
     config: Arc<Config>,
+    /// The pool's TLS settings (the `postgres-ca` roots), for connections
+    /// outside the pool too.
+    tls: MakeRustlsConnect,
 }
 
 impl std::fmt::Debug for Db {
@@ -82,7 +85,8 @@ impl Db {
             .parse()
             .map_err(|e: postgres::Error| DbError::Config(e.to_string()))?;
         config.connect_timeout(Duration::from_secs(5));
-        let manager = PostgresConnectionManager::new(config.clone(), tls(ca_pem)?);
+        let tls = tls(ca_pem)?;
+        let manager = PostgresConnectionManager::new(config.clone(), tls.clone());
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(0))
@@ -92,13 +96,14 @@ impl Db {
         Ok(Db {
             pool,
             config: Arc::new(config),
+            tls,
         })
     }
 
     /// A connection outside the pool (for LISTEN, advisory locks held for a
-    /// long time, and tests).
+    /// long time, and tests), with the pool's TLS settings.
     pub fn dedicated(&self) -> Result<Client, DbError> {
-        Ok(self.config.connect(tls(None)?)?)
+        Ok(self.config.connect(self.tls.clone())?)
     }
 
     /// Run `f` with a pooled connection on a blocking thread, inside the
@@ -159,6 +164,39 @@ impl Db {
         .await
         .map_err(|_| DbError::Join)?
     }
+}
+
+/// `error` and its causes, one after the other; a PostgreSQL error among them
+/// with its severity, SQLSTATE, message, detail and hint (its `Display` is
+/// `db error` and nothing else), so that a log line tells a refused
+/// connection from a full disk.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = describe_link(e);
+        // Transparent wrappers repeat their inner error's text.
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = e.source();
+    }
+    parts.join(": ")
+}
+
+/// One link of a cause chain, PostgreSQL's own errors in full.
+pub fn describe_link(error: &(dyn std::error::Error + 'static)) -> String {
+    let Some(db) = error.downcast_ref::<postgres::error::DbError>() else {
+        return error.to_string();
+    };
+    let mut text = format!("{} {} {}", db.severity(), db.code().code(), db.message());
+    if let Some(detail) = db.detail() {
+        text.push_str(&format!(" (detail: {detail})"));
+    }
+    if let Some(hint) = db.hint() {
+        text.push_str(&format!(" (hint: {hint})"));
+    }
+    text
 }
 
 /// A stable 64-bit key for `pg_advisory_lock` from a name.

@@ -11,8 +11,14 @@
 //!   together with a row in `kit_processed_events`, and stores the Kafka
 //!   offset only after that commit: a redelivered event is skipped, a crash
 //!   between commit and offset costs a redelivery, never a second effect.
+//!   Before that it checks the event's `source` against the topic's
+//!   [`Producers`] and its version against the handler
+//!   ([`Handler::understands`]). A failure the database may get over is
+//!   retried for as long as it lasts ([`sqlstate_is_transient`]); an event
+//!   that can never be applied is parked, and [`replay`] applies it later.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -148,42 +154,125 @@ fn pause(stop: &AtomicBool, duration: Duration) {
 /// Rows published per relay transaction.
 const RELAY_BATCH: i64 = 256;
 
-/// Start the relay of `service`'s outbox.
-pub fn spawn_relay(db: Db, producer: FutureProducer, service: &str) -> Worker {
+/// Old rows a service removes now and then: consumed-event ids (always)
+/// and tables the service names, such as idempotency keys.
+#[derive(Debug, Clone)]
+pub struct Retention {
+    /// How long rows are kept.
+    pub keep: Duration,
+    /// `(table, timestamp column)` pairs besides the consumer ledger.
+    pub tables: Vec<(&'static str, &'static str)>,
+}
+
+impl Retention {
+    /// Keep rows for `keep`; only the ledger until [`Retention::table`] adds more.
+    pub fn new(keep: Duration) -> Self {
+        Retention {
+            keep,
+            tables: Vec::new(),
+        }
+    }
+
+    /// Also prune `table` on its timestamp `column`.
+    pub fn table(mut self, table: &'static str, column: &'static str) -> Self {
+        self.tables.push((table, column));
+        self
+    }
+}
+
+/// Remove the rows `retention` covers that are older than it; returns how many.
+pub fn prune(db: &Db, retention: &Retention) -> Result<u64, DbError> {
+    let mut conn = db.get()?;
+    let secs = retention.keep.as_secs_f64();
+    let mut removed = 0;
+    let tables = std::iter::once(("kit_processed_events", "processed_at"))
+        .chain(retention.tables.iter().copied());
+    for (table, column) in tables {
+        // Identifiers come from the service's code, never from input.
+        removed += conn.execute(
+            &format!("DELETE FROM {table} WHERE {column} < now() - make_interval(secs => $1)"),
+            &[&secs],
+        )?;
+    }
+    Ok(removed)
+}
+
+/// Start the relay of `service`'s outbox; when idle, it also prunes sent
+/// outbox rows and what `retention` covers, every ten minutes.
+pub fn spawn_relay(
+    db: Db,
+    producer: FutureProducer,
+    service: &str,
+    retention: Retention,
+) -> Worker {
     let lock = advisory_key(&format!("teipsum relay {service}"));
     Worker::spawn(format!("relay-{service}"), move |stop| {
-        relay_loop(&db, &producer, lock, &stop)
+        relay_loop(&db, &producer, lock, &retention, &stop)
     })
 }
 
-fn relay_loop(db: &Db, producer: &FutureProducer, lock: i64, stop: &AtomicBool) {
+fn relay_loop(
+    db: &Db,
+    producer: &FutureProducer,
+    lock: i64,
+    retention: &Retention,
+    stop: &AtomicBool,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut listener: Option<postgres::Client> = None;
-    let mut last_cleanup = Instant::now();
+    let mut last_cleanup: Option<Instant> = None;
+    let mut failing_since: Option<Instant> = None;
+    let mut log = Throttle::new();
     while !stop.load(Ordering::SeqCst) {
         match publish_batch(db, producer, lock) {
-            Ok(n) if n > 0 => {
+            Ok(n) => {
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(failing_for = ?since.elapsed(), "relay: publishing again");
+                    log = Throttle::new();
+                }
                 backoff = Duration::from_millis(100);
-                tracing::debug!(events = n, "relayed");
-            }
-            Ok(_) => {
-                backoff = Duration::from_millis(100);
-                if last_cleanup.elapsed() > Duration::from_secs(600) {
-                    last_cleanup = Instant::now();
+                if n > 0 {
+                    tracing::debug!(events = n, "relayed");
+                    continue;
+                }
+                if last_cleanup.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
+                    last_cleanup = Some(Instant::now());
                     if let Err(e) = forget_sent(db) {
-                        tracing::warn!(error = %e, "could not prune the outbox");
+                        tracing::warn!(error = %crate::db::describe(&e), "could not prune the outbox");
+                    }
+                    match prune(db, retention) {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(rows = n, keep = ?retention.keep, "pruned old ledger rows")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %crate::db::describe(&e), "could not prune old rows")
+                        }
                     }
                 }
                 wait_for_outbox(db, &mut listener, stop);
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "relay: publishing failed, backing off");
+                failing_since.get_or_insert_with(Instant::now);
+                if log.due() {
+                    tracing::warn!(error = %crate::db::describe(&e), retry_in = ?backoff, "relay: publishing failed, backing off");
+                }
                 listener = None;
                 pause(stop, backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }
+}
+
+/// How long the oldest unsent event has waited in the outbox, if there is one.
+pub fn outbox_lag(conn: &mut impl GenericClient) -> Result<Option<Duration>, postgres::Error> {
+    let row = conn.query_opt(
+        "SELECT greatest(extract(epoch FROM now() - created_at), 0)::float8 FROM kit_outbox \
+         WHERE sent_at IS NULL ORDER BY seq LIMIT 1",
+        &[],
+    )?;
+    Ok(row.map(|r| Duration::from_secs_f64(r.get(0))))
 }
 
 /// Wait for a NOTIFY from the outbox trigger, or at most a second.
@@ -308,37 +397,52 @@ fn forget_sent(db: &Db) -> Result<u64, RelayError> {
 /// Why a handler could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// Retrying later may work (the database is away, a serialization
-    /// conflict): retried without limit.
+    /// Retrying later may work (the database is away, full, read-only,
+    /// timing out, a serialization conflict, a missing grant): retried with
+    /// backoff for as long as it lasts, keeping the partition's order.
     #[error("transient: {0:#}")]
     Transient(anyhow::Error),
     /// Retrying will not help (the event is not what the handler expects):
-    /// retried a few times, then parked.
+    /// retried a few times, then parked for `events replay`.
     #[error("permanent: {0:#}")]
     Permanent(anyhow::Error),
 }
 
+/// Whether a statement that failed with `code` may succeed later with the
+/// same event. Only failures caused by the event's own values are final:
+/// class 22 (data exception: a value that does not fit a column), 23
+/// (integrity constraint: this event breaks a rule of the schema) and P0
+/// (raised by PL/pgSQL). They fail the same way each time, and blocking the
+/// consumer behind one event would stop the saga of every other order, so
+/// they are parked. Everything else (08 connection, 25006 read-only after a
+/// failover, 40 rollback, 42 a missing migration or grant, 53 disk or memory,
+/// 55P03 lock timeout, 57 timeouts and shutdowns, 58 I/O, XX000 internal,
+/// and classes not listed) hits every event alike and goes away when the
+/// database or the deployment is repaired: parking them would park every
+/// event in the meantime.
+pub fn sqlstate_is_transient(code: &postgres::error::SqlState) -> bool {
+    !matches!(code.code().get(..2), Some("22" | "23" | "P0"))
+}
+
 impl From<postgres::Error> for HandleError {
     fn from(e: postgres::Error) -> Self {
-        use postgres::error::SqlState;
-        match e.code() {
-            None => HandleError::Transient(e.into()),
-            Some(code)
-                if *code == SqlState::T_R_SERIALIZATION_FAILURE
-                    || *code == SqlState::T_R_DEADLOCK_DETECTED
-                    || *code == SqlState::ADMIN_SHUTDOWN
-                    || *code == SqlState::CANNOT_CONNECT_NOW =>
-            {
-                HandleError::Transient(e.into())
-            }
-            Some(_) => HandleError::Permanent(e.into()),
+        // No SQLSTATE: the connection broke or could not be had.
+        let permanent = e.code().is_some_and(|code| !sqlstate_is_transient(code));
+        let error = anyhow::anyhow!(crate::db::describe(&e));
+        if permanent {
+            HandleError::Permanent(error)
+        } else {
+            HandleError::Transient(error)
         }
     }
 }
 
 impl From<DbError> for HandleError {
     fn from(e: DbError) -> Self {
-        HandleError::Transient(e.into())
+        match e {
+            DbError::Query(e) => e.into(),
+            other => HandleError::Transient(anyhow::anyhow!(crate::db::describe(&other))),
+        }
     }
 }
 
@@ -364,6 +468,15 @@ pub trait Handler: Send + 'static {
     /// topic shared by several consumers, most events are for the others.
     fn wants(&self, _topic: &str, _kind: &str) -> bool {
         true
+    }
+
+    /// Whether this build knows version `version` of `kind`'s data. Every
+    /// event type is at version 1 today; a handler that learns version 2
+    /// says so here. An event it wants but does not understand is not
+    /// parked: the consumer waits (its partition stops there) until a build
+    /// that understands it is deployed, since a producer is upgraded first.
+    fn understands(&self, _topic: &str, _kind: &str, version: u32) -> bool {
+        version == 1
     }
 }
 
@@ -391,6 +504,10 @@ impl<H: Handler> Handler for Only<H> {
     fn wants(&self, topic: &str, kind: &str) -> bool {
         self.kinds.contains(&kind) && self.handler.wants(topic, kind)
     }
+
+    fn understands(&self, topic: &str, kind: &str, version: u32) -> bool {
+        self.handler.understands(topic, kind, version)
+    }
 }
 
 impl<F> Handler for F
@@ -407,15 +524,74 @@ where
     }
 }
 
+/// The producers the spec declares for each topic a consumer reads
+/// ([`teipsum_conventions::env::TOPIC_PRODUCERS`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Producers(BTreeMap<String, BTreeSet<String>>);
+
+impl Producers {
+    /// From `topic → producers`.
+    pub fn new(map: BTreeMap<String, BTreeSet<String>>) -> Self {
+        Producers(map)
+    }
+
+    /// From `(topic, [producer])` pairs (tests, mostly).
+    pub fn of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a [&'a str])>) -> Self {
+        Producers(
+            pairs
+                .into_iter()
+                .map(|(topic, producers)| {
+                    (
+                        topic.to_owned(),
+                        producers.iter().map(|p| (*p).to_owned()).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Topics of `topics` with no declared producer.
+    pub fn missing<'a>(&self, topics: &[&'a str]) -> Vec<&'a str> {
+        topics
+            .iter()
+            .copied()
+            .filter(|t| self.0.get(*t).is_none_or(BTreeSet::is_empty))
+            .collect()
+    }
+
+    /// Why `event` on `topic` is not to be trusted, if it is not.
+    fn mistrust(&self, topic: &str, event: &Envelope) -> Option<String> {
+        let expected = self.0.get(topic);
+        if expected.is_some_and(|p| p.contains(&event.source)) {
+            return None;
+        }
+        let expected = expected
+            .map(|p| p.iter().cloned().collect::<Vec<_>>().join(", "))
+            .unwrap_or_else(|| "none declared".to_owned());
+        Some(format!(
+            "event from `{}` on topic `{topic}`, whose producer is {expected}",
+            event.source
+        ))
+    }
+}
+
 /// Attempts before an event that fails permanently is parked.
 const PERMANENT_ATTEMPTS: u32 = 3;
 
-/// Start consuming `topics` as `consumer_name` (the ledger's `consumer`).
+/// Longest wait between two attempts at an event that fails transiently.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// At most one log line per this much time about one event that keeps failing.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Start consuming `topics` as `consumer_name` (the ledger's `consumer`),
+/// trusting on each topic only the events of its declared `producers`.
 pub fn spawn_consumer(
     db: Db,
     consumer: BaseConsumer<crate::kafka::RebalanceLogger>,
     consumer_name: &str,
     topics: &[&str],
+    producers: Producers,
     handler: impl Handler,
 ) -> Result<Worker, rdkafka::error::KafkaError> {
     consumer.subscribe(topics)?;
@@ -432,7 +608,7 @@ pub fn spawn_consumer(
                         pause(&stop, Duration::from_millis(500));
                     }
                     Some(Ok(message)) => {
-                        if process(&db, &name, &message, &mut handler, &stop)
+                        if process(&db, &name, &producers, &message, &mut handler, &stop)
                             && let Err(e) = consumer.store_offset_from_message(&message)
                         {
                             tracing::warn!(error = %e, "could not store the offset");
@@ -446,10 +622,30 @@ pub fn spawn_consumer(
     ))
 }
 
+/// Says when a repeated failure is worth another log line.
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn new() -> Self {
+        Throttle { last: None }
+    }
+
+    fn due(&mut self) -> bool {
+        let due = self.last.is_none_or(|t| t.elapsed() >= LOG_EVERY);
+        if due {
+            self.last = Some(Instant::now());
+        }
+        due
+    }
+}
+
 /// Apply one message; returns whether its offset may be stored.
 fn process(
     db: &Db,
     consumer: &str,
+    producers: &Producers,
     message: &BorrowedMessage<'_>,
     handler: &mut impl Handler,
     stop: &AtomicBool,
@@ -476,24 +672,61 @@ fn process(
     };
     let span = tracing::info_span!("event", consumer, topic, event_id = %envelope.id, kind = %envelope.kind);
     let _entered = span.enter();
+    if let Some(why) = producers.mistrust(topic, &envelope) {
+        tracing::error!(
+            topic,
+            source = %envelope.source,
+            expected = ?producers.0.get(topic),
+            "an event from a service that does not produce this topic"
+        );
+        return park(db, consumer, message, &why, stop);
+    }
     if !handler.wants(topic, &envelope.kind) {
         tracing::trace!("not for this consumer; skipped");
         return true;
     }
+    let mut log = Throttle::new();
+    if !handler.understands(topic, &envelope.kind, envelope.version) {
+        // Nothing changes until a newer build runs: wait for the restart.
+        while !stop.load(Ordering::SeqCst) {
+            if log.due() {
+                tracing::warn!(
+                    version = envelope.version,
+                    "an event version this build does not know; waiting for an upgraded consumer"
+                );
+            }
+            pause(stop, MAX_BACKOFF);
+        }
+        return false;
+    }
     let mut failures = 0;
+    let mut attempts = 0u64;
+    let first_failure = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
+        attempts += 1;
         match apply(db, consumer, topic, &envelope, handler) {
-            Ok(true) => {
-                tracing::debug!("applied");
-                return true;
-            }
-            Ok(false) => {
-                tracing::debug!("already applied; skipped");
+            Ok(fresh) => {
+                if attempts > 1 {
+                    tracing::info!(
+                        attempts,
+                        failing_for = ?first_failure.elapsed(),
+                        "applied after failing"
+                    );
+                }
+                tracing::debug!(fresh, "applied");
                 return true;
             }
             Err(HandleError::Transient(e)) => {
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "transient failure");
+                if log.due() {
+                    tracing::warn!(
+                        error = %format!("{e:#}"),
+                        attempts,
+                        failing_for = ?first_failure.elapsed(),
+                        retry_in = ?backoff,
+                        "transient failure; retrying until it clears"
+                    );
+                }
             }
             Err(HandleError::Permanent(e)) => {
                 failures += 1;
@@ -508,11 +741,12 @@ fn process(
             // Not applied and not parked: it will be redelivered.
             return false;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
-/// The ledger row and the effect, in one transaction.
+/// The ledger row and the effect, in one transaction; `Ok(false)` when the
+/// event had been applied before.
 fn apply(
     db: &Db,
     consumer: &str,
@@ -522,6 +756,18 @@ fn apply(
 ) -> Result<bool, HandleError> {
     let mut conn = db.get()?;
     let mut tx = conn.transaction()?;
+    let fresh = apply_in(&mut tx, consumer, topic, envelope, handler)?;
+    tx.commit()?;
+    Ok(fresh)
+}
+
+fn apply_in(
+    tx: &mut Transaction<'_>,
+    consumer: &str,
+    topic: &str,
+    envelope: &Envelope,
+    handler: &mut impl Handler,
+) -> Result<bool, HandleError> {
     let fresh = tx.execute_typed(
         "INSERT INTO kit_processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[(&consumer, Type::TEXT), (&envelope.id, Type::UUID)],
@@ -529,8 +775,7 @@ fn apply(
     if fresh == 0 {
         return Ok(false);
     }
-    handler.handle(&mut tx, topic, envelope)?;
-    tx.commit()?;
+    handler.handle(tx, topic, envelope)?;
     Ok(true)
 }
 
@@ -548,27 +793,233 @@ fn park(
         .map(|k| String::from_utf8_lossy(k).into_owned());
     let payload = message.payload().map(<[u8]>::to_vec);
     let mut backoff = Duration::from_millis(200);
+    let mut log = Throttle::new();
     loop {
         let result = db.get().map_err(RelayError::from).and_then(|mut conn| {
             conn.execute(
                 "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", key, payload, error) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[&consumer, &message.topic(), &message.partition(), &message.offset(), &key, &payload, &error],
-            )
-            .map_err(RelayError::from)
+            )?;
+            Ok(parked_count(&mut *conn)?)
         });
         match result {
-            Ok(_) => return true,
+            Ok(parked) => {
+                tracing::warn!(
+                    parked_events = parked,
+                    "parked; `events parked` lists them, `events replay` re-applies them"
+                );
+                return true;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "could not park the message; retrying");
+                if log.due() {
+                    tracing::warn!(error = %crate::db::describe(&e), "could not park the message; retrying");
+                }
                 pause(stop, backoff);
                 if stop.load(Ordering::SeqCst) {
                     return false;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
+}
+
+/// How many messages are parked in this database.
+pub fn parked_count(conn: &mut impl GenericClient) -> Result<i64, postgres::Error> {
+    Ok(conn
+        .query_one("SELECT count(*) FROM kit_parked_events", &[])?
+        .get(0))
+}
+
+/// A parked message, as `events parked` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Parked {
+    /// Row id (what `events replay --id` takes, as does the event id).
+    pub id: i64,
+    /// The event id, when the message is an envelope.
+    pub event_id: Option<Uuid>,
+    /// The event type, when the message is an envelope.
+    pub kind: Option<String>,
+    /// The event's `source`, when the message is an envelope.
+    pub source: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Why it was parked (or why its last replay failed).
+    pub error: String,
+    /// When (RFC 3339).
+    pub parked_at: String,
+}
+
+/// The messages `consumer` parked, oldest first.
+pub fn list_parked(
+    conn: &mut impl GenericClient,
+    consumer: &str,
+) -> Result<Vec<Parked>, postgres::Error> {
+    let rows = conn.query(
+        "SELECT id, topic, partition, \"offset\", payload, error, \
+                to_char(parked_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') \
+         FROM kit_parked_events WHERE consumer = $1 ORDER BY id",
+        &[&consumer],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let payload: Option<Vec<u8>> = row.get(4);
+            let envelope = payload
+                .as_deref()
+                .and_then(|p| serde_json::from_slice::<Envelope>(p).ok());
+            Parked {
+                id: row.get(0),
+                event_id: envelope.as_ref().map(|e| e.id),
+                kind: envelope.as_ref().map(|e| e.kind.clone()),
+                source: envelope.as_ref().map(|e| e.source.clone()),
+                topic: row.get(1),
+                partition: row.get(2),
+                offset: row.get(3),
+                error: row.get(5),
+                parked_at: row.get(6),
+            }
+        })
+        .collect())
+}
+
+/// Which parked messages to replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Every one of the consumer's.
+    All,
+    /// The row with this id.
+    Row(i64),
+    /// The message carrying this event id.
+    Event(Uuid),
+}
+
+/// What became of one replayed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// Applied, and removed from the parked table.
+    Applied,
+    /// Its event had been applied before (or is not for this consumer):
+    /// removed without a second effect.
+    Skipped,
+    /// Still failing; kept, with the new error.
+    Failed(String),
+}
+
+/// Re-apply parked messages of `consumer` through `handler`, each inside
+/// one transaction with its ledger row and the removal of its parked row,
+/// as the consumer would have. Returns each row's id and outcome.
+pub fn replay(
+    db: &Db,
+    consumer: &str,
+    which: Replay,
+    producers: Option<&Producers>,
+    handler: &mut impl Handler,
+) -> Result<Vec<(i64, Replayed)>, DbError> {
+    let mut conn = db.get()?;
+    let ids: Vec<i64> = list_parked(&mut *conn, consumer)?
+        .into_iter()
+        .filter(|p| match which {
+            Replay::All => true,
+            Replay::Row(id) => p.id == id,
+            Replay::Event(id) => p.event_id == Some(id),
+        })
+        .map(|p| p.id)
+        .collect();
+    let mut outcomes = Vec::new();
+    for id in ids {
+        let mut tx = conn.transaction()?;
+        let Some(row) = tx.query_opt(
+            "SELECT topic, payload FROM kit_parked_events WHERE id = $1 AND consumer = $2 FOR UPDATE",
+            &[&id, &consumer],
+        )?
+        else {
+            // Replayed meanwhile by someone else.
+            continue;
+        };
+        let topic: String = row.get(0);
+        let payload: Option<Vec<u8>> = row.get(1);
+        let outcome = replay_one(
+            &mut tx,
+            consumer,
+            &topic,
+            payload.as_deref(),
+            producers,
+            handler,
+        );
+        let outcome = match outcome {
+            Ok(applied) => {
+                tx.execute("DELETE FROM kit_parked_events WHERE id = $1", &[&id])?;
+                tx.commit()?;
+                if applied {
+                    Replayed::Applied
+                } else {
+                    Replayed::Skipped
+                }
+            }
+            Err(error) => {
+                drop(tx);
+                conn.execute(
+                    "UPDATE kit_parked_events SET error = $2 WHERE id = $1",
+                    &[&id, &error],
+                )?;
+                Replayed::Failed(error)
+            }
+        };
+        tracing::info!(id, ?outcome, "replayed a parked message");
+        outcomes.push((id, outcome));
+    }
+    let parked = parked_count(&mut *conn)?;
+    tracing::info!(parked_events = parked, "replay done");
+    Ok(outcomes)
+}
+
+fn replay_one(
+    tx: &mut Transaction<'_>,
+    consumer: &str,
+    topic: &str,
+    payload: Option<&[u8]>,
+    producers: Option<&Producers>,
+    handler: &mut impl Handler,
+) -> Result<bool, String> {
+    let envelope: Envelope = serde_json::from_slice(payload.unwrap_or_default())
+        .map_err(|e| format!("not an event envelope: {e}"))?;
+    if let Some(why) = producers.and_then(|p| p.mistrust(topic, &envelope)) {
+        return Err(why);
+    }
+    if !handler.wants(topic, &envelope.kind) {
+        return Ok(false);
+    }
+    if !handler.understands(topic, &envelope.kind, envelope.version) {
+        return Err(format!(
+            "version {} of `{}` is unknown to this build",
+            envelope.version, envelope.kind
+        ));
+    }
+    // A savepoint: a failed handler leaves the transaction usable.
+    let mut inner = tx.transaction().map_err(|e| crate::db::describe(&e))?;
+    match apply_in(&mut inner, consumer, topic, &envelope, handler) {
+        Ok(fresh) => {
+            inner.commit().map_err(|e| crate::db::describe(&e))?;
+            Ok(fresh)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Remove ledger rows older than `retention`: an event that old is no
+/// longer on any topic, so it cannot be delivered again.
+pub fn forget_processed(db: &Db, retention: Duration) -> Result<u64, DbError> {
+    let mut conn = db.get()?;
+    Ok(conn.execute(
+        "DELETE FROM kit_processed_events WHERE processed_at < now() - make_interval(secs => $1)",
+        &[&retention.as_secs_f64()],
+    )?)
 }
 
 #[cfg(test)]

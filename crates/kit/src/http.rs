@@ -57,7 +57,7 @@ impl ApiError {
 
     /// 500: logs `error` with its cause chain and tells the client nothing more.
     pub fn internal(error: &anyhow::Error) -> Self {
-        tracing::error!(error = %format!("{error:#}"), "internal error");
+        tracing::error!(error = %crate::db::describe(error.as_ref()), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
@@ -67,7 +67,7 @@ impl ApiError {
 
     /// 503: a dependency is unavailable.
     pub fn unavailable(error: &anyhow::Error) -> Self {
-        tracing::warn!(error = %format!("{error:#}"), "dependency unavailable");
+        tracing::warn!(error = %crate::db::describe(error.as_ref()), "dependency unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",
@@ -152,12 +152,13 @@ pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
     ApiError::new(status, code, error.to_string()).reject()
 }
 
+/// The causes of `error`, PostgreSQL's with SQLSTATE, message and detail.
 fn source_chain(error: &dyn std::error::Error) -> String {
     let mut chain = String::new();
     let mut source = error.source();
     while let Some(s) = source {
         chain.push_str(": ");
-        chain.push_str(&s.to_string());
+        chain.push_str(&crate::db::describe_link(s));
         source = s.source();
     }
     chain
@@ -473,6 +474,42 @@ impl PageLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two real PostgreSQL errors: a duplicate key, with its detail.
+    fn duplicate_keys() -> (teipsum_testkit::Postgres, [postgres::Error; 2]) {
+        let pg = teipsum_testkit::Postgres::start();
+        let db = crate::db::Db::new(&pg.create_database("errors"), 1, None).unwrap();
+        let mut conn = db.get().unwrap();
+        conn.batch_execute("CREATE TABLE t (k INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let mut fail = || conn.execute("INSERT INTO t VALUES (1)", &[]).unwrap_err();
+        let errors = [fail(), fail()];
+        (pg, errors)
+    }
+
+    #[test]
+    fn logged_errors_carry_the_sqlstate_message_and_detail() {
+        #[derive(Debug, thiserror::Error)]
+        enum PlaceError {
+            #[error(transparent)]
+            Unexpected(#[from] anyhow::Error),
+        }
+        let (_pg, [error, second]) = duplicate_keys();
+        let handler_error = PlaceError::from(anyhow::Error::new(error));
+        let logged = format!("{handler_error}{}", source_chain(&handler_error));
+        for part in ["23505", "duplicate key value", "Key (k)=(1) already exists"] {
+            assert!(logged.contains(part), "{part} missing from: {logged}");
+        }
+        let relay_style = crate::db::describe(&crate::db::DbError::from(second));
+        assert!(
+            relay_style.starts_with("db error: ERROR 23505 duplicate key value"),
+            "{relay_style}"
+        );
+        assert!(
+            relay_style.contains("(detail: Key (k)=(1) already exists.)"),
+            "{relay_style}"
+        );
+    }
 
     #[test]
     fn page_limits_are_1_to_100() {

@@ -64,6 +64,33 @@ pub fn consumer(
     group: &str,
     client_id: &str,
 ) -> Result<BaseConsumer<RebalanceLogger>, KafkaError> {
+    consumer_as(
+        brokers,
+        group,
+        client_id,
+        &format!("{client_id}@{}", hostname()),
+    )
+}
+
+/// The static member id (`group.instance.id`) of a service's consumer: one
+/// per replica, the same across its restarts. Two members with one id
+/// fence each other, so replicas on one host differ by their listen port.
+pub fn static_member_id(client_id: &str, host: &str, port: u16) -> String {
+    format!("{client_id}@{host}:{port}")
+}
+
+/// [`static_member_id`] of a replica of this host listening on `port`.
+pub fn replica_member_id(client_id: &str, port: u16) -> String {
+    static_member_id(client_id, &hostname(), port)
+}
+
+/// [`consumer`] as the static member `member_id`.
+pub fn consumer_as(
+    brokers: &str,
+    group: &str,
+    client_id: &str,
+    member_id: &str,
+) -> Result<BaseConsumer<RebalanceLogger>, KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -78,7 +105,7 @@ pub fn consumer(
         .set("heartbeat.interval.ms", "2000")
         // Static membership: a restarted service is the same member and gets
         // its partitions back at once, without a rebalance of the group.
-        .set("group.instance.id", format!("{client_id}@{}", hostname()))
+        .set("group.instance.id", member_id)
         // How long the broker may hold a fetch that finds nothing. Kafka
         // answers as soon as an event arrives, so this only paces idle polls;
         // tansu 0.6 holds every fetch about this long even when it has
@@ -365,6 +392,19 @@ pub async fn apply_topics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_on_one_host_are_different_static_members() {
+        let a = static_member_id("teipsum-order", "main", 8100);
+        let b = static_member_id("teipsum-order", "main", 8101);
+        assert_ne!(a, b, "two replicas would fence each other");
+        assert_eq!(
+            a,
+            static_member_id("teipsum-order", "main", 8100),
+            "stable across restarts"
+        );
+        assert_eq!(a, "teipsum-order@main:8100");
+    }
 
     #[test]
     fn topic_specs_parse_from_the_units_arguments() {

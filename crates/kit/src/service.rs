@@ -3,13 +3,19 @@
 //! 1. read settings and credentials (a missing one stops the start, named);
 //! 2. wait for PostgreSQL (no READY while it is unreachable), migrate;
 //! 3. create the producer, bind the listener, start relay and consumers;
-//! 4. `READY=1`, then watchdog pings while the database answers;
+//! 4. `READY=1`, then watchdog pings while the database answers, the relay
+//!    and consumer threads live and the outbox drains (see [`Health`]);
 //! 5. on SIGTERM/SIGINT: `STOPPING=1`, stop accepting, drain requests,
 //!    stop consumers and relay, flush the producer.
 //!
 //! Tests use [`start`] to run the very same service in-process on port 0.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use rdkafka::producer::{FutureProducer, Producer};
 use teipsum_conventions::credentials;
@@ -18,7 +24,7 @@ use warp::{Filter, Reply};
 
 use crate::{
     db::Db,
-    events::{self, Handler, Worker},
+    events::{self, Handler, Producers, Retention, Worker},
     http::{self, ApiError},
     jwt::Verifier,
     kafka, process,
@@ -48,9 +54,31 @@ pub struct Context {
     pub verifier: Option<Arc<Verifier>>,
     /// The service name.
     pub name: &'static str,
+    /// Tables pruned with the consumer ledger (see [`Context::retain`]).
+    retained: Arc<Mutex<Vec<(&'static str, &'static str)>>>,
 }
 
 impl Context {
+    /// Have old rows of `table` removed once its timestamp `column` is older
+    /// than the platform's retention (`TEIPSUM_RETENTION_SECS`), as the
+    /// consumer ledger is. For tables such as idempotency keys.
+    pub fn retain(&self, table: &'static str, column: &'static str) {
+        self.retained
+            .lock()
+            .expect("not poisoned")
+            .push((table, column));
+    }
+
+    /// What the relay prunes.
+    fn retention(&self) -> Retention {
+        let tables = self.retained.lock().expect("not poisoned").clone();
+        tables
+            .into_iter()
+            .fold(Retention::new(self.settings.retention), |r, (t, c)| {
+                r.table(t, c)
+            })
+    }
+
     /// The verifier; only call for services with `verifies_tokens`.
     pub fn verifier(&self) -> Arc<Verifier> {
         self.verifier.clone().expect("the service verifies tokens")
@@ -124,6 +152,67 @@ impl Running {
     /// Whether a background worker died (the service should be restarted).
     pub fn workers_alive(&self) -> bool {
         self.workers.iter().all(|w| !w.is_finished())
+    }
+
+    /// Whether the service is fit to run: what the watchdog pings on.
+    pub async fn health(&self) -> Health {
+        let db = self.context.db.clone();
+        let checked = db
+            .run(|conn| {
+                conn.simple_query("SELECT 1")?;
+                let lag = events::outbox_lag(&mut **conn)?;
+                let parked = events::parked_count(&mut **conn)?;
+                Ok::<_, crate::db::DbError>((lag, parked))
+            })
+            .await;
+        let (database, outbox_lag, parked_events) = match checked {
+            Ok((lag, parked)) => (Ok(()), lag, Some(parked)),
+            Err(e) => (Err(crate::db::describe(&e)), None, None),
+        };
+        Health {
+            database,
+            workers_alive: self.workers_alive(),
+            outbox_lag,
+            outbox_max_lag: self.context.settings.outbox_max_lag,
+            parked_events,
+        }
+    }
+}
+
+/// What the watchdog decides on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    /// Whether the database answered (or why not).
+    pub database: Result<(), String>,
+    /// Whether the relay and the consumer threads all live.
+    pub workers_alive: bool,
+    /// How long the oldest unsent outbox event has waited, if any.
+    pub outbox_lag: Option<Duration>,
+    /// How long it may wait (`TEIPSUM_OUTBOX_MAX_LAG_SECS`).
+    pub outbox_max_lag: Duration,
+    /// Parked messages, when the database answered. They do not make the
+    /// service unhealthy: the rest of the events flow; they are reported.
+    pub parked_events: Option<i64>,
+}
+
+impl Health {
+    /// `None` when the service is healthy, else why not (then no watchdog
+    /// ping: systemd restarts the unit once `WatchdogSec` passes).
+    pub fn problem(&self) -> Option<String> {
+        if let Err(e) = &self.database {
+            return Some(format!("the database does not answer: {e}"));
+        }
+        if !self.workers_alive {
+            return Some("a relay or consumer thread has died".to_owned());
+        }
+        match self.outbox_lag {
+            Some(lag) if lag > self.outbox_max_lag => Some(format!(
+                "the oldest unsent event has waited {}s in the outbox (at most {}s)",
+                lag.as_secs(),
+                self.outbox_max_lag.as_secs()
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -204,6 +293,7 @@ where
         producer: producer.clone(),
         verifier,
         name: service.name,
+        retained: Arc::default(),
     };
     let parts = build(&context)?;
 
@@ -218,22 +308,38 @@ where
         source,
     })?;
 
+    let producers = Producers::new(settings.topic_producers.clone());
+    if let Some(consumer) = &parts.consumer {
+        // Without the spec's producers every event would be parked.
+        let missing = producers.missing(&consumer.topics);
+        if !missing.is_empty() {
+            return Err(StartError::Build(anyhow::anyhow!(
+                "{} names no producer of {} (the spec's producers of each consumed topic)",
+                teipsum_conventions::env::TOPIC_PRODUCERS,
+                missing.join(", ")
+            )));
+        }
+    }
     let mut workers = vec![events::spawn_relay(
         db.clone(),
         producer.clone(),
         service.name,
+        context.retention(),
     )];
     if let Some(consumer) = parts.consumer {
         let group = settings
             .kafka_group
             .clone()
             .unwrap_or_else(|| teipsum_conventions::consumer_group("teipsum", service.name));
-        let kafka_consumer = kafka::consumer(&settings.kafka_brokers, &group, &client_id)?;
+        let member = kafka::replica_member_id(&client_id, addr.port());
+        let kafka_consumer =
+            kafka::consumer_as(&settings.kafka_brokers, &group, &client_id, &member)?;
         workers.push(events::spawn_consumer(
             db.clone(),
             kafka_consumer,
             service.name,
             &consumer.topics,
+            producers,
             consumer.handler,
         )?);
     }
@@ -269,7 +375,13 @@ fn health_routes(
         let db = db.clone();
         let producer = producer.clone();
         async move {
-            let database = db.check().await.map_err(|e| e.to_string());
+            let checked = db
+                .run(|conn| Ok::<_, crate::db::DbError>(events::parked_count(&mut **conn)?))
+                .await;
+            let (database, parked) = match checked {
+                Ok(parked) => (Ok(()), Some(parked)),
+                Err(e) => (Err(crate::db::describe(&e)), None),
+            };
             let broker = broker_reachable(&producer).await;
             let ok = database.is_ok() && broker.is_ok();
             let word = |r: &Result<(), String>| match r {
@@ -286,6 +398,9 @@ fn health_routes(
                     "status": if ok { "ready" } else { "not ready" },
                     "database": word(&database),
                     "broker": word(&broker),
+                    // Parked events do not make the service unready (the
+                    // others flow); `events replay` re-applies them.
+                    "parked_events": parked,
                 }),
             )
         }
@@ -344,40 +459,57 @@ where
     tracing::info!(%listen, "ready");
     process::ready(&serving);
 
-    let watchdog = process::watchdog_interval().map(|interval| {
-        let db = running.context.db.clone();
-        tokio::spawn(async move {
-            let mut healthy = true;
-            loop {
-                tokio::time::sleep(interval).await;
-                match tokio::time::timeout(interval / 2, db.check()).await {
-                    Ok(Ok(())) => {
-                        if !healthy {
-                            process::status(&serving);
-                            healthy = true;
-                        }
-                        process::watchdog();
-                    }
-                    other => {
-                        // No ping: if this lasts, systemd restarts the service.
-                        let why = match other {
-                            Ok(Err(e)) => e.to_string(),
-                            _ => "no answer".to_owned(),
-                        };
-                        tracing::warn!(%why, "unhealthy: the database does not answer; no watchdog ping");
-                        process::status(&format!("unhealthy: database: {why}"));
-                        healthy = false;
-                    }
+    // The watchdog: a ping per half interval while healthy. Without a
+    // watchdog the same checks still run, to log the parked count.
+    let interval = process::watchdog_interval();
+    let mut healthy = true;
+    let mut parked: Option<i64> = None;
+    let shutdown = process::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep(interval.unwrap_or(Duration::from_secs(15))) => {}
+        }
+        let deadline = interval.map_or(Duration::from_secs(10), |i| i / 2);
+        let health = match tokio::time::timeout(deadline, running.health()).await {
+            Ok(health) => health,
+            Err(_) => Health {
+                database: Err("no answer".to_owned()),
+                workers_alive: running.workers_alive(),
+                outbox_lag: None,
+                outbox_max_lag: running.context.settings.outbox_max_lag,
+                parked_events: None,
+            },
+        };
+        if let Some(now) = health.parked_events
+            && parked != Some(now)
+        {
+            if now > 0 || parked.is_some() {
+                tracing::warn!(parked_events = now, "parked events changed");
+            }
+            parked = Some(now);
+        }
+        match health.problem() {
+            None => {
+                if !healthy {
+                    tracing::info!("healthy again");
+                    process::status(&serving);
+                    healthy = true;
+                }
+                if interval.is_some() {
+                    process::watchdog();
                 }
             }
-        })
-    });
-
-    process::shutdown_signal().await;
-    process::stopping("draining requests");
-    if let Some(watchdog) = watchdog {
-        watchdog.abort();
+            Some(why) => {
+                // No ping: if this lasts, systemd restarts the service.
+                tracing::warn!(%why, "unhealthy; no watchdog ping");
+                process::status(&format!("unhealthy: {why}"));
+                healthy = false;
+            }
+        }
     }
+    process::stopping("draining requests");
     running.stop().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
@@ -389,5 +521,226 @@ pub fn db_rejection(error: crate::db::DbError) -> warp::Rejection {
     match error.downcast_ref::<crate::db::DbError>() {
         Some(crate::db::DbError::Unavailable(_)) => ApiError::unavailable(&error).reject(),
         _ => ApiError::internal(&error).reject(),
+    }
+}
+
+/// Usage of [`events_command`], for a service's own usage text.
+pub const EVENTS_USAGE: &str = "\
+events parked                  list the events the consumer parked
+events replay --id <id|uuid>   re-apply one (by row id or event id) and unpark it
+events replay --all            re-apply every parked event";
+
+/// `teipsum-<service> events parked|replay ...`, run by an operator on the
+/// host as the service's user, with the unit's `TEIPSUM_DATABASE` (and
+/// `TEIPSUM_TOPIC_PRODUCERS`, to check sources again). A replayed event goes
+/// through `consumer`'s handler inside one transaction with its ledger row
+/// and the removal of its parked row, so it takes effect once at most.
+pub async fn events_command(
+    service: &Service,
+    consumer: ConsumerSpec,
+    args: &[String],
+) -> ExitCode {
+    let which = match args {
+        [parked] if parked == "parked" => None,
+        [replay, all] if replay == "replay" && all == "--all" => Some(events::Replay::All),
+        [replay, flag, id] if replay == "replay" && flag == "--id" => {
+            match (id.parse::<i64>(), id.parse::<uuid::Uuid>()) {
+                (Ok(row), _) => Some(events::Replay::Row(row)),
+                (_, Ok(event)) => Some(events::Replay::Event(event)),
+                _ => {
+                    eprintln!("error: `{id}` is neither a parked row id nor an event id");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        _ => {
+            for (i, line) in EVENTS_USAGE.lines().enumerate() {
+                let lead = if i == 0 { "usage:" } else { "      " };
+                eprintln!("{lead} teipsum-{} {line}", service.name);
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match command_settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings.log);
+    let (db, producers) = settings.parts;
+    let name = service.name;
+    let result = tokio::task::spawn_blocking(move || {
+        let outcome = run_events_command(&db, name, which, producers.as_ref(), consumer);
+        // The pool closes its connections synchronously.
+        drop(db);
+        outcome
+    })
+    .await;
+    match result {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", crate::db::describe(&e));
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+struct CommandSettings {
+    parts: (Db, Option<Producers>),
+    log: String,
+}
+
+fn command_settings() -> Result<CommandSettings, String> {
+    use teipsum_conventions::env;
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let conninfo = var(env::DATABASE).ok_or_else(|| {
+        format!(
+            "set {} to the service database's connection string (as in its unit)",
+            env::DATABASE
+        )
+    })?;
+    let ca = var(env::SYSTEMD_CREDENTIALS_DIRECTORY)
+        .or_else(|| var(env::CREDENTIALS_DIR))
+        .map(|dir| std::path::PathBuf::from(dir).join("postgres-ca"))
+        .filter(|path| path.exists())
+        .map(|path| std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())))
+        .transpose()?;
+    let db = Db::new(&conninfo, 1, ca.as_deref()).map_err(|e| e.to_string())?;
+    let producers = var(env::TOPIC_PRODUCERS)
+        .map(|text| {
+            teipsum_conventions::parse_producers(&text)
+                .map(|pairs| {
+                    Producers::new(
+                        pairs
+                            .into_iter()
+                            .map(|(t, p)| (t, p.into_iter().collect()))
+                            .collect(),
+                    )
+                })
+                .map_err(|e| format!("{}: {e}", env::TOPIC_PRODUCERS))
+        })
+        .transpose()?;
+    Ok(CommandSettings {
+        parts: (db, producers),
+        log: var(env::LOG).unwrap_or_else(|| "warn".to_owned()),
+    })
+}
+
+fn run_events_command(
+    db: &Db,
+    name: &str,
+    which: Option<events::Replay>,
+    producers: Option<&Producers>,
+    consumer: ConsumerSpec,
+) -> Result<ExitCode, crate::db::DbError> {
+    let Some(which) = which else {
+        let parked = events::list_parked(&mut *db.get()?, name)?;
+        if parked.is_empty() {
+            println!("no parked events");
+        }
+        for p in parked {
+            println!(
+                "{}\t{}\t{}[{}]@{}\t{}\tfrom {}\t{}\t{}",
+                p.id,
+                p.event_id.map_or("-".to_owned(), |id| id.to_string()),
+                p.topic,
+                p.partition,
+                p.offset,
+                p.kind.as_deref().unwrap_or("-"),
+                p.source.as_deref().unwrap_or("-"),
+                p.parked_at,
+                p.error
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut handler = consumer.handler;
+    let outcomes = events::replay(db, name, which, producers, &mut handler)?;
+    if outcomes.is_empty() {
+        println!("nothing to replay");
+        return Ok(if which == events::Replay::All {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let mut failed = false;
+    for (id, outcome) in outcomes {
+        match outcome {
+            events::Replayed::Applied => println!("{id}\tapplied"),
+            events::Replayed::Skipped => {
+                println!("{id}\talready applied or not for this service; unparked")
+            }
+            events::Replayed::Failed(error) => {
+                failed = true;
+                println!("{id}\tstill failing, kept: {error}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> Health {
+        Health {
+            database: Ok(()),
+            workers_alive: true,
+            outbox_lag: Some(Duration::from_secs(3)),
+            outbox_max_lag: Duration::from_secs(300),
+            parked_events: Some(0),
+        }
+    }
+
+    #[test]
+    fn the_watchdog_pings_only_while_database_workers_and_outbox_are_well() {
+        assert_eq!(healthy().problem(), None);
+        let empty_outbox = Health {
+            outbox_lag: None,
+            ..healthy()
+        };
+        assert_eq!(empty_outbox.problem(), None);
+        let parked = Health {
+            parked_events: Some(12),
+            ..healthy()
+        };
+        assert_eq!(
+            parked.problem(),
+            None,
+            "parked events are reported, not fatal"
+        );
+        let no_db = Health {
+            database: Err("connection refused".to_owned()),
+            ..healthy()
+        };
+        assert!(no_db.problem().unwrap().contains("connection refused"));
+        let dead = Health {
+            workers_alive: false,
+            ..healthy()
+        };
+        assert!(dead.problem().unwrap().contains("thread has died"));
+        let stuck = Health {
+            outbox_lag: Some(Duration::from_secs(301)),
+            ..healthy()
+        };
+        assert!(
+            stuck.problem().unwrap().contains("301s"),
+            "{:?}",
+            stuck.problem()
+        );
+        let at_the_bound = Health {
+            outbox_lag: Some(Duration::from_secs(300)),
+            ..healthy()
+        };
+        assert_eq!(at_the_bound.problem(), None);
     }
 }

@@ -6,9 +6,10 @@
 //! `LoadCredential=`), or in `$TEIPSUM_CREDENTIALS_DIR` for local runs.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use teipsum_conventions::env;
@@ -94,8 +95,22 @@ pub struct Settings {
     pub log: String,
     /// Directory of credential files.
     pub credentials_dir: Option<PathBuf>,
+    /// The declared producers of each consumed topic (empty when unset).
+    pub topic_producers: BTreeMap<String, BTreeSet<String>>,
+    /// How old the oldest unsent outbox event may get while the service
+    /// still counts as healthy.
+    pub outbox_max_lag: Duration,
+    /// How long consumed-event ids and idempotency keys are kept.
+    pub retention: Duration,
     source: Source,
 }
+
+/// Default of [`Settings::outbox_max_lag`]: a broker outage of minutes is
+/// ridden out by the relay's backoff; longer, a restart is worth a try.
+pub const DEFAULT_OUTBOX_MAX_LAG: Duration = Duration::from_secs(300);
+
+/// Default of [`Settings::retention`]: the topics' 30 days and a week.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(37 * 86_400);
 
 impl Settings {
     /// Read the settings of the running process.
@@ -130,6 +145,31 @@ impl Settings {
                 reason: e.to_string(),
             });
         }
+        let topic_producers = match source.get(env::TOPIC_PRODUCERS) {
+            None => BTreeMap::new(),
+            Some(text) => teipsum_conventions::parse_producers(&text)
+                .map_err(|reason| SettingsError::Malformed {
+                    name: env::TOPIC_PRODUCERS,
+                    value: text.clone(),
+                    reason,
+                })?
+                .into_iter()
+                .map(|(topic, producers)| (topic, producers.into_iter().collect()))
+                .collect(),
+        };
+        let seconds = |name: &'static str, default: Duration, min: u64| match source.get(name) {
+            None => Ok(default),
+            Some(value) => match value.parse::<u64>() {
+                Ok(n) if n >= min => Ok(Duration::from_secs(n)),
+                _ => Err(SettingsError::Malformed {
+                    name,
+                    value,
+                    reason: format!("expected a whole number of seconds, at least {min}"),
+                }),
+            },
+        };
+        let outbox_max_lag = seconds(env::OUTBOX_MAX_LAG_SECS, DEFAULT_OUTBOX_MAX_LAG, 1)?;
+        let retention = seconds(env::RETENTION_SECS, DEFAULT_RETENTION, 3600)?;
         let credentials_dir = source
             .get(env::SYSTEMD_CREDENTIALS_DIRECTORY)
             .or_else(|| source.get(env::CREDENTIALS_DIR))
@@ -144,6 +184,9 @@ impl Settings {
             jwt_audience: require(env::JWT_AUDIENCE, "the `aud` of access tokens")?,
             log: source.get(env::LOG).unwrap_or_else(|| "info".to_owned()),
             credentials_dir,
+            topic_producers,
+            outbox_max_lag,
+            retention,
             source,
         })
     }
@@ -253,6 +296,35 @@ mod tests {
         map.insert(env::DATABASE.to_owned(), "host='unterminated".to_owned());
         let err = Settings::from_source(Source::Map(map)).unwrap_err();
         assert!(err.to_string().contains("TEIPSUM_DATABASE"), "{err}");
+    }
+
+    #[test]
+    fn producers_lag_and_retention_are_read_and_checked() {
+        let s = Settings::from_source(Source::Map(base())).unwrap();
+        assert!(s.topic_producers.is_empty());
+        assert_eq!(s.outbox_max_lag, DEFAULT_OUTBOX_MAX_LAG);
+        assert_eq!(s.retention, DEFAULT_RETENTION);
+        let mut map = base();
+        map.insert(
+            env::TOPIC_PRODUCERS.to_owned(),
+            "inventory-events=inventory;product-events=admin-product".to_owned(),
+        );
+        map.insert(env::OUTBOX_MAX_LAG_SECS.to_owned(), "60".to_owned());
+        map.insert(env::RETENTION_SECS.to_owned(), "86400".to_owned());
+        let s = Settings::from_source(Source::Map(map.clone())).unwrap();
+        assert!(s.topic_producers["product-events"].contains("admin-product"));
+        assert_eq!(s.outbox_max_lag, Duration::from_secs(60));
+        assert_eq!(s.retention, Duration::from_secs(86_400));
+        for (name, value) in [
+            (env::TOPIC_PRODUCERS, "product-events"),
+            (env::OUTBOX_MAX_LAG_SECS, "0"),
+            (env::RETENTION_SECS, "60"),
+        ] {
+            let mut bad = map.clone();
+            bad.insert(name.to_owned(), value.to_owned());
+            let err = Settings::from_source(Source::Map(bad)).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
     }
 
     #[test]

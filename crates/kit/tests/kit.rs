@@ -154,7 +154,12 @@ fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
     let (db, _) = database(&pg, "relay_order");
     let committed = fill_outbox(&db, "things", &["a", "b", "c", "d"], 60);
     let producer = kafka::producer(&broker.bootstrap, "relay-test").unwrap();
-    let relay = events::spawn_relay(db.clone(), producer, "relay_order");
+    let relay = events::spawn_relay(
+        db.clone(),
+        producer,
+        "relay_order",
+        events::Retention::new(Duration::from_secs(86_400)),
+    );
 
     let delivered = read_topic(&broker, "things", committed.len(), Duration::from_secs(60));
     relay.stop();
@@ -190,7 +195,12 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
         let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();
         let producer =
             kafka::producer(&std::env::var("KIT_BROKER").unwrap(), "relay-child").unwrap();
-        let _relay = events::spawn_relay(db, producer, "relay_kill");
+        let _relay = events::spawn_relay(
+            db,
+            producer,
+            "relay_kill",
+            events::Retention::new(Duration::from_secs(86_400)),
+        );
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
@@ -224,7 +234,12 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
     );
 
     let producer = kafka::producer(&broker.bootstrap, "relay-restarted").unwrap();
-    let relay = events::spawn_relay(db.clone(), producer, "relay_kill");
+    let relay = events::spawn_relay(
+        db.clone(),
+        producer,
+        "relay_kill",
+        events::Retention::new(Duration::from_secs(86_400)),
+    );
     wait_until("the backlog to drain", Duration::from_secs(120), || {
         count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
     });
@@ -262,6 +277,11 @@ fn effect_handler() -> impl events::Handler {
         )?;
         Ok(())
     }
+}
+
+/// Events on `things` come from `test`.
+fn trust_test() -> events::Producers {
+    events::Producers::of([("things", &["test"][..])])
 }
 
 fn produce(broker: &Tansu, topic: &str, key: &str, payload: &[u8]) {
@@ -331,6 +351,7 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_ot
         consumer,
         "consumer_dup",
         &["things"],
+        trust_test(),
         events::only(&["thing-changed"], effect_handler()),
     )
     .unwrap();
@@ -376,6 +397,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
             consumer,
             "consumer_crash",
             &["things"],
+            trust_test(),
             effect_handler(),
         )
         .unwrap();
@@ -458,6 +480,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         consumer,
         "consumer_crash",
         &["things"],
+        trust_test(),
         effect_handler(),
     )
     .unwrap();
@@ -753,4 +776,661 @@ mod reqwest {
                 .unwrap()
         })
     }
+}
+
+/// A fresh pool of `name`'s database: new sessions, with the role's settings of now.
+fn fresh_pool(pg: &Postgres, name: &str) -> Db {
+    Db::new(&pg.conninfo(name), 4, None).unwrap()
+}
+
+fn thing(subject: &str, data: serde_json::Value) -> Envelope {
+    Envelope::new("test", "thing-changed", 1, subject, data)
+}
+
+fn produce_event(broker: &Tansu, topic: &str, event: &Envelope) {
+    produce(
+        broker,
+        topic,
+        &event.subject,
+        &serde_json::to_vec(event).unwrap(),
+    );
+}
+
+#[test]
+fn a_read_only_database_holds_an_event_until_it_is_writable_then_applies_it_once() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    database(&pg, "consumer_ro");
+    // As the superuser: the test's sessions are not the ones terminated below.
+    let count = |sql: &str| -> i64 { pg.psql("consumer_ro", sql).unwrap().parse().unwrap() };
+    // As after a failover to a standby: every write fails with 25006.
+    pg.psql(
+        "postgres",
+        "ALTER ROLE consumer_ro SET default_transaction_read_only = on",
+    )
+    .unwrap();
+    let event = thing("a", serde_json::json!({"seq": 1}));
+    produce_event(&broker, "things", &event);
+    let consumer = kafka::consumer(&broker.bootstrap, "ro-group", "ro").unwrap();
+    let worker = events::spawn_consumer(
+        fresh_pool(&pg, "consumer_ro"),
+        consumer,
+        "consumer_ro",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+    )
+    .unwrap();
+    // The consumer has been failing on the event for a while: every
+    // attempt opened a transaction that could not write.
+    wait_until("the consumer to try", Duration::from_secs(60), || {
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'consumer_ro'",
+        )
+        .unwrap()
+            != "0"
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        count("SELECT count(*) FROM kit_parked_events"),
+        0,
+        "a read-only database is not the event's fault: nothing is parked"
+    );
+    assert_eq!(count("SELECT count(*) FROM effects"), 0);
+
+    // The database is writable again; the sessions opened read-only go.
+    pg.psql(
+        "postgres",
+        "ALTER ROLE consumer_ro RESET default_transaction_read_only",
+    )
+    .unwrap();
+    pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'consumer_ro'",
+    )
+    .unwrap();
+    wait_until("the held event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects") == 1
+    });
+    // The partition goes on after it, in order.
+    let next = thing("b", serde_json::json!({"seq": 2}));
+    produce_event(&broker, "things", &next);
+    wait_until("the next event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'b'") == 1
+    });
+    worker.stop();
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM effects WHERE event_id = '{}'",
+            event.id
+        )),
+        1,
+        "applied exactly once"
+    );
+    assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 0);
+}
+
+#[test]
+fn a_lock_timeout_is_retried_and_the_event_applied_once_the_lock_is_gone() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, _) = database(&pg, "consumer_lock");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    pg.psql(
+        "postgres",
+        "ALTER ROLE consumer_lock SET lock_timeout = '100ms'",
+    )
+    .unwrap();
+    // The test holds the table's lock: the handler's INSERT times out (55P03).
+    let mut holder = db.dedicated().unwrap();
+    let mut lock = holder.transaction().unwrap();
+    lock.batch_execute("LOCK TABLE effects IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let event = thing("a", serde_json::json!({"seq": 1}));
+    produce_event(&broker, "things", &event);
+    let consumer = kafka::consumer(&broker.bootstrap, "lock-group", "lock").unwrap();
+    let worker = events::spawn_consumer(
+        fresh_pool(&pg, "consumer_lock"),
+        consumer,
+        "consumer_lock",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+    )
+    .unwrap();
+    let waits = || {
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'consumer_lock' AND wait_event_type = 'Lock'",
+        )
+        .unwrap()
+            != "0"
+    };
+    wait_until(
+        "the consumer to wait for the lock",
+        Duration::from_secs(60),
+        waits,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        count("SELECT count(*) FROM kit_parked_events"),
+        0,
+        "a lock timeout is not the event's fault"
+    );
+    lock.rollback().unwrap();
+    wait_until("the event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects") == 1
+    });
+    worker.stop();
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM kit_processed_events WHERE event_id = '{}'",
+            event.id
+        )),
+        1
+    );
+    assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 0);
+}
+
+#[test]
+fn parked_events_are_listed_and_replayed_once_through_a_fixed_handler() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, _) = database(&pg, "consumer_replay");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    // The handler of this build says Permanent to an event without `seq`.
+    let unseq = thing("u", serde_json::json!({"no": "seq"}));
+    produce_event(&broker, "things", &unseq);
+    produce(&broker, "things", "x", b"this is not an envelope");
+    let last = thing("z", serde_json::json!({"seq": 9}));
+    produce_event(&broker, "things", &last);
+    let consumer = kafka::consumer(&broker.bootstrap, "replay-group", "replay").unwrap();
+    let worker = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_replay",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+    )
+    .unwrap();
+    wait_until("the last event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'z'") == 1
+    });
+    worker.stop();
+
+    let parked = events::list_parked(&mut *db.get().unwrap(), "consumer_replay").unwrap();
+    assert_eq!(parked.len(), 2, "{parked:?}");
+    assert_eq!(parked[0].event_id, Some(unseq.id));
+    assert_eq!(parked[0].kind.as_deref(), Some("thing-changed"));
+    assert!(parked[0].error.contains("no seq"), "{}", parked[0].error);
+    assert_eq!(parked[1].event_id, None, "not an envelope");
+    let garbage = parked[1].id;
+
+    // The fixed build reads a missing `seq` as 0.
+    let mut fixed = |tx: &mut postgres::Transaction<'_>,
+                     _topic: &str,
+                     event: &Envelope|
+     -> Result<(), HandleError> {
+        let seq = event.data["seq"].as_i64().unwrap_or(0) as i32;
+        tx.execute(
+            "INSERT INTO effects (event_id, subject, seq) VALUES ($1, $2, $3)",
+            &[&event.id, &event.subject, &seq],
+        )?;
+        Ok(())
+    };
+    let outcomes = events::replay(
+        &db,
+        "consumer_replay",
+        events::Replay::Event(unseq.id),
+        Some(&trust_test()),
+        &mut fixed,
+    )
+    .unwrap();
+    assert_eq!(outcomes, [(parked[0].id, events::Replayed::Applied)]);
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'u'"),
+        1,
+        "applied"
+    );
+    assert_eq!(
+        count(&format!(
+            "SELECT count(*) FROM kit_processed_events WHERE event_id = '{}'",
+            unseq.id
+        )),
+        1,
+        "with its ledger row"
+    );
+
+    // A second replay of everything: the undecodable message stays parked.
+    let outcomes = events::replay(
+        &db,
+        "consumer_replay",
+        events::Replay::All,
+        Some(&trust_test()),
+        &mut fixed,
+    )
+    .unwrap();
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes[0].0, garbage);
+    assert!(
+        matches!(&outcomes[0].1, events::Replayed::Failed(e) if e.contains("not an event envelope")),
+        "{outcomes:?}"
+    );
+    assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 1);
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'u'"),
+        1,
+        "once"
+    );
+
+    // An event parked again after it was applied (the ledger knows it) is
+    // unparked without a second effect.
+    let mut conn = db.get().unwrap();
+    conn.execute(
+        "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", key, payload, error) \
+         VALUES ('consumer_replay', 'things', 0, 0, 'u', $1, 'again')",
+        &[&serde_json::to_vec(&unseq).unwrap()],
+    )
+    .unwrap();
+    let outcomes = events::replay(
+        &db,
+        "consumer_replay",
+        events::Replay::Event(unseq.id),
+        None,
+        &mut fixed,
+    )
+    .unwrap();
+    assert_eq!(outcomes[0].1, events::Replayed::Skipped);
+    assert_eq!(count("SELECT count(*) FROM effects WHERE subject = 'u'"), 1);
+    assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 1);
+}
+
+#[test]
+fn an_event_from_a_service_that_does_not_produce_the_topic_is_parked_naming_both() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, _) = database(&pg, "consumer_trust");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    let forged = Envelope::new(
+        "intruder",
+        "thing-changed",
+        1,
+        "f",
+        serde_json::json!({"seq": 1}),
+    );
+    produce_event(&broker, "things", &forged);
+    let genuine = thing("g", serde_json::json!({"seq": 2}));
+    produce_event(&broker, "things", &genuine);
+    let consumer = kafka::consumer(&broker.bootstrap, "trust-group", "trust").unwrap();
+    let worker = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_trust",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+    )
+    .unwrap();
+    wait_until("the genuine event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'g'") == 1
+    });
+    worker.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'f'"),
+        0,
+        "the forged event changed nothing"
+    );
+    let parked = events::list_parked(&mut *db.get().unwrap(), "consumer_trust").unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert_eq!(parked[0].event_id, Some(forged.id));
+    let error = &parked[0].error;
+    assert!(
+        error.contains("`intruder`") && error.contains("`things`") && error.contains("test"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_parked() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    broker.create_topics(&[("things", 1)]);
+    let (db, _) = database(&pg, "consumer_version");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    let before = thing("p", serde_json::json!({"seq": 0}));
+    produce_event(&broker, "things", &before);
+    let newer = Envelope::new(
+        "test",
+        "thing-changed",
+        2,
+        "n",
+        serde_json::json!({"seq": 1}),
+    );
+    produce_event(&broker, "things", &newer);
+    let after = thing("a", serde_json::json!({"seq": 2}));
+    produce_event(&broker, "things", &after);
+    let consumer = kafka::consumer(&broker.bootstrap, "version-group", "version").unwrap();
+    let old = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_version",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+    )
+    .unwrap();
+    // The consumer is running: the event before the unknown one is applied.
+    wait_until("the first event", Duration::from_secs(60), || {
+        count("SELECT count(*) FROM effects WHERE subject = 'p'") == 1
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    old.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM kit_parked_events"),
+        0,
+        "not parked"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM effects"),
+        1,
+        "the partition waits at the unknown version, in order"
+    );
+
+    // The upgraded build knows version 2.
+    struct Upgraded<H>(H);
+    impl<H: events::Handler> events::Handler for Upgraded<H> {
+        fn handle(
+            &mut self,
+            tx: &mut postgres::Transaction<'_>,
+            topic: &str,
+            event: &Envelope,
+        ) -> Result<(), HandleError> {
+            self.0.handle(tx, topic, event)
+        }
+        fn understands(&self, _: &str, _: &str, version: u32) -> bool {
+            version <= 2
+        }
+    }
+    let consumer = kafka::consumer(&broker.bootstrap, "version-group", "version").unwrap();
+    let upgraded = events::spawn_consumer(
+        db.clone(),
+        consumer,
+        "consumer_version",
+        &["things"],
+        trust_test(),
+        Upgraded(effect_handler()),
+    )
+    .unwrap();
+    wait_until("the held events", Duration::from_secs(120), || {
+        count("SELECT count(*) FROM effects") == 3
+    });
+    upgraded.stop();
+    assert_eq!(count("SELECT count(*) FROM kit_parked_events"), 0);
+}
+
+#[test]
+fn old_ledger_and_idempotency_rows_are_pruned_and_recent_ones_stay() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start();
+    let (db, _) = database(&pg, "prune");
+    let mut conn = db.get().unwrap();
+    conn.batch_execute(
+        "CREATE TABLE keys (key TEXT PRIMARY KEY, created_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         INSERT INTO keys VALUES ('old', now() - interval '40 days'), ('new', now() - interval '1 day');
+         INSERT INTO kit_processed_events (consumer, event_id, processed_at) VALUES
+           ('c', gen_random_uuid(), now() - interval '40 days'),
+           ('c', gen_random_uuid(), now() - interval '36 days'),
+           ('c', gen_random_uuid(), now());",
+    )
+    .unwrap();
+    let retention =
+        events::Retention::new(Duration::from_secs(37 * 86_400)).table("keys", "created_at");
+    assert_eq!(events::prune(&db, &retention).unwrap(), 2);
+    let left: Vec<String> = conn
+        .query("SELECT key FROM keys", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["new"]);
+    let ledger: i64 = conn
+        .query_one("SELECT count(*) FROM kit_processed_events", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(ledger, 2, "rows younger than the retention stay");
+}
+
+#[test]
+fn a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events() {
+    if child_role().as_deref() == Some("probe") {
+        run_probe_service();
+        return;
+    }
+    let pg = Postgres::start();
+    let mut broker = Tansu::start();
+    let conninfo = pg.create_database("probe");
+    let dir = TempDir::new("notify-outbox");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let port = teipsum_testkit::free_port();
+    let mut env = service_env(&conninfo, &broker.bootstrap, port);
+    env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
+    env.push(("WATCHDOG_USEC", "2000000".to_owned()));
+    env.push(("TEIPSUM_OUTBOX_MAX_LAG_SECS", "2".to_owned()));
+    let mut child = spawn_child(
+        "a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events",
+        "probe",
+        &env,
+    );
+    let ready = receive(&socket, Duration::from_secs(60), "READY=1");
+    assert!(
+        ready.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "{ready:?}"
+    );
+    let readyz = || -> serde_json::Value {
+        serde_json::from_str(&reqwest::blocking_get(format!(
+            "http://127.0.0.1:{port}/readyz"
+        )))
+        .unwrap()
+    };
+    assert_eq!(readyz()["parked_events"], 0);
+    let db = Db::new(&conninfo, 2, None).unwrap();
+    db.get()
+        .unwrap()
+        .execute(
+            "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", error) \
+             VALUES ('probe', 'things', 0, 7, 'a test')",
+            &[],
+        )
+        .unwrap();
+    let answer = readyz();
+    assert_eq!(answer["parked_events"], 1, "{answer}");
+    assert_eq!(
+        answer["status"], "ready",
+        "parked events do not make it unready"
+    );
+
+    // Healthy: a ping a second, an event in the outbox relayed at once.
+    let mut conn = db.get().unwrap();
+    events::append(
+        &mut *conn,
+        "things",
+        &thing("a", serde_json::json!({"seq": 1})),
+    )
+    .unwrap();
+    let pings = receive(&socket, Duration::from_millis(3200), "never");
+    let count_pings = |messages: &[String]| {
+        messages
+            .iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count()
+    };
+    assert!(count_pings(&pings) >= 2, "{pings:?}");
+
+    // The broker goes away: the next event stays in the outbox.
+    broker.kill();
+    events::append(
+        &mut *conn,
+        "things",
+        &thing("b", serde_json::json!({"seq": 2})),
+    )
+    .unwrap();
+    let unhealthy = receive(&socket, Duration::from_secs(20), "never-stop-early");
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = unhealthy
+        .iter()
+        .position(|m| m.contains("STATUS=unhealthy: the oldest unsent event"))
+        .unwrap_or_else(|| panic!("no unhealthy status: {unhealthy:?}"));
+    assert_eq!(
+        count_pings(&unhealthy[status..]),
+        0,
+        "no watchdog ping once the outbox is stuck: {unhealthy:?}"
+    );
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed (openssl).
+fn test_ca(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-subj",
+        "/CN=test ca",
+        "-days",
+        "2",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    (read("ca.pem"), read("server.pem"), read("server.key"))
+}
+
+#[test]
+fn a_dedicated_connection_trusts_the_postgres_ca_credential_as_the_pool_does() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use std::io::{Read, Write};
+    if child_role().is_some() {
+        return;
+    }
+    let dir = TempDir::new("pg-tls");
+    let (ca, cert, key) = test_ca(dir.path());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(&key).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    // The server side of PostgreSQL's TLS start, then nothing: the test
+    // asks only whether the client accepted the server's certificate.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut tcp, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        tcp.read_exact(&mut request).unwrap();
+        assert_eq!(&request[4..], &[0x04, 0xd2, 0x16, 0x2f], "an SSLRequest");
+        tcp.write_all(b"S").unwrap();
+        let mut tls = rustls::ServerConnection::new(config).unwrap();
+        while tls.is_handshaking() {
+            if tls.complete_io(&mut tcp).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    let db = Db::new(
+        &format!("host=127.0.0.1 port={port} dbname=x user=x sslmode=require"),
+        1,
+        Some(&ca),
+    )
+    .unwrap();
+    let _ = db.dedicated();
+    assert!(
+        server.join().unwrap(),
+        "the dedicated connection rejected a certificate of the postgres-ca"
+    );
 }

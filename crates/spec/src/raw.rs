@@ -113,6 +113,9 @@ pub struct RawEnvironment {
     pub log_level: String,
     /// systemd `WatchdogSec` of the services.
     pub watchdog: String,
+    /// How long the oldest unsent outbox event may wait before a service
+    /// stops its watchdog pings.
+    pub outbox_max_lag: String,
     /// Access token settings.
     pub jwt: RawJwt,
 }

@@ -840,6 +840,14 @@ fn check_environment(
         (600_000, "10min"),
         errors,
     );
+    check_duration(
+        path.field("outbox_max_lag"),
+        "the outbox lag bound",
+        &environment.outbox_max_lag,
+        (10_000, "10s"),
+        (86_400_000, "1d"),
+        errors,
+    );
 }
 
 /// HSTS `includeSubDomains` on one environment's domain must not cover
@@ -1100,6 +1108,16 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
     };
 
     let watchdog_sec = parse_duration(&environment.watchdog).unwrap_or(30);
+    let outbox_max_lag = parse_duration(&environment.outbox_max_lag).unwrap_or(300);
+    // Consumed-event ids and idempotency keys outlive every event a topic
+    // could still deliver again, with a week to spare.
+    let retention_secs = raw
+        .topics
+        .values()
+        .filter_map(|t| parse_duration(&t.retention))
+        .max()
+        .unwrap_or(0)
+        + 7 * 86_400;
     let access_ttl = parse_duration(&environment.jwt.access_ttl).unwrap_or(900);
     let refresh_ttl = parse_duration(&environment.jwt.refresh_ttl).unwrap_or(30 * 86_400);
     let topics_unit = conventions::topics_unit(&platform);
@@ -1129,7 +1147,24 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 (!s.consumes.is_empty()).then(|| conventions::consumer_group(&platform, service));
             if let Some(group) = &consumer_group {
                 set(env::KAFKA_GROUP, group.clone());
+                let mut consumed: Vec<&String> = s.consumes.iter().collect();
+                consumed.sort();
+                set(
+                    env::TOPIC_PRODUCERS,
+                    conventions::render_producers(consumed.into_iter().map(|topic| {
+                        // BTreeMap order: producers sorted by name.
+                        let producers = raw
+                            .services
+                            .iter()
+                            .filter(|(_, p)| p.produces.contains(topic))
+                            .map(|(name, _)| name.as_str())
+                            .collect();
+                        (topic.as_str(), producers)
+                    })),
+                );
             }
+            set(env::OUTBOX_MAX_LAG_SECS, outbox_max_lag.to_string());
+            set(env::RETENTION_SECS, retention_secs.to_string());
             if s.secrets
                 .contains_key(conventions::credentials::JWT_SIGNING_KEY)
             {

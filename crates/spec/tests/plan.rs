@@ -156,3 +156,40 @@ fn kraft_mode_derives_a_stable_cluster_id() {
         again.plans["prod"].kafka.mode
     );
 }
+
+#[test]
+fn each_consumer_is_told_the_producers_of_its_topics_the_lag_bound_and_the_retention() {
+    let spec = config_with(
+        "producers",
+        "environments.prod.outbox_max_lag | force = \"2min\"",
+    );
+    let plan = &spec.plans["prod"];
+    for service in &plan.services {
+        let env = &service.environment;
+        assert_eq!(
+            env["TEIPSUM_OUTBOX_MAX_LAG_SECS"], "120",
+            "{}",
+            service.name
+        );
+        // The longest topic retention (30 days) and a week.
+        assert_eq!(env["TEIPSUM_RETENTION_SECS"], (37 * 86_400).to_string());
+        let Some(producers) = env.get("TEIPSUM_TOPIC_PRODUCERS") else {
+            assert!(service.consumes.is_empty(), "{} consumes", service.name);
+            continue;
+        };
+        let parsed = teipsum_conventions::parse_producers(producers).unwrap();
+        let topics: Vec<&String> = parsed.iter().map(|(t, _)| t).collect();
+        assert_eq!(topics, service.consumes.iter().collect::<Vec<_>>());
+        for (topic, producers) in parsed {
+            assert_eq!(producers, plan.topic(&topic).unwrap().producers, "{topic}");
+        }
+    }
+    assert_eq!(
+        plan.service("order").unwrap().environment["TEIPSUM_TOPIC_PRODUCERS"],
+        "inventory-events=inventory;product-events=admin-product"
+    );
+    assert_eq!(
+        spec.plans["stage"].services[0].environment["TEIPSUM_OUTBOX_MAX_LAG_SECS"], "300",
+        "the default"
+    );
+}

@@ -17,6 +17,8 @@
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
         TEIPSUM_LISTEN = "127.0.0.1:9096";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "admin-product";
       };
       requires = [ "postgresql.target" ];
@@ -102,7 +104,9 @@
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
         TEIPSUM_LISTEN = "127.0.0.1:9090";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_REFRESH_TTL_SECS = "2592000";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "auth";
       };
       requires = [ "postgresql.target" ];
@@ -189,7 +193,10 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-catalog";
         TEIPSUM_LISTEN = "127.0.0.1:9098";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "catalog";
+        TEIPSUM_TOPIC_PRODUCERS = "inventory-events=inventory;product-events=admin-product";
       };
       requires = [ "postgresql.target" ];
       serviceConfig = {
@@ -269,7 +276,10 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-inventory";
         TEIPSUM_LISTEN = "127.0.0.1:8110";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "inventory";
+        TEIPSUM_TOPIC_PRODUCERS = "order-events=order;product-events=admin-product";
       };
       requires = [ "postgresql.target" ];
       serviceConfig = {
@@ -354,7 +364,10 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-order";
         TEIPSUM_LISTEN = "127.0.0.1:8100";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "order";
+        TEIPSUM_TOPIC_PRODUCERS = "inventory-events=inventory;product-events=admin-product";
       };
       requires = [ "postgresql.target" ];
       serviceConfig = {
@@ -439,7 +452,10 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-user";
         TEIPSUM_LISTEN = "127.0.0.1:9093";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
+        TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "user";
+        TEIPSUM_TOPIC_PRODUCERS = "user-login=auth;user-registered=auth";
       };
       requires = [ "postgresql.target" ];
       serviceConfig = {

@@ -29,6 +29,15 @@ pub const SERVICE: Service = Service {
 /// Topics the service consumes (must match `consumes` in config.ncl).
 pub const CONSUMES: [&str; 2] = [events::PRODUCT_EVENTS, events::INVENTORY_EVENTS];
 
+/// The service's consumer: what [`build`] runs, and what
+/// `teipsum-catalog events replay` re-applies parked events through.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        topics: CONSUMES.to_vec(),
+        handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
+    }
+}
+
 /// Build the service from its context.
 pub fn build(
     ctx: &Context,
@@ -37,9 +46,6 @@ pub fn build(
 > {
     Ok(Parts {
         routes: routes::routes(ctx.db.clone()),
-        consumer: Some(ConsumerSpec {
-            topics: CONSUMES.to_vec(),
-            handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
-        }),
+        consumer: Some(consumer()),
     })
 }

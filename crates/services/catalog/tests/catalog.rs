@@ -64,6 +64,11 @@ fn env(
         ("TEIPSUM_DATABASE", conninfo),
         ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
         ("TEIPSUM_KAFKA_GROUP", group.to_owned()),
+        // The spec's producers of every topic (as the Plan renders them).
+        (
+            "TEIPSUM_TOPIC_PRODUCERS",
+            "inventory-events=inventory;order-events=order;product-events=admin-product;user-login=auth;user-registered=auth".to_owned(),
+        ),
         ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
         ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
         ("TEIPSUM_LOG", "warn".to_owned()),

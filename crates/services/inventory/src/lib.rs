@@ -31,6 +31,15 @@ pub const PRODUCES: [&str; 1] = ["inventory-events"];
 /// Largest request body accepted.
 pub const BODY_LIMIT: u64 = 4 * 1024;
 
+/// The service's consumer: what [`build`] runs, and what
+/// `teipsum-inventory events replay` re-applies parked events through.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        topics: CONSUMES.to_vec(),
+        handler: Box::new(reservations::apply),
+    }
+}
+
 /// Build the service from its context.
 pub fn build(
     ctx: &Context,
@@ -39,9 +48,6 @@ pub fn build(
 > {
     Ok(Parts {
         routes: routes::routes(ctx.db.clone(), ctx.verifier()),
-        consumer: Some(ConsumerSpec {
-            topics: CONSUMES.to_vec(),
-            handler: Box::new(reservations::apply),
-        }),
+        consumer: Some(consumer()),
     })
 }

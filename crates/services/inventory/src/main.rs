@@ -4,5 +4,25 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    teipsum_kit::service::run(teipsum_inventory::SERVICE, teipsum_inventory::build).await
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => teipsum_kit::service::run(teipsum_inventory::SERVICE, teipsum_inventory::build).await,
+        [command, rest @ ..] if command == "events" => {
+            teipsum_kit::service::events_command(
+                &teipsum_inventory::SERVICE,
+                teipsum_inventory::consumer(),
+                rest,
+            )
+            .await
+        }
+        _ => {
+            eprintln!(
+                "usage: teipsum-inventory    run the service (settings from the environment)"
+            );
+            for line in teipsum_kit::service::EVENTS_USAGE.lines() {
+                eprintln!("       teipsum-inventory {line}");
+            }
+            ExitCode::from(2)
+        }
+    }
 }

@@ -33,17 +33,26 @@ pub const PRODUCES: [&str; 1] = ["order-events"];
 /// Largest request body accepted.
 pub const BODY_LIMIT: u64 = 32 * 1024;
 
+/// The service's consumer: what [`build`] runs, and what
+/// `teipsum-order events replay` re-applies parked events through.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        topics: CONSUMES.to_vec(),
+        handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
+    }
+}
+
 /// Build the service from its context.
 pub fn build(
     ctx: &Context,
 ) -> anyhow::Result<
     Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
 > {
+    // Replayed keys older than the retention get a new order: by then the
+    // client gave up long ago.
+    ctx.retain("idempotency_keys", "created_at");
     Ok(Parts {
         routes: routes::routes(ctx.db.clone(), ctx.verifier()),
-        consumer: Some(ConsumerSpec {
-            topics: CONSUMES.to_vec(),
-            handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
-        }),
+        consumer: Some(consumer()),
     })
 }

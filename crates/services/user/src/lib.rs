@@ -28,6 +28,15 @@ pub const CONSUMES: [&str; 2] = ["user-registered", "user-login"];
 /// Largest request body accepted.
 pub const BODY_LIMIT: u64 = 16 * 1024;
 
+/// The service's consumer: what [`build`] runs, and what
+/// `teipsum-user events replay` re-applies parked events through.
+pub fn consumer() -> ConsumerSpec {
+    ConsumerSpec {
+        topics: CONSUMES.to_vec(),
+        handler: Box::new(events::apply),
+    }
+}
+
 /// Build the service from its context.
 pub fn build(
     ctx: &Context,
@@ -36,9 +45,6 @@ pub fn build(
 > {
     Ok(Parts {
         routes: routes::routes(ctx.db.clone(), ctx.verifier()),
-        consumer: Some(ConsumerSpec {
-            topics: CONSUMES.to_vec(),
-            handler: Box::new(events::apply),
-        }),
+        consumer: Some(consumer()),
     })
 }

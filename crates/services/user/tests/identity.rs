@@ -50,7 +50,13 @@ fn env(
             env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
             env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         }
-        _ => env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}"))),
+        _ => {
+            env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")));
+            env.push((
+                "TEIPSUM_TOPIC_PRODUCERS",
+                "user-login=auth;user-registered=auth".to_owned(),
+            ));
+        }
     }
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -1065,4 +1071,74 @@ async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
     // The refusals left nothing behind: the next ones go through.
     stack.register("late@teipsum.test").await;
     stack.login("late@teipsum.test").await;
+}
+
+/// `teipsum-user events ...` as an operator runs it on the host.
+fn events_command(stack: &Stack, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(teipsum_testkit::binary("teipsum-user"))
+        .args(args)
+        .env("TEIPSUM_DATABASE", stack.pg.conninfo("teipsum_user"))
+        .env(
+            "TEIPSUM_TOPIC_PRODUCERS",
+            "user-login=auth;user-registered=auth",
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parked_events_are_listed_and_replayed_from_the_command_line() {
+    let stack = Stack::start();
+    let user_id = uuid::Uuid::new_v4();
+    let event = teipsum_kit::events::Envelope::new(
+        "auth",
+        "user-registered",
+        1,
+        user_id,
+        json!({"user_id": user_id, "email": "late@teipsum.test", "display_name": "Late", "role": "customer"}),
+    );
+    // Parked by an earlier build, and a message that is no event at all.
+    let payload = serde_json::to_string(&event).unwrap();
+    stack
+        .pg
+        .psql(
+            "teipsum_user",
+            &format!(
+                "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", key, payload, error) VALUES \
+                 ('user', 'user-registered', 0, 3, '{user_id}', convert_to('{payload}', 'UTF8'), 'a bug of the old build'), \
+                 ('user', 'user-registered', 1, 4, NULL, convert_to('garbage', 'UTF8'), 'not an event envelope')"
+            ),
+        )
+        .unwrap();
+    let (ok, listed) = events_command(&stack, &["events", "parked"]);
+    assert!(ok, "{listed}");
+    assert!(listed.contains(&event.id.to_string()), "{listed}");
+    assert!(listed.contains("user-registered[0]@3"), "{listed}");
+    assert!(listed.contains("a bug of the old build"), "{listed}");
+
+    let (ok, said) = events_command(&stack, &["events", "replay", "--id", &event.id.to_string()]);
+    assert!(ok, "{said}");
+    assert!(said.contains("applied"), "{said}");
+    let profiles = format!("SELECT count(*) FROM profiles WHERE id = '{user_id}'");
+    assert_eq!(stack.count("teipsum_user", &profiles), 1);
+
+    // The rest: the garbage stays parked, and the command says so.
+    let (ok, said) = events_command(&stack, &["events", "replay", "--all"]);
+    assert!(!ok, "{said}");
+    assert!(said.contains("still failing"), "{said}");
+    assert_eq!(
+        stack.count("teipsum_user", "SELECT count(*) FROM kit_parked_events"),
+        1
+    );
+    assert_eq!(stack.count("teipsum_user", &profiles), 1, "applied once");
+    let (ok, said) = events_command(&stack, &["events", "replay"]);
+    assert!(!ok && said.contains("usage"), "{said}");
 }
