@@ -47,7 +47,13 @@ for (const [name, sku, category, amount, stock, description] of DEMO) {
   if (created.status() === 409) continue; // there from an earlier run
   if (!created.ok()) throw new Error(`${sku}: ${created.status()} ${await created.text()}`);
   const { id } = await created.json();
-  const set = await api.put(`/api/admin/inventory/${id}`, { headers, data: { quantity: stock } });
+  // Inventory learns of the product from its event: 404 until then.
+  let set;
+  for (let tries = 0; tries < 50; tries += 1) {
+    set = await api.put(`/api/admin/inventory/${id}`, { headers, data: { on_hand: stock } });
+    if (set.status() !== 404) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
   if (!set.ok()) throw new Error(`stock of ${sku}: ${set.status()} ${await set.text()}`);
 }
 
@@ -55,7 +61,7 @@ for (const [name, sku, category, amount, stock, description] of DEMO) {
 for (let tries = 0; ; tries += 1) {
   const items = (await (await api.get('/api/products?limit=100')).json()).items;
   const ready = DEMO.every(([name, , , , stock]) =>
-    items.some((p) => p.name === name && p.stock.quantity === stock));
+    items.some((p) => p.name === name && p.stock.status === (stock > 5 ? 'in_stock' : stock > 0 ? 'low_stock' : 'out_of_stock')));
   if (ready) break;
   if (tries > 60) throw new Error('the catalog did not show the demo products within a minute');
   await new Promise((resolve) => setTimeout(resolve, 1000));

@@ -43,6 +43,12 @@ pub mod env {
     pub const RETENTION_SECS: &str = "TEIPSUM_RETENTION_SECS";
     /// `tracing` filter directive (`info`, `teipsum_kit=debug`).
     pub const LOG: &str = "TEIPSUM_LOG";
+    /// Most units of one product in one order (order only).
+    pub const ORDER_MAX_UNITS: &str = "TEIPSUM_ORDER_MAX_UNITS";
+    /// Most open (`PLACED` or `CONFIRMED`) orders of one customer (order only).
+    pub const ORDER_MAX_OPEN: &str = "TEIPSUM_ORDER_MAX_OPEN";
+    /// Seconds an order may stay `PLACED` before it expires (order only).
+    pub const ORDER_CONFIRM_WITHIN_SECS: &str = "TEIPSUM_ORDER_CONFIRM_WITHIN_SECS";
     /// Directory of credential files for local runs; systemd's
     /// `CREDENTIALS_DIRECTORY` wins when both are set.
     pub const CREDENTIALS_DIR: &str = "TEIPSUM_CREDENTIALS_DIR";

@@ -36,20 +36,30 @@ async fn create_product(shop: &Shop, admin: &str, name: &str, sku: &str, price: 
         .to_owned()
 }
 
-async fn set_stock(shop: &Shop, admin: &str, product: &str, quantity: i64) {
-    let r = shop
-        .call(
-            Method::PUT,
-            &format!("/api/admin/inventory/{product}"),
-            Some(admin),
-            Some(json!({"quantity": quantity})),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
+/// Set the units on hand, retrying while inventory has not yet heard of
+/// the product (its list is built from product-events).
+async fn set_stock(shop: &Shop, admin: &str, product: &str, on_hand: i64) {
+    for _ in 0..300 {
+        let r = shop
+            .call(
+                Method::PUT,
+                &format!("/api/admin/inventory/{product}"),
+                Some(admin),
+                Some(json!({"on_hand": on_hand})),
+            )
+            .await;
+        match r.status() {
+            StatusCode::OK => return,
+            StatusCode::NOT_FOUND => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("setting stock: {other} {}", r.text().await.unwrap()),
+        }
+    }
+    panic!("inventory never learnt of product {product}");
 }
 
 /// Place an order, retrying while the order service has not yet heard of
-/// the product (its view is built from product-events).
+/// the product (its view is built from product-events), and while the
+/// edge's placement limit holds the retries back.
 async fn order(shop: &Shop, token: &str, product: &str, quantity: i64) -> Value {
     for _ in 0..300 {
         let r = shop
@@ -65,20 +75,46 @@ async fn order(shop: &Shop, token: &str, product: &str, quantity: i64) -> Value 
             StatusCode::UNPROCESSABLE_ENTITY => {
                 tokio::time::sleep(Duration::from_millis(100)).await
             }
+            StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_secs(1)).await,
             other => panic!("placing an order: {other} {}", r.text().await.unwrap()),
         }
     }
     panic!("the order service never learnt of product {product}");
 }
 
-async fn stock_in_catalog(shop: &Shop, product: &str, quantity: i64) -> Value {
+/// Wait until inventory has `quantity` units of `product` available and the
+/// catalog shows its coarse status, which is all shoppers see.
+async fn stock_is(shop: &Shop, admin: &str, product: &str, quantity: i64) -> Value {
     shop.until(
-        &format!("/api/products/{product}"),
-        None,
-        &format!("the catalog to show {quantity} in stock"),
-        |s, b| s == StatusCode::OK && b["stock"]["quantity"] == quantity,
+        &format!("/api/admin/inventory/{product}"),
+        Some(admin),
+        &format!("inventory to count {quantity} available"),
+        |s, b| s == StatusCode::OK && b["quantity"] == quantity,
     )
-    .await
+    .await;
+    let status = match quantity {
+        0 => "out_of_stock",
+        1..=5 => "low_stock",
+        _ => "in_stock",
+    };
+    stock_status_in_catalog(shop, product, status).await
+}
+
+async fn stock_status_in_catalog(shop: &Shop, product: &str, status: &str) -> Value {
+    let shown = shop
+        .until(
+            &format!("/api/products/{product}"),
+            None,
+            &format!("the catalog to show {product} {status}"),
+            |s, b| s == StatusCode::OK && b["stock"]["status"] == status,
+        )
+        .await;
+    assert_eq!(
+        shown["stock"],
+        json!({"status": status}),
+        "no count is shown"
+    );
+    shown
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,7 +130,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
     set_stock(&shop, &admin, &teapot, 2).await;
 
     // Browse and search, anonymously.
-    stock_in_catalog(&shop, &mug, 5).await;
+    stock_is(&shop, &admin, &mug, 5).await;
     let found = shop
         .until(
             "/api/products?q=mug",
@@ -137,7 +173,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
         )
         .await;
     assert_eq!(confirmed["status"], "CONFIRMED");
-    stock_in_catalog(&shop, &mug, 3).await;
+    stock_is(&shop, &admin, &mug, 3).await;
     let mine: Value = shop
         .call(Method::GET, "/api/orders/", Some(&ana), None)
         .await
@@ -157,7 +193,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
         )
         .await;
     assert_eq!(rejected["status"], "REJECTED");
-    stock_in_catalog(&shop, &teapot, 2).await;
+    stock_is(&shop, &admin, &teapot, 2).await;
 
     // Cancel the mugs: stock restored.
     let cancelled = shop
@@ -173,7 +209,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
         cancelled.json::<Value>().await.unwrap()["status"],
         "CANCELLED"
     );
-    stock_in_catalog(&shop, &mug, 5).await;
+    stock_is(&shop, &admin, &mug, 5).await;
     let profile = shop
         .until("/api/users/me", Some(&ana), "the profile", |s, _| {
             s == StatusCode::OK
@@ -355,8 +391,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_security_headers("201", created.headers());
 
-    let detail = stock_in_catalog(&shop, &product, 0).await;
-    assert_eq!(detail["stock"]["status"], "out_of_stock");
+    stock_status_in_catalog(&shop, &product, "out_of_stock").await;
     let ok = shop
         .call(Method::GET, &format!("/api/products/{product}"), None, None)
         .await;
@@ -610,4 +645,54 @@ async fn a_restart_of_the_whole_stack_keeps_every_order_user_and_product() {
     );
     stack.stop();
     let _ = std::fs::remove_dir_all(&state);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_placement_is_rate_limited_at_the_edge_but_listing_is_not() {
+    let stack = start("prod", None);
+    let shop = Shop::new(&stack);
+    let ana = shop.account("ana@example.org").await;
+    let limit = &stack.plan.nginx.order_rate_limit;
+    // An empty order: the service refuses it (400) without writing, so only
+    // the edge's limit can turn an answer into 429.
+    let mut answers = Vec::new();
+    for _ in 0..(limit.burst + 10) {
+        let r = shop
+            .call(
+                Method::POST,
+                "/api/orders/",
+                Some(&ana),
+                Some(json!({"items": []})),
+            )
+            .await;
+        answers.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_security_headers("order 429", r.headers());
+            break;
+        }
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "no 429 after {} rapid placements: {answers:?}",
+        answers.len()
+    );
+    assert!(
+        answers.len() as u32 > limit.burst,
+        "the burst of {} is allowed: {answers:?}",
+        limit.burst
+    );
+    assert!(
+        answers[..answers.len() - 1]
+            .iter()
+            .all(|s| *s == StatusCode::BAD_REQUEST)
+    );
+    // Reading is not placing: the list answers at any pace meanwhile.
+    for _ in 0..(limit.burst + 10) {
+        let r = shop
+            .call(Method::GET, "/api/orders/", Some(&ana), None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    stack.stop();
 }

@@ -283,6 +283,15 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             n.auth_rate_limit.burst
         ));
     }
+    if o.order_rate_limit != n.order_rate_limit {
+        what.push(format!(
+            "order placement rate limit {} burst {} → {} burst {}",
+            o.order_rate_limit.rate,
+            o.order_rate_limit.burst,
+            n.order_rate_limit.rate,
+            n.order_rate_limit.burst
+        ));
+    }
     if o.client_max_body_size != n.client_max_body_size {
         what.push(format!(
             "body limit {} → {}",

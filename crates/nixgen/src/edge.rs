@@ -94,6 +94,22 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
         ),
         "limit_req_status 429;".to_owned(),
     ];
+    // Order placement: only POSTs count (the key of any other method is
+    // empty, and nginx does not account empty keys), so shoppers can list
+    // their orders as often as they like.
+    let orders = &nginx.order_rate_limit;
+    if nginx.routes.iter().any(|r| r.placement_limited) {
+        http.push(format!(
+            "map $request_method ${zone}_key {{ POST $binary_remote_addr; default \"\"; }}",
+            zone = orders.zone
+        ));
+        http.push(format!(
+            "limit_req_zone ${zone}_key zone={zone}:{} rate={};",
+            orders.zone_size,
+            orders.rate,
+            zone = orders.zone
+        ));
+    }
     if nginx.routes.iter().any(|r| r.micro_cache_secs > 0) {
         http.push(format!(
             "proxy_cache_path {cache_dir} levels=1:2 keys_zone={MICRO_CACHE_ZONE}:10m max_size=256m inactive=10m use_temp_path=off;"
@@ -192,6 +208,12 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
             directives.push(format!(
                 "limit_req zone={} burst={} nodelay;",
                 limit.zone, limit.burst
+            ));
+        }
+        if r.placement_limited {
+            directives.push(format!(
+                "limit_req zone={} burst={} nodelay;",
+                orders.zone, orders.burst
             ));
         }
         locations.push(Location {

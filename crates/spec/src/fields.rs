@@ -70,7 +70,13 @@ pub fn allowed_fields(path: &FieldPath) -> Option<&'static [&'static str]> {
         ["environments", _, "postgres", "backup"] => fields_of::<RawBackup>(),
         ["environments", _, "kafka"] => fields_of::<RawKafka>(),
         ["environments", _, "nginx"] => fields_of::<RawNginx>(),
-        ["environments", _, "nginx", "auth_rate_limit"] => fields_of::<RawRateLimit>(),
+        [
+            "environments",
+            _,
+            "nginx",
+            "auth_rate_limit" | "order_rate_limit",
+        ] => fields_of::<RawRateLimit>(),
+        ["services", _, "order_limits"] => fields_of::<RawOrderLimits>(),
         ["environments", _, "jwt"] => fields_of::<RawJwt>(),
         _ => return None,
     };

@@ -227,6 +227,8 @@ pub struct NginxPlan {
     pub keepalive: u32,
     /// `limit_req` on authentication routes.
     pub auth_rate_limit: RateLimitPlan,
+    /// `limit_req` on `POST`s that place orders.
+    pub order_rate_limit: RateLimitPlan,
     /// Headers on every response, sorted by name.
     pub security_headers: Vec<Header>,
     /// CSP of API responses.
@@ -283,6 +285,8 @@ pub struct RoutePlan {
     pub upstream: String,
     /// Whether the authentication rate limit applies.
     pub rate_limited: bool,
+    /// Whether the order placement limit applies to its `POST`s.
+    pub placement_limited: bool,
     /// Seconds nginx may answer from its micro-cache (0: not cached).
     pub micro_cache_secs: u64,
 }

@@ -55,6 +55,23 @@ pub struct RawService {
     /// declared only so that a spec still setting it gets a clear error.
     #[serde(default)]
     pub admin_emails: Option<serde::de::IgnoredAny>,
+    /// Whether nginx rate-limits `POST`s to the routes as order placements.
+    pub placement_endpoint: bool,
+    /// Per-customer order caps and the confirmation window (order only).
+    #[serde(default)]
+    pub order_limits: Option<RawOrderLimits>,
+}
+
+/// `services.<name>.order_limits`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrderLimits {
+    /// Most units of one product in one order.
+    pub max_units_per_product: u32,
+    /// Most open orders per customer.
+    pub max_open_orders: u32,
+    /// How long an order may stay `PLACED`.
+    pub confirm_within: String,
 }
 
 /// One Kafka topic.
@@ -189,6 +206,8 @@ pub struct RawNginx {
     pub client_max_body_size: String,
     /// Authentication rate limit.
     pub auth_rate_limit: RawRateLimit,
+    /// Order placement rate limit.
+    pub order_rate_limit: RawRateLimit,
     /// Upstream keepalive connections.
     pub keepalive: u32,
     /// Headers on every response.

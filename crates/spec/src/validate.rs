@@ -90,6 +90,16 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
                 },
             ));
         }
+        if let Some(limits) = &service.order_limits {
+            check_duration(
+                path.field("order_limits").field("confirm_within"),
+                "the confirmation window of an order",
+                &limits.confirm_within,
+                (1_000, "1s"),
+                (7 * 86_400_000, "7d"),
+                &mut errors,
+            );
+        }
         if service.admin_emails.is_some() {
             errors.push(Diagnostic::new(
                 path.field("admin_emails"),
@@ -1065,6 +1075,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 service: service.clone(),
                 upstream: upstream_name(&platform, service),
                 rate_limited: s.auth_endpoint,
+                placement_limited: s.placement_endpoint,
                 micro_cache_secs: parse_duration(&s.micro_cache).unwrap_or(0),
             })
         })
@@ -1083,6 +1094,12 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
             zone_size: "10m".to_owned(),
             rate: nginx_raw.auth_rate_limit.rate.clone(),
             burst: nginx_raw.auth_rate_limit.burst,
+        },
+        order_rate_limit: RateLimitPlan {
+            zone: format!("{platform}_orders"),
+            zone_size: "10m".to_owned(),
+            rate: nginx_raw.order_rate_limit.rate.clone(),
+            burst: nginx_raw.order_rate_limit.burst,
         },
         security_headers: nginx_raw
             .security_headers
@@ -1170,6 +1187,19 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
             {
                 set(env::ACCESS_TTL_SECS, access_ttl.to_string());
                 set(env::REFRESH_TTL_SECS, refresh_ttl.to_string());
+            }
+            if let Some(limits) = &s.order_limits {
+                set(
+                    env::ORDER_MAX_UNITS,
+                    limits.max_units_per_product.to_string(),
+                );
+                set(env::ORDER_MAX_OPEN, limits.max_open_orders.to_string());
+                set(
+                    env::ORDER_CONFIRM_WITHIN_SECS,
+                    parse_duration(&limits.confirm_within)
+                        .unwrap_or(900)
+                        .to_string(),
+                );
             }
             let uses_kafka = !s.produces.is_empty() || !s.consumes.is_empty();
             let mut after = vec![

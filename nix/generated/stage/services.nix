@@ -364,6 +364,9 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-order";
         TEIPSUM_LISTEN = "127.0.0.1:8100";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_ORDER_CONFIRM_WITHIN_SECS = "900";
+        TEIPSUM_ORDER_MAX_OPEN = "5";
+        TEIPSUM_ORDER_MAX_UNITS = "20";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "order";

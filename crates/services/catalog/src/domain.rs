@@ -259,11 +259,11 @@ impl ListQuery {
 /// At or below this many units, a product is `low_stock`.
 pub const LOW_STOCK: i64 = 5;
 
-/// How much of a product there is, as shoppers see it.
+/// How much of a product there is, as shoppers see it: a coarse status,
+/// never the count (which would tell a hoarder exactly what to take; admins
+/// read the count from inventory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Stock {
-    /// Units available.
-    pub quantity: i64,
     /// In, low or out of stock.
     pub status: StockStatus,
 }
@@ -280,6 +280,17 @@ pub enum StockStatus {
     OutOfStock,
 }
 
+impl StockStatus {
+    /// The name clients see (`low_stock`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StockStatus::InStock => "in_stock",
+            StockStatus::LowStock => "low_stock",
+            StockStatus::OutOfStock => "out_of_stock",
+        }
+    }
+}
+
 impl Stock {
     /// The stock of `quantity` available units.
     pub fn of(quantity: i64) -> Self {
@@ -288,10 +299,7 @@ impl Stock {
             q if q <= LOW_STOCK => StockStatus::LowStock,
             _ => StockStatus::InStock,
         };
-        Stock {
-            quantity: quantity.max(0),
-            status,
-        }
+        Stock { status }
     }
 }
 
@@ -380,5 +388,10 @@ mod tests {
         assert_eq!(Stock::of(1).status, StockStatus::LowStock);
         assert_eq!(Stock::of(5).status, StockStatus::LowStock);
         assert_eq!(Stock::of(6).status, StockStatus::InStock);
+        assert_eq!(
+            serde_json::to_value(Stock::of(1_000_000)).unwrap(),
+            serde_json::json!({"status": "in_stock"}),
+            "the count is not shown"
+        );
     }
 }

@@ -6,6 +6,11 @@
 //! `CHECK (quantity >= 0)`; rows are taken in product-id order so that two
 //! orders of the same products in opposite orders cannot deadlock; a
 //! savepoint makes the lines all-or-nothing.
+//!
+//! An order of a deleted product is rejected. A cancel is remembered even
+//! when nothing was reserved yet, so that an `order-placed` arriving after
+//! its `order-cancelled` (possible once `order-events` gains partitions)
+//! reserves nothing.
 
 use postgres::{Transaction, types::Type};
 use serde::Deserialize;
@@ -17,7 +22,7 @@ use crate::stock;
 #[derive(Deserialize)]
 struct Line {
     product_id: Uuid,
-    quantity: i32,
+    quantity: i64,
 }
 
 #[derive(Deserialize)]
@@ -93,11 +98,16 @@ fn answer(
 /// execute in one round trip) and none is sent that can be spared.
 fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleError> {
     let order_id = order.order_id;
+    let products: Vec<Uuid> = order.items.iter().map(|l| l.product_id).collect();
     // Already answered (a replay with another event id): answer the same.
+    // Else: cancelled before it was seen, or naming a deleted product.
     let earlier = tx.query_typed_one(
         "SELECT EXISTS (SELECT 1 FROM inventory.reservations WHERE order_id = $1), \
-                (SELECT product_id FROM inventory.rejections WHERE order_id = $1)",
-        &[(&order_id, Type::UUID)],
+                (SELECT product_id FROM inventory.rejections WHERE order_id = $1), \
+                (SELECT reason FROM inventory.rejections WHERE order_id = $1), \
+                EXISTS (SELECT 1 FROM inventory.cancellations WHERE order_id = $1), \
+                (SELECT product_id FROM inventory.products WHERE product_id = ANY($2) AND deleted ORDER BY product_id LIMIT 1)",
+        &[(&order_id, Type::UUID), (&products, Type::UUID_ARRAY)],
     )?;
     if earlier.get::<_, bool>(0) {
         return answer(
@@ -108,19 +118,35 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
         );
     }
     if let Some(product_id) = earlier.get::<_, Option<Uuid>>(1) {
+        let reason: String = earlier.get(2);
         return answer(
             tx,
             "reservation-rejected",
             order_id,
-            serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": "insufficient stock"}),
+            serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
         );
+    }
+    let refused = if earlier.get::<_, bool>(3) {
+        order
+            .items
+            .iter()
+            .map(|l| l.product_id)
+            .min()
+            .map(|p| (p, "order cancelled"))
+    } else {
+        earlier
+            .get::<_, Option<Uuid>>(4)
+            .map(|p| (p, "product deleted"))
+    };
+    if let Some((product_id, reason)) = refused {
+        return reject(tx, order_id, product_id, reason);
     }
     // A fixed lock order: product id.
     order.items.sort_by_key(|l| l.product_id);
     let mut attempt = tx.savepoint("reserve")?;
     let mut short = None;
     // The level each decrement left, to announce without reading it again.
-    let mut levels: Vec<(Uuid, i32)> = Vec::with_capacity(order.items.len());
+    let mut levels: Vec<(Uuid, i64)> = Vec::with_capacity(order.items.len());
     for line in &order.items {
         if line.quantity <= 0 {
             short = Some((line.product_id, "invalid quantity"));
@@ -129,7 +155,7 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
         let taken = attempt.query_typed_opt(
             "UPDATE inventory.inventory SET quantity = quantity - $2 \
              WHERE product_id = $1 AND quantity >= $2 RETURNING quantity",
-            &[(&line.product_id, Type::UUID), (&line.quantity, Type::INT4)],
+            &[(&line.product_id, Type::UUID), (&line.quantity, Type::INT8)],
         )?;
         let Some(left) = taken else {
             short = Some((line.product_id, "insufficient stock"));
@@ -140,7 +166,7 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
             &[
                 (&order_id, Type::UUID),
                 (&line.product_id, Type::UUID),
-                (&line.quantity, Type::INT4),
+                (&line.quantity, Type::INT8),
             ],
         )?;
         // Lines are sorted: a product named twice updates its last level.
@@ -152,17 +178,7 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
     match short {
         Some((product_id, reason)) => {
             attempt.rollback()?;
-            tx.execute_typed(
-                "INSERT INTO inventory.rejections (order_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[(&order_id, Type::UUID), (&product_id, Type::UUID)],
-            )?;
-            tracing::info!(%order_id, %product_id, reason, "reservation rejected");
-            answer(
-                tx,
-                "reservation-rejected",
-                order_id,
-                serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
-            )
+            reject(tx, order_id, product_id, reason)
         }
         None => {
             attempt.commit()?;
@@ -180,14 +196,43 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
     }
 }
 
-/// Give back exactly what the order holds, once.
+/// Refuse the order for `reason`, remembered for redeliveries.
+fn reject(
+    tx: &mut Transaction<'_>,
+    order_id: Uuid,
+    product_id: Uuid,
+    reason: &str,
+) -> Result<(), HandleError> {
+    tx.execute_typed(
+        "INSERT INTO inventory.rejections (order_id, product_id, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        &[
+            (&order_id, Type::UUID),
+            (&product_id, Type::UUID),
+            (&reason, Type::TEXT),
+        ],
+    )?;
+    tracing::info!(%order_id, %product_id, reason, "reservation rejected");
+    answer(
+        tx,
+        "reservation-rejected",
+        order_id,
+        serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
+    )
+}
+
+/// Give back exactly what the order holds, once, and remember the cancel
+/// so that a placement seen after it reserves nothing.
 fn release(tx: &mut Transaction<'_>, order_id: Uuid) -> Result<(), HandleError> {
+    tx.execute(
+        "INSERT INTO inventory.cancellations (order_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&order_id],
+    )?;
     let held = tx.query(
         "UPDATE inventory.reservations SET released_at = now() \
          WHERE order_id = $1 AND released_at IS NULL RETURNING product_id, quantity",
         &[&order_id],
     )?;
-    let mut lines: Vec<(Uuid, i32)> = held.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut lines: Vec<(Uuid, i64)> = held.iter().map(|r| (r.get(0), r.get(1))).collect();
     lines.sort();
     for (product_id, quantity) in &lines {
         tx.execute(

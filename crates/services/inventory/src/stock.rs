@@ -5,8 +5,8 @@ use teipsum_kit::events::{self, Envelope};
 use uuid::Uuid;
 
 /// Announce the level of `product_id` as it is now in this transaction.
-pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i32, postgres::Error> {
-    let quantity: i32 = tx
+pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i64, postgres::Error> {
+    let quantity: i64 = tx
         .query_opt(
             "SELECT quantity FROM inventory.inventory WHERE product_id = $1",
             &[&product_id],
@@ -21,7 +21,7 @@ pub fn announce(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i32, po
 pub fn announce_level(
     tx: &mut impl GenericClient,
     product_id: Uuid,
-    quantity: i32,
+    quantity: i64,
 ) -> Result<(), postgres::Error> {
     let event = Envelope::new(
         "inventory",

@@ -5,9 +5,15 @@
 //! `reservation-rejected`) makes it `CONFIRMED` or `REJECTED`. Cancelling
 //! emits `order-cancelled`, and inventory releases what it reserved. Prices
 //! come from the service's own view of the products (from `product-events`).
+//!
+//! One customer cannot hold all the stock: [`limits::Limits`] caps the units
+//! per product and the open orders of each customer, and an order still
+//! `PLACED` after the confirmation window ends `EXPIRED` ([`expiry`]).
 
 pub mod domain;
 pub mod events;
+pub mod expiry;
+pub mod limits;
 pub mod model;
 pub mod routes;
 
@@ -48,11 +54,18 @@ pub fn build(
 ) -> anyhow::Result<
     Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
 > {
+    let limits = limits::Limits::from_settings(&ctx.settings)?;
+    // Stops with the process; a sweep interrupted mid-way rolls back.
+    tokio::spawn(expiry::run(
+        ctx.db.clone(),
+        limits.confirm_within,
+        limits.sweep_every(),
+    ));
     // Replayed keys older than the retention get a new order: by then the
     // client gave up long ago.
     ctx.retain("idempotency_keys", "created_at");
     Ok(Parts {
-        routes: routes::routes(ctx.db.clone(), ctx.verifier()),
+        routes: routes::routes(ctx.db.clone(), ctx.verifier(), limits),
         consumer: Some(consumer()),
     })
 }

@@ -8,6 +8,7 @@ use futures::future::join_all;
 use rdkafka::producer::FutureRecord;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use teipsum_conventions::env as vars;
 use teipsum_kit::{
     events::Envelope,
     jwt::{self, Claims, Role, Signer},
@@ -63,8 +64,28 @@ fn env(
     .collect()
 }
 
+/// Limits loose enough for the tests that are not about them (one buyer
+/// places 80 orders in one of them).
+const LOOSE: Limits = Limits {
+    max_units: 1_000,
+    max_open: 1_000,
+    confirm_within_secs: 3_600,
+};
+
+/// `services.order.order_limits` as the unit's environment carries them.
+#[derive(Clone, Copy)]
+struct Limits {
+    max_units: i32,
+    max_open: i64,
+    confirm_within_secs: u64,
+}
+
 impl Saga {
     fn start() -> Saga {
+        Saga::start_with(LOOSE)
+    }
+
+    fn start_with(limits: Limits) -> Saga {
         let pg = Postgres::start();
         let broker = Tansu::start();
         broker.create_topics(&[
@@ -74,15 +95,24 @@ impl Saga {
         ]);
         let (private, public) = jwt::generate_keypair();
         let credentials = Credentials::new(&[("jwt-public-key", &public)]);
-        let order = ServiceProcess::spawn(
-            "teipsum-order",
-            env(
-                "order",
-                pg.create_database("teipsum_order"),
-                &broker.bootstrap,
-                &credentials,
-            ),
+        let mut order_env = env(
+            "order",
+            pg.create_database("teipsum_order"),
+            &broker.bootstrap,
+            &credentials,
         );
+        order_env.extend([
+            (
+                vars::ORDER_MAX_UNITS.to_owned(),
+                limits.max_units.to_string(),
+            ),
+            (vars::ORDER_MAX_OPEN.to_owned(), limits.max_open.to_string()),
+            (
+                vars::ORDER_CONFIRM_WITHIN_SECS.to_owned(),
+                limits.confirm_within_secs.to_string(),
+            ),
+        ]);
+        let order = ServiceProcess::spawn("teipsum-order", order_env);
         let inventory = ServiceProcess::spawn(
             "teipsum-inventory",
             env(
@@ -111,7 +141,7 @@ impl Saga {
     }
 
     /// Announce a product as admin-product would, and wait until the order
-    /// service knows it.
+    /// and inventory services know it.
     async fn product(&self, price_minor: i64, currency: &str) -> Uuid {
         let id = Uuid::new_v4();
         self.publish(&Envelope::new(
@@ -126,6 +156,11 @@ impl Saga {
         let sql = format!("SELECT count(*) FROM products WHERE id = '{id}'");
         self.wait("the order service to know the product", || {
             self.count("teipsum_order", &sql) == 1
+        })
+        .await;
+        let sql = format!("SELECT count(*) FROM inventory.products WHERE product_id = '{id}'");
+        self.wait("inventory to know the product", || {
+            self.count("teipsum_inventory", &sql) == 1
         })
         .await;
         id
@@ -144,19 +179,35 @@ impl Saga {
             .expect("delivered");
     }
 
-    async fn set_stock(&self, product: Uuid, quantity: i64) {
-        let r = self
-            .http
+    async fn set_stock(&self, product: Uuid, on_hand: i64) {
+        let r = self.put_stock(product, json!({"on_hand": on_hand})).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    }
+
+    async fn put_stock(&self, product: Uuid, body: Value) -> reqwest::Response {
+        self.http
             .put(format!(
                 "{}/api/admin/inventory/{product}",
                 self.inventory.base
             ))
             .bearer_auth(&self.admin)
-            .json(&json!({"quantity": quantity}))
+            .json(&body)
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+            .unwrap()
+    }
+
+    async fn adjust_stock(&self, product: Uuid, delta: Value) -> reqwest::Response {
+        self.http
+            .post(format!(
+                "{}/api/admin/inventory/{product}/adjust",
+                self.inventory.base
+            ))
+            .bearer_auth(&self.admin)
+            .json(&json!({"delta": delta}))
+            .send()
+            .await
+            .unwrap()
     }
 
     async fn stock(&self, product: Uuid) -> (i64, i64) {
@@ -636,7 +687,7 @@ async fn nobody_reads_another_buyers_orders_and_bad_input_writes_nothing() {
             saga.inventory.base
         ))
         .bearer_auth(&saga.admin)
-        .json(&json!({"quantity": -5}))
+        .json(&json!({"on_hand": -5}))
         .send()
         .await
         .unwrap();
@@ -648,7 +699,7 @@ async fn nobody_reads_another_buyers_orders_and_bad_input_writes_nothing() {
             saga.inventory.base
         ))
         .bearer_auth(&ana)
-        .json(&json!({"quantity": 5}))
+        .json(&json!({"on_hand": 5}))
         .send()
         .await
         .unwrap();
@@ -676,4 +727,432 @@ async fn nobody_reads_another_buyers_orders_and_bad_input_writes_nothing() {
         (9, 1),
         "refused requests changed no stock"
     );
+}
+
+async fn error_code(response: reqwest::Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["message"].is_string(), "{body}");
+    body["error"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_line_beyond_the_unit_cap_is_refused() {
+    let saga = Saga::start_with(Limits {
+        max_units: 3,
+        ..LOOSE
+    });
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 100).await;
+    let buyer = saga.customer();
+    let refused = saga
+        .place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 4}]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        error_code(refused, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "QUANTITY_LIMIT"
+    );
+    assert_eq!(
+        saga.count("teipsum_order", "SELECT count(*) FROM orders"),
+        0
+    );
+    placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 3}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_placements_never_pass_the_open_order_cap() {
+    let saga = Saga::start_with(Limits {
+        max_open: 2,
+        ..LOOSE
+    });
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 1_000).await;
+    let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let buyers: Vec<String> = ids
+        .iter()
+        .map(|id| token(&saga.signer, *id, Role::Customer))
+        .collect();
+    // Each buyer fires 10 placements at once.
+    let saga_ref = &saga;
+    let responses = join_all(buyers.iter().flat_map(|buyer| {
+        (0..10).map(move |_| {
+            saga_ref.place(buyer, json!([{"product_id": product, "quantity": 1}]), None)
+        })
+    }))
+    .await;
+    let mut created = Vec::new();
+    for r in responses {
+        match r.status() {
+            StatusCode::CREATED => created.push(r.json::<Value>().await.unwrap()),
+            StatusCode::CONFLICT => {
+                assert_eq!(
+                    error_code(r, StatusCode::CONFLICT).await,
+                    "TOO_MANY_OPEN_ORDERS"
+                )
+            }
+            other => panic!("placing: {other} {}", r.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created.len(), 6, "two open orders per buyer, no more");
+    for order in &created {
+        assert_eq!(
+            saga.settled(order["id"].as_str().unwrap()).await["status"],
+            "CONFIRMED"
+        );
+    }
+    // Confirmed orders are still open; a cancelled one frees its slot.
+    let first = &buyers[0];
+    let again = saga
+        .place(first, json!([{"product_id": product, "quantity": 1}]), None)
+        .await;
+    assert_eq!(
+        error_code(again, StatusCode::CONFLICT).await,
+        "TOO_MANY_OPEN_ORDERS"
+    );
+    let mine = created
+        .iter()
+        .find(|o| o["user_id"] == ids[0].to_string())
+        .unwrap();
+    let cancel = saga
+        .http
+        .post(format!(
+            "{}/api/orders/{}/cancel",
+            saga.order.base,
+            mine["id"].as_str().unwrap()
+        ))
+        .bearer_auth(first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), StatusCode::OK);
+    placed(
+        saga.place(first, json!([{"product_id": product, "quantity": 1}]), None)
+            .await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_not_confirmed_in_time_expires_and_its_stock_returns() {
+    let mut saga = Saga::start_with(Limits {
+        max_open: 1,
+        confirm_within_secs: 2,
+        ..LOOSE
+    });
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 5).await;
+    // Inventory is down: nobody answers the order.
+    saga.inventory.kill();
+    let buyer = saga.customer();
+    let order = placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 2}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let id = order["id"].as_str().unwrap().to_owned();
+    let expired = saga.settled(&id).await;
+    assert_eq!(expired["status"], "EXPIRED", "{expired}");
+    assert!(
+        expired["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not confirmed within 2 seconds"),
+        "{expired}"
+    );
+    // Inventory comes back: it reserves for the order, then the expiry's
+    // order-cancelled releases it, and the late answer changes nothing.
+    saga.inventory.start();
+    let released = format!(
+        "SELECT count(*) FROM inventory.reservations WHERE order_id = '{id}' AND released_at IS NOT NULL"
+    );
+    saga.wait("the expired order's stock to be released", || {
+        saga.count("teipsum_inventory", &released) == 1
+    })
+    .await;
+    assert_eq!(saga.stock(product).await, (5, 0), "all the stock is back");
+    let answered = format!(
+        "SELECT count(*) FROM kit_outbox WHERE key = '{id}' AND payload->>'type' = 'stock-reserved'"
+    );
+    saga.wait("inventory's late answer", || {
+        saga.count("teipsum_inventory", &answered) == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        saga.get_order(&buyer, &id)
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["status"],
+        "EXPIRED"
+    );
+    // An expired order is no longer open: the buyer (capped at one) can order again.
+    let next = placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 2}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        saga.settled(next["id"].as_str().unwrap()).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(saga.stock(product).await, (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn setting_stock_while_orders_reserve_keeps_every_reservation() {
+    let saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 100).await;
+    let buyer = saga.customer();
+    for _ in 0..10 {
+        let order = placed(
+            saga.place(
+                &buyer,
+                json!([{"product_id": product, "quantity": 1}]),
+                None,
+            )
+            .await,
+        )
+        .await;
+        saga.settled(order["id"].as_str().unwrap()).await;
+    }
+    assert_eq!(saga.stock(product).await, (90, 10));
+    // A stocktake of 100 units on hand while 20 more orders reserve.
+    let orders = join_all((0..20).map(|_| {
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 1}]),
+            None,
+        )
+    }));
+    let puts = join_all((0..5).map(|_| saga.put_stock(product, json!({"on_hand": 100}))));
+    let (orders, puts) = tokio::join!(orders, puts);
+    for r in puts {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    for r in orders {
+        let order = placed(r).await;
+        assert_eq!(
+            saga.settled(order["id"].as_str().unwrap()).await["status"],
+            "CONFIRMED"
+        );
+    }
+    let (available, reserved) = saga.stock(product).await;
+    assert_eq!(reserved, 30);
+    assert_eq!(
+        available + reserved,
+        100,
+        "no reservation was undone by a stock set"
+    );
+    // On hand below what orders hold is refused.
+    let below = saga.put_stock(product, json!({"on_hand": 29})).await;
+    assert_eq!(
+        error_code(below, StatusCode::CONFLICT).await,
+        "BELOW_RESERVED"
+    );
+    assert_eq!(saga.stock(product).await, (70, 30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_of_unknown_or_deleted_products_is_refused_and_their_orders_rejected() {
+    let saga = Saga::start();
+    let unknown = Uuid::new_v4();
+    let r = saga.put_stock(unknown, json!({"on_hand": 5})).await;
+    assert_eq!(
+        error_code(r, StatusCode::NOT_FOUND).await,
+        "UNKNOWN_PRODUCT"
+    );
+    let r = saga.adjust_stock(unknown, json!(5)).await;
+    assert_eq!(
+        error_code(r, StatusCode::NOT_FOUND).await,
+        "UNKNOWN_PRODUCT"
+    );
+
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 5).await;
+    saga.publish(
+        &Envelope::new(
+            "admin-product",
+            "product-deleted",
+            1,
+            product,
+            json!({"product_id": product, "version": 2}),
+        ),
+        "product-events",
+    )
+    .await;
+    let deleted = format!(
+        "SELECT count(*) FROM inventory.products WHERE product_id = '{product}' AND deleted"
+    );
+    saga.wait("inventory to hear of the deletion", || {
+        saga.count("teipsum_inventory", &deleted) == 1
+    })
+    .await;
+    let r = saga.put_stock(product, json!({"on_hand": 9})).await;
+    assert_eq!(error_code(r, StatusCode::CONFLICT).await, "PRODUCT_DELETED");
+    let r = saga.adjust_stock(product, json!(1)).await;
+    assert_eq!(error_code(r, StatusCode::CONFLICT).await, "PRODUCT_DELETED");
+
+    // An order placed before the order service heard of the deletion.
+    let order_id = Uuid::now_v7();
+    saga.publish(
+        &Envelope::new(
+            "order",
+            "order-placed",
+            1,
+            order_id,
+            json!({"order_id": order_id, "user_id": Uuid::new_v4(),
+                   "items": [{"product_id": product, "quantity": 1}]}),
+        ),
+        "order-events",
+    )
+    .await;
+    let rejected = format!("SELECT reason FROM inventory.rejections WHERE order_id = '{order_id}'");
+    saga.wait("inventory to answer the order", || {
+        saga.pg.psql("teipsum_inventory", &rejected).unwrap() == "product deleted"
+    })
+    .await;
+    assert_eq!(saga.stock(product).await, (5, 0), "nothing reserved");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_seen_before_its_placement_reserves_nothing() {
+    let saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 5).await;
+    let (order_id, user_id) = (Uuid::now_v7(), Uuid::new_v4());
+    // What a grown `order-events` can deliver: the cancel first.
+    saga.publish(
+        &Envelope::new(
+            "order",
+            "order-cancelled",
+            1,
+            order_id,
+            json!({"order_id": order_id, "user_id": user_id}),
+        ),
+        "order-events",
+    )
+    .await;
+    saga.publish(
+        &Envelope::new(
+            "order",
+            "order-placed",
+            1,
+            order_id,
+            json!({"order_id": order_id, "user_id": user_id,
+                   "items": [{"product_id": product, "quantity": 2}]}),
+        ),
+        "order-events",
+    )
+    .await;
+    let rejected = format!("SELECT reason FROM inventory.rejections WHERE order_id = '{order_id}'");
+    saga.wait("inventory to answer the late placement", || {
+        saga.pg.psql("teipsum_inventory", &rejected).unwrap() == "order cancelled"
+    })
+    .await;
+    assert_eq!(saga.stock(product).await, (5, 0), "nothing is held");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_adjustments_are_bounded_and_never_panic() {
+    let saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 10).await;
+    for delta in [json!(i64::MIN), json!(i64::MAX), json!(0), json!(1_000_001)] {
+        let r = saga.adjust_stock(product, delta.clone()).await;
+        assert_eq!(
+            error_code(r, StatusCode::BAD_REQUEST).await,
+            "INVALID_INPUT",
+            "{delta}"
+        );
+    }
+    saga.set_stock(product, 1_000_000).await;
+    let r = saga.adjust_stock(product, json!(1)).await;
+    assert_eq!(
+        error_code(r, StatusCode::BAD_REQUEST).await,
+        "INVALID_INPUT",
+        "above the bound"
+    );
+    let r = saga.put_stock(product, json!({"on_hand": 1_000_001})).await;
+    assert_eq!(
+        error_code(r, StatusCode::BAD_REQUEST).await,
+        "INVALID_INPUT"
+    );
+    let r = saga.adjust_stock(product, json!(-1_000_000)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(saga.stock(product).await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_list_pages_with_every_line() {
+    let saga = Saga::start();
+    let a = saga.product(100, "EUR").await;
+    let b = saga.product(250, "EUR").await;
+    saga.set_stock(a, 100).await;
+    saga.set_stock(b, 100).await;
+    let buyer = saga.customer();
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let order = placed(
+            saga.place(
+                &buyer,
+                json!([{"product_id": b, "quantity": i}, {"product_id": a, "quantity": 1}]),
+                None,
+            )
+            .await,
+        )
+        .await;
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let page = |cursor: Option<String>| {
+        let url = match cursor {
+            Some(c) => format!("{}/api/orders/?limit=2&cursor={c}", saga.order.base),
+            None => format!("{}/api/orders/?limit=2", saga.order.base),
+        };
+        let request = saga.http.get(url).bearer_auth(&buyer);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = page(None).await;
+    let second = page(first["next_cursor"].as_str().map(str::to_owned)).await;
+    assert!(second["next_cursor"].is_null());
+    let listed: Vec<&Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .collect();
+    let listed_ids: Vec<&str> = listed.iter().map(|o| o["id"].as_str().unwrap()).collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed_ids, newest_first);
+    for order in listed {
+        let shown = saga
+            .get_order(&buyer, order["id"].as_str().unwrap())
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(order["items"], shown["items"], "the list shows every line");
+        assert_eq!(order["items"].as_array().unwrap().len(), 2);
+    }
 }

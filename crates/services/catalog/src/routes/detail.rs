@@ -35,8 +35,9 @@ impl ErrorResponse for DetailError {
     }
 }
 
-/// One product with its stock. The ETag is `"<version>-<quantity>"`: the
-/// body changes exactly when one of the two does.
+/// One product with its stock status. The ETag is `"<version>-<status>"`:
+/// the body changes exactly when one of the two does, and the tag tells no
+/// more than the body (not the count).
 pub async fn detail(
     id: String,
     db: Db,
@@ -58,7 +59,7 @@ pub async fn detail(
             Ok(Row::from_row(&row))
         })
         .await?;
-    let etag = format!("\"{}-{}\"", row.version, row.product.stock.quantity);
+    let etag = format!("\"{}-{}\"", row.version, row.product.stock.status.as_str());
     let body = serde_json::to_vec(&row.product).map_err(anyhow::Error::from)?;
     Ok(cached_json(body, &etag, if_none_match.as_deref()))
 }

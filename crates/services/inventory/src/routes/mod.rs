@@ -13,7 +13,7 @@ use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
 use crate::{BODY_LIMIT, stock};
 
-/// Most units a product can have.
+/// Most units a product can have on hand (available plus reserved).
 pub const MAX_QUANTITY: i64 = 1_000_000;
 
 /// What can go wrong.
@@ -25,11 +25,23 @@ pub enum StockError {
     /// Nothing is known about this product's stock.
     #[error("no stock recorded for this product")]
     NotFound,
+    /// A product that inventory has not heard of (yet).
+    #[error("no such product; a product just created takes a moment to reach inventory")]
+    UnknownProduct,
+    /// A deleted product: it cannot be stocked.
+    #[error("this product is deleted")]
+    Deleted,
     /// An adjustment that would go below zero.
     #[error("only {available} units are available")]
     Insufficient {
         /// What is there.
-        available: i32,
+        available: i64,
+    },
+    /// Fewer units on hand than orders hold.
+    #[error("{reserved} units are reserved by orders; on hand cannot be less")]
+    BelowReserved {
+        /// Units held by orders.
+        reserved: i64,
     },
     /// Anything else.
     #[error(transparent)]
@@ -42,6 +54,9 @@ impl ErrorResponse for StockError {
         match self {
             StockError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
             StockError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            StockError::UnknownProduct => (StatusCode::NOT_FOUND, "UNKNOWN_PRODUCT"),
+            StockError::Deleted => (StatusCode::CONFLICT, "PRODUCT_DELETED"),
+            StockError::BelowReserved { .. } => (StatusCode::CONFLICT, "BELOW_RESERVED"),
             StockError::Insufficient { .. } => (StatusCode::CONFLICT, "INSUFFICIENT_STOCK"),
             StockError::Unexpected(e) => unexpected_response(e),
         }
@@ -53,16 +68,18 @@ impl ErrorResponse for StockError {
 pub struct Level {
     product_id: Uuid,
     /// Units that can still be sold.
-    quantity: i32,
+    quantity: i64,
     /// Units held by orders.
     reserved: i64,
+    /// `quantity + reserved`: the units there are.
+    on_hand: i64,
 }
 
-/// `PUT` body.
+/// `PUT` body: the units on hand, reserved ones included.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
-    quantity: i64,
+    on_hand: i64,
 }
 
 /// `POST .../adjust` body.
@@ -84,11 +101,42 @@ fn level(conn: &mut impl postgres::GenericClient, id: Uuid) -> Result<Level, Sto
             &[&id],
         )?
         .ok_or(StockError::NotFound)?;
+    let (quantity, reserved): (i64, i64) = (row.get(0), stock::reserved(conn, id)?);
     Ok(Level {
         product_id: id,
-        quantity: row.get(0),
-        reserved: stock::reserved(conn, id)?,
+        quantity,
+        reserved,
+        on_hand: quantity + reserved,
     })
+}
+
+/// Refuse stock for a product inventory does not know, or knows as deleted.
+fn stockable(tx: &mut impl postgres::GenericClient, id: Uuid) -> Result<(), StockError> {
+    let deleted: bool = tx
+        .query_opt(
+            "SELECT deleted FROM inventory.products WHERE product_id = $1",
+            &[&id],
+        )?
+        .ok_or(StockError::UnknownProduct)?
+        .get(0);
+    if deleted {
+        return Err(StockError::Deleted);
+    }
+    Ok(())
+}
+
+/// Take the product's stock row (created at zero), so that no reservation
+/// or release of it runs until this transaction ends.
+fn lock_level(tx: &mut impl postgres::GenericClient, id: Uuid) -> Result<(), StockError> {
+    tx.execute(
+        "INSERT INTO inventory.inventory (product_id, quantity) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        &[&id],
+    )?;
+    tx.query_one(
+        "SELECT 1 FROM inventory.inventory WHERE product_id = $1 FOR UPDATE",
+        &[&id],
+    )?;
+    Ok(())
 }
 
 /// `GET /api/admin/inventory/{product_id}`.
@@ -98,7 +146,14 @@ pub async fn show(id: String, db: Db, _admin: Caller) -> Result<Response, StockE
     Ok(json_reply(StatusCode::OK, &level))
 }
 
-/// `PUT /api/admin/inventory/{product_id}`: set the available units.
+/// `PUT /api/admin/inventory/{product_id}`: set the units on hand; what can
+/// still be sold is what orders do not hold.
+///
+/// Not a blind write: the row is locked first, and the reserved units are
+/// read by the next statement, which at READ COMMITTED sees every
+/// reservation committed before the lock was given (a reservation takes
+/// the row before it records itself; a release records itself and then
+/// waits for the row, adding its units back after this one).
 pub async fn set(
     id: String,
     db: Db,
@@ -106,27 +161,35 @@ pub async fn set(
     body: SetStock,
 ) -> Result<Response, StockError> {
     let id = product_id(&id)?;
-    if !(0..=MAX_QUANTITY).contains(&body.quantity) {
+    let on_hand = body.on_hand;
+    if !(0..=MAX_QUANTITY).contains(&on_hand) {
         return Err(StockError::Invalid(format!(
-            "quantity must be 0 to {MAX_QUANTITY}"
+            "on_hand must be 0 to {MAX_QUANTITY}"
         )));
     }
-    let quantity = body.quantity as i32;
     let level = db
         .run(move |conn| -> Result<Level, StockError> {
             let mut tx = conn.transaction()?;
-            tx.execute(
-                "INSERT INTO inventory.inventory (product_id, quantity) VALUES ($1, $2) \
-                 ON CONFLICT (product_id) DO UPDATE SET quantity = excluded.quantity",
-                &[&id, &quantity],
+            stockable(&mut tx, id)?;
+            lock_level(&mut tx, id)?;
+            let set = tx.query_opt(
+                "UPDATE inventory.inventory i SET quantity = $2 - r.held \
+                 FROM (SELECT coalesce(sum(quantity), 0)::BIGINT AS held FROM inventory.reservations \
+                       WHERE product_id = $1 AND released_at IS NULL) r \
+                 WHERE i.product_id = $1 AND r.held <= $2 RETURNING i.quantity",
+                &[&id, &on_hand],
             )?;
+            if set.is_none() {
+                let reserved = stock::reserved(&mut tx, id)?;
+                return Err(StockError::BelowReserved { reserved });
+            }
             stock::announce(&mut tx, id)?;
             let level = level(&mut tx, id)?;
             tx.commit()?;
             Ok(level)
         })
         .await?;
-    tracing::info!(product_id = %id, quantity, admin = %caller.claims.sub, "stock set");
+    tracing::info!(product_id = %id, on_hand, admin = %caller.claims.sub, "stock set");
     Ok(json_reply(StatusCode::OK, &level))
 }
 
@@ -138,32 +201,34 @@ pub async fn adjust(
     body: Adjust,
 ) -> Result<Response, StockError> {
     let id = product_id(&id)?;
-    if body.delta == 0 || body.delta.abs() > MAX_QUANTITY {
+    // unsigned_abs: `i64::MIN.abs()` overflows.
+    let delta = body.delta;
+    if delta == 0 || delta.unsigned_abs() > MAX_QUANTITY as u64 {
         return Err(StockError::Invalid(format!(
             "delta must be non-zero and at most {MAX_QUANTITY} either way"
         )));
     }
-    let delta = body.delta as i32;
     let level = db
         .run(move |conn| -> Result<Level, StockError> {
             let mut tx = conn.transaction()?;
-            if delta > 0 {
-                tx.execute(
-                    "INSERT INTO inventory.inventory (product_id, quantity) VALUES ($1, $2) \
-                     ON CONFLICT (product_id) DO UPDATE SET quantity = inventory.inventory.quantity + excluded.quantity",
-                    &[&id, &delta],
-                )?;
-            } else {
-                // Guarded like a reservation: never below zero.
-                let changed = tx.execute(
-                    "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1 AND quantity + $2 >= 0",
-                    &[&id, &delta],
-                )?;
-                if changed == 0 {
-                    let available = level(&mut tx, id)?.quantity;
-                    return Err(StockError::Insufficient { available });
-                }
+            stockable(&mut tx, id)?;
+            lock_level(&mut tx, id)?;
+            let current = level(&mut tx, id)?;
+            if current.quantity + delta < 0 {
+                return Err(StockError::Insufficient {
+                    available: current.quantity,
+                });
             }
+            if current.on_hand + delta > MAX_QUANTITY {
+                return Err(StockError::Invalid(format!(
+                    "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
+                    current.on_hand
+                )));
+            }
+            tx.execute(
+                "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
+                &[&id, &delta],
+            )?;
             stock::announce(&mut tx, id)?;
             let level = level(&mut tx, id)?;
             tx.commit()?;

@@ -75,22 +75,11 @@ pub async fn list(db: Db, caller: Caller, query: String) -> Result<Response, Ord
                     Uuid::max(),
                 ),
             };
-            let ids: Vec<Uuid> = conn
-                .query(
-                    "SELECT id FROM orders WHERE user_id = $1 AND (created_at, id) < ($2, $3) \
-                     ORDER BY created_at DESC, id DESC LIMIT $4",
-                    &[&user_id, &after_time, &after_id, &(limit + 1)],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let mut items = Vec::with_capacity(ids.len());
-            for id in ids.iter().take(limit as usize) {
-                if let Some(order) = model::load(&mut **conn, *id)? {
-                    items.push(order);
-                }
-            }
-            let next_cursor = (ids.len() as i64 > limit).then(|| {
+            // One more than asked: whether there is a next page.
+            let mut items = model::page(&mut **conn, user_id, (after_time, after_id), limit + 1)?;
+            let more = items.len() as i64 > limit;
+            items.truncate(limit as usize);
+            let next_cursor = more.then(|| {
                 let last = items.last().expect("a full page");
                 let cursor = Cursor {
                     created_at: last.created_at,

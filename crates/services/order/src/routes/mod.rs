@@ -14,7 +14,7 @@ use teipsum_kit::{
 };
 use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
-use crate::{BODY_LIMIT, domain::Invalid};
+use crate::{BODY_LIMIT, domain::Invalid, limits::Limits};
 
 pub use cancel::cancel;
 pub use list::list;
@@ -42,6 +42,20 @@ pub enum OrderError {
     /// The order's status does not allow it.
     #[error("an order that is {0} cannot be cancelled")]
     InvalidState(String),
+    /// More units of a product than one order may hold.
+    #[error("an order may hold at most {max} units of product {product_id}")]
+    TooManyUnits {
+        /// The product.
+        product_id: uuid::Uuid,
+        /// The cap (`order_limits.max_units_per_product`).
+        max: i32,
+    },
+    /// The customer already has as many open orders as allowed.
+    #[error("you already have {max} open orders; wait until they are confirmed or cancel one")]
+    TooManyOpenOrders {
+        /// The cap (`order_limits.max_open_orders`).
+        max: i64,
+    },
     /// The same Idempotency-Key with a different request.
     #[error("this Idempotency-Key was used for a different request")]
     KeyReused,
@@ -60,6 +74,8 @@ impl ErrorResponse for OrderError {
             OrderError::MixedCurrency => (StatusCode::UNPROCESSABLE_ENTITY, "MIXED_CURRENCY"),
             OrderError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             OrderError::InvalidState(_) => (StatusCode::CONFLICT, "INVALID_STATE"),
+            OrderError::TooManyUnits { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "QUANTITY_LIMIT"),
+            OrderError::TooManyOpenOrders { .. } => (StatusCode::CONFLICT, "TOO_MANY_OPEN_ORDERS"),
             OrderError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED"),
             OrderError::Unexpected(e) => unexpected_response(e),
         }
@@ -75,6 +91,7 @@ fn order_id(raw: &str) -> Result<uuid::Uuid, OrderError> {
 pub fn routes(
     db: Db,
     verifier: Arc<Verifier>,
+    limits: Limits,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
     let caller = authenticated(verifier);
@@ -83,6 +100,7 @@ pub fn routes(
         .and(warp::post())
         .and(db.clone())
         .and(caller.clone())
+        .and(warp::any().map(move || limits))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(json_body(BODY_LIMIT))
         .then(place)

@@ -14,6 +14,7 @@ use warp::{http::StatusCode, reply::Response};
 use super::OrderError;
 use crate::{
     domain::{Line, OrderRequest, idempotency_key},
+    limits::Limits,
     model::{self, Order},
 };
 
@@ -25,15 +26,23 @@ enum Outcome {
     Replayed(serde_json::Value),
 }
 
-/// Place an order priced from the service's own product view. With an
-/// `Idempotency-Key`, a retry returns the first answer and creates nothing.
+/// Place an order priced from the service's own product view, within the
+/// customer's [`Limits`]. With an `Idempotency-Key`, a retry returns the
+/// first answer and creates nothing (even once the customer is at a cap).
 pub async fn place(
     db: Db,
     caller: Caller,
+    limits: Limits,
     key: Option<String>,
     body: OrderRequest,
 ) -> Result<Response, OrderError> {
     let lines = body.lines()?;
+    if let Some(line) = lines.iter().find(|l| l.quantity > limits.max_units) {
+        return Err(OrderError::TooManyUnits {
+            product_id: line.product_id,
+            max: limits.max_units,
+        });
+    }
     let key = key.map(|k| idempotency_key(&k)).transpose()?;
     let user_id = caller.claims.sub;
     // What makes two requests "the same": the lines, in a canonical order.
@@ -69,6 +78,7 @@ pub async fn place(
                     };
                 }
             }
+            hold_open_slot(&mut tx, user_id, limits.max_open)?;
             let order = create(&mut tx, user_id, &lines)?;
             if let Some(key) = &key {
                 let response = serde_json::to_value(&order).map_err(anyhow::Error::from)?;
@@ -88,6 +98,33 @@ pub async fn place(
         }
         Outcome::Replayed(response) => Ok(json_reply(StatusCode::CREATED, &response)),
     }
+}
+
+/// Refuse a customer who already has `max_open` open orders.
+///
+/// The customer's row is locked first, so that concurrent placements of one
+/// customer run this check one after the other: at READ COMMITTED the count,
+/// a later statement, sees every order committed before the lock was given.
+fn hold_open_slot(
+    tx: &mut postgres::Transaction<'_>,
+    user_id: Uuid,
+    max_open: i64,
+) -> Result<(), OrderError> {
+    tx.execute(
+        "INSERT INTO customers (user_id) VALUES ($1) \
+         ON CONFLICT (user_id) DO UPDATE SET last_placed_at = now()",
+        &[&user_id],
+    )?;
+    let open: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM orders WHERE user_id = $1 AND status IN ('PLACED', 'CONFIRMED')",
+            &[&user_id],
+        )?
+        .get(0);
+    if open >= max_open {
+        return Err(OrderError::TooManyOpenOrders { max: max_open });
+    }
+    Ok(())
 }
 
 /// Insert the order, its lines and its `order-placed` event.

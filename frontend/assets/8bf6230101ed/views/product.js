@@ -26,14 +26,13 @@ export async function productView(context) {
   }
 
   const soldOut = product.stock?.status === 'out_of_stock';
-  const available = Number(product.stock?.quantity ?? 0);
   const quantity = h('input', {
     id: 'product-quantity',
     name: 'quantity',
     type: 'number',
     inputmode: 'numeric',
     min: '1',
-    max: String(Math.max(1, Math.min(cart.MAX_QUANTITY, available || cart.MAX_QUANTITY))),
+    max: String(cart.MAX_QUANTITY),
     value: '1',
     required: true,
     disabled: soldOut,

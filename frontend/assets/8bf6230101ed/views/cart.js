@@ -114,7 +114,6 @@ export async function cartView(context) {
 /** One line of the cart, with its quantity and a way to remove it. */
 function cartLine(line, product) {
   const gone = product === 'gone';
-  const available = product && !gone ? Number(product.stock?.quantity ?? 0) : null;
   const id = `quantity-${line.productId}`;
   const quantity = h('input', {
     id,
@@ -137,7 +136,7 @@ function cartLine(line, product) {
   let warning = null;
   if (gone) warning = 'This product is no longer sold.';
   else if (product?.stock?.status === 'out_of_stock') warning = 'This product is out of stock.';
-  else if (available !== null && line.quantity > available) warning = `Only ${available} in stock; the order may be rejected.`;
+  else if (product?.stock?.status === 'low_stock') warning = 'Only a few left; the order may be rejected.';
   return h('li', { class: `cart-line${gone ? ' cart-line--gone' : ''}` },
     h('div', { class: 'cart-line__name' },
       gone ? h('span', {}, line.name) : h('a', { href: `/products/${encodeURIComponent(line.productId)}` }, line.name),

@@ -80,6 +80,10 @@ const PLAIN = {
   IDEMPOTENCY_KEY_REUSED: 'Your cart changed while the order was being placed. Check your cart and place the order again.',
   OUT_OF_STOCK: 'There is not enough stock for this order.',
   INSUFFICIENT_STOCK: 'There is not enough stock for this change.',
+  QUANTITY_LIMIT: 'Your cart has more units of a product than one order may hold. Lower the quantity and try again.',
+  TOO_MANY_OPEN_ORDERS: 'You already have as many open orders as the shop allows. Wait until one is settled or cancel one, then try again.',
+  BELOW_RESERVED: 'Orders already hold more units than that. Enter at least the units reserved by orders.',
+  PRODUCT_DELETED: 'This product is deleted, so it cannot be stocked.',
   PAYLOAD_TOO_LARGE: 'That is too much text to send at once. Shorten it and try again.',
 };
 

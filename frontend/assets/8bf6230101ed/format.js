@@ -62,6 +62,7 @@ export const ORDER_STATUS = {
   CONFIRMED: { label: 'Confirmed', detail: 'Your order is confirmed and the items are reserved for you.' },
   REJECTED: { label: 'Rejected', detail: 'We could not confirm this order.' },
   CANCELLED: { label: 'Cancelled', detail: 'This order was cancelled.' },
+  EXPIRED: { label: 'Expired', detail: 'We could not confirm this order in time, so nothing is reserved for it. Place it again if you still want it.' },
 };
 
 /** The label of an order status, such as `Confirmed`. */
@@ -79,7 +80,7 @@ export function stockText(stock) {
   if (!stock) return 'Availability unknown';
   switch (stock.status) {
     case 'in_stock': return 'In stock';
-    case 'low_stock': return `Only ${stock.quantity} left`;
+    case 'low_stock': return 'Only a few left';
     case 'out_of_stock': return 'Out of stock';
     default: return 'Availability unknown';
   }

@@ -200,11 +200,28 @@ function productForm({ product, onSave, onStale }) {
   return form;
 }
 
-/** Stock: see the level and set the units available. */
+/**
+ * PUT the units on hand. Inventory learns of a new product from its event a
+ * moment after it is created: until then it answers UNKNOWN_PRODUCT, so ask
+ * again for a few seconds before giving up.
+ */
+async function setStock(path, onHand, signal) {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await session.authRequest(path, { method: 'PUT', body: { on_hand: onHand }, signal });
+    } catch (error) {
+      if (!(error instanceof ApiError && error.code === 'UNKNOWN_PRODUCT') || attempt === 10) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      if (signal?.aborted) throw error;
+    }
+  }
+}
+
+/** Stock: see the level and set the units on hand (reserved ones included). */
 function stockSection(product, { fresh, signal }) {
   const path = `/api/admin/inventory/${encodeURIComponent(product.id)}`;
   const level = h('p', { class: 'stock-level' }, loading('Loading the stock…'));
-  const quantity = field({ label: 'Units available', name: 'quantity', type: 'number', required: true, hint: '0 to 1000 units that can still be ordered, not counting units already reserved by orders.', attributes: { min: '0', max: '1000', inputmode: 'numeric' } });
+  const quantity = field({ label: 'Units on hand', name: 'on_hand', type: 'number', required: true, hint: '0 to 1000 units in stock, counting those reserved by orders: what can still be ordered is on hand minus reserved.', attributes: { min: '0', max: '1000', inputmode: 'numeric' } });
   const message = h('div');
   const submit = h('button', { type: 'submit', class: 'button' }, 'Set stock');
 
@@ -213,8 +230,8 @@ function stockSection(product, { fresh, signal }) {
       replace(level, 'No stock recorded yet: the product cannot be ordered.');
       return;
     }
-    quantity.control.value = String(stock.quantity);
-    replace(level, `${stock.quantity} available, ${stock.reserved} reserved by orders.`);
+    quantity.control.value = String(stock.on_hand);
+    replace(level, `${stock.on_hand} on hand: ${stock.quantity} available, ${stock.reserved} reserved by orders.`);
   };
 
   const form = h('form', { class: 'form', novalidate: true },
@@ -226,13 +243,14 @@ function stockSection(product, { fresh, signal }) {
     quantity.showError(quantity.control.value !== '' && Number.isInteger(wanted) && wanted >= 0 && wanted <= 1000 ? null : 'Enter a whole number from 0 to 1000.');
     if (quantity.control.hasAttribute('aria-invalid')) { quantity.control.focus(); return; }
     try {
-      const { data } = await whileBusy(submit, 'Saving…', () =>
-        session.authRequest(path, { method: 'PUT', body: { quantity: wanted }, signal }));
+      const { data } = await whileBusy(submit, 'Saving…', () => setStock(path, wanted, signal));
       showLevel(data);
-      replace(message, notice('success', `Stock set to ${data.quantity}.`));
+      replace(message, notice('success', `Stock set to ${data.on_hand} on hand.`));
     } catch (error) {
       if (isAbort(error)) return;
-      replace(message, notice('error', plainMessage(error)));
+      // Inventory learns of a new product from its event, a moment after it is created.
+      const early = error instanceof ApiError && error.code === 'UNKNOWN_PRODUCT';
+      replace(message, notice('error', early ? 'The stock service has not heard of this product yet. Try again in a few seconds.' : plainMessage(error)));
     }
   });
 
