@@ -5,7 +5,7 @@
 # steps only, checked with `nginx -t`, then served by Debian's nginx inside a
 # private network namespace and requested over HTTPS with curl: every
 # security header of the config must be on 200, 404, 413, 429 and 502
-# responses.
+# responses, and the errors under /api/ must be the API's JSON errors.
 #
 #   scripts/check-edge.sh                 # prod and stage
 #   scripts/check-edge.sh stage           # some environments (nix/generated/<env>)
@@ -339,8 +339,10 @@ check_env() {
     while [ "$1" != "--" ]; do extra+=("$1"); shift; done
     shift
     n=$((n + 1)); dump="$run/response-$n.headers"
+    # Bodies: response-N.body-#1 for one URL, response-N.body-1..K for a
+    # URL glob [1-K] (curl fills in #1), in the order of the header blocks.
     in_ns curl -sk --max-time 10 --resolve "$DOMAIN:443:127.0.0.1" --resolve "$DOMAIN:80:127.0.0.1" \
-      -o /dev/null -D "$dump" "$@" >>"$run/curl.log" 2>&1 || true
+      -o "$run/response-$n.body-#1" -D "$dump" "$@" >>"$run/curl.log" 2>&1 || true
     python3 "$helper" judge "$conf" "$dump" "$case" "$want" "${extra[@]}" || failures=$((failures + 1))
     printf '%s\t%s\n' "$dump" "$case" >>"$run/cases.tsv"
   }
@@ -351,14 +353,15 @@ check_env() {
   req "GET /api/products (proxied, cached)" 200 X-Cache-Status -- "$base/api/products"
   req "POST /api/auth/login (proxied)" 200 -- -X POST -H 'Content-Type: application/json' --data '{}' "$base/api/auth/login"
   req "GET /api/nothing" 404 -- "$base/api/nothing"
+  req "GET /api/products/42 (proxied)" 200 -- "$base/api/products/42"
+  req "GET /api/products-anything (no route)" 404 -- "$base/api/products-anything"
   req "GET /assets/missing.js" 404 -- "$base/assets/missing.js"
   req "GET /api/orders/ (upstream down)" 502 -- "$base/api/orders/"
   head -c $((2 * 1024 * 1024)) /dev/zero >"$run/body-2MiB"
   req "POST 2 MiB /api/orders/ (max $BODY_LIMIT)" 413 -- -X POST -H 'Expect:' -H 'Content-Type: application/json' \
     --data-binary "@$run/body-2MiB" "$base/api/orders/"
-  local burst=()
-  for _ in $(seq 60); do burst+=("$base/api/auth/login"); done
-  req "60×POST /api/auth/login (rate limit)" 429 -- -X POST -H 'Content-Type: application/json' --data '{}' "${burst[@]}"
+  req "60×POST /api/auth/login (rate limit)" 429 -- -X POST -H 'Content-Type: application/json' --data '{}' \
+    "$base/api/auth/login?burst=[1-60]"
   if [[ " $HTTPS_LISTEN " == *" [::"* ]]; then
     n=$((n + 1))
     in_ns curl -sk --max-time 10 --resolve "$DOMAIN:443:[::1]" -o /dev/null -D "$run/response-$n.headers" "$base/" >>"$run/curl.log" 2>&1 || true
@@ -386,9 +389,10 @@ check_env() {
       echo "ok   TLS: a client offering only $probe is refused (the configured groups are in effect)"
     fi
   fi
-  # The API's error contract (docs/api.md: JSON errors, X-Request-Id on every
-  # response) on the errors nginx itself produces: reported, not judged.
-  python3 "$helper" api-errors "$run/cases.tsv"
+  # The API's error contract (docs/api.md) on the errors nginx itself
+  # produces under /api/: a JSON body {"error", "message"} (judged), and
+  # X-Request-Id (reported).
+  python3 "$helper" api-errors "$run/cases.tsv" || failures=$((failures + 1))
 
   # Plain HTTP (port 80): reported, not judged on the security headers.
   n=$((n + 1))

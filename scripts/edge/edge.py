@@ -10,7 +10,7 @@ that the NixOS nginx module renders, and judge curl's responses.
     edge.py judge CONF HEADERS_DUMP CASE STATUS [NAME[=VALUE]...]  one response (or a burst)
     edge.py report HEADERS_DUMP CASE                   informational: status, Location, headers
     edge.py mutate CONF KIND                           the selftest's defects
-    edge.py api-errors CASES_TSV                       Content-Type / X-Request-Id of API errors
+    edge.py api-errors CASES_TSV                       API errors are JSON; X-Request-Id reported
     edge.py groups CONF                                the http level's TLS key exchange groups
     edge.py store-text MODULE_DIR NAME OUT             text of a pkgs.writeText "NAME" in the nginx module
 
@@ -449,22 +449,59 @@ def cmd_report(dump, case):
              ", ".join(present) if present else "none"))
 
 
+def bodies(dump):
+    """The bodies curl wrote next to DUMP (response-N.headers): response-N.body-#1
+    for one URL, response-N.body-1..K for a URL glob, in request order."""
+    stem = dump[: -len(".headers")] + ".body-"
+    single = stem + "#1"
+    if os.path.exists(single):
+        return [single]
+    found, i = [], 1
+    while os.path.exists(stem + str(i)):
+        found.append(stem + str(i))
+        i += 1
+    return found
+
+
 def cmd_api_errors(cases):
-    """For the API error responses nginx produced: Content-Type and X-Request-Id."""
+    """The API error responses nginx produced (cases naming /api/): each must
+    be JSON (Content-Type application/json, a body {"error", "message"} of
+    strings) as docs/api.md promises; X-Request-Id is reported."""
+    ok = True
     for line in open(cases, encoding="utf-8"):
         dump, case = line.rstrip("\n").split("\t", 1)
         if "/api/" not in case:
             continue
+        responses = parse_dump(dump)
+        files = bodies(dump)
         seen = set()
-        for status, headers in parse_dump(dump):
-            if status < 400 or status in seen:
+        for i, (status, headers) in enumerate(responses):
+            if status < 400:
                 continue
-            seen.add(status)
             ctype = headers.get("content-type", ["none"])[0]
-            rid = "with" if "x-request-id" in headers else "no"
-            print("note %-38s %d: Content-Type %s, %s X-Request-Id%s"
-                  % (case, status, ctype, rid, "" if ctype.startswith("application/json") else
-                     " (docs/api.md: errors are JSON)"))
+            problem = None
+            if not ctype.startswith("application/json"):
+                problem = "Content-Type %s" % ctype
+            elif i >= len(files):
+                problem = "no body saved"
+            else:
+                try:
+                    body = json.loads(read(files[i]))
+                except ValueError:
+                    body = None
+                if not (isinstance(body, dict) and isinstance(body.get("error"), str)
+                        and isinstance(body.get("message"), str)):
+                    problem = "body %r" % read(files[i])[:80]
+            if problem:
+                ok = False
+                if status not in seen:
+                    print("FAIL %-38s %d is not a JSON error (docs/api.md): %s" % (case, status, problem))
+            elif status not in seen:
+                rid = "with" if "x-request-id" in headers else "no"
+                print("ok   %-38s %d: JSON error %s, %s X-Request-Id"
+                      % (case, status, json.loads(read(files[i]))["error"], rid))
+            seen.add(status)
+    sys.exit(0 if ok else 1)
 
 
 def cmd_mutate(conf, kind):

@@ -484,6 +484,7 @@ pub(crate) fn topic_specs(plan: &Plan) -> Vec<teipsum_kit::kafka::TopicSpec> {
             partitions: t.partitions as i32,
             replication_factor: i32::from(t.replication_factor),
             retention_ms: t.retention_ms,
+            cleanup_policy: t.cleanup_policy.clone(),
         })
         .collect()
 }

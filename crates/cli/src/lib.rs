@@ -171,7 +171,7 @@ pub enum TopicsWhat {
         /// Environment whose topics to apply (when no --topic is given).
         #[arg(long, short, default_value = "prod")]
         env: String,
-        /// `name:partitions:replication:retention_ms`, repeatable.
+        /// `name:partitions:replication:retention_ms[:delete|compact]`, repeatable.
         #[arg(long = "topic", value_name = "TOPIC")]
         topics: Vec<String>,
         /// Seconds to wait for the broker before giving up.

@@ -348,6 +348,27 @@ fn assert_security_headers(what: &str, headers: &reqwest::header::HeaderMap) {
     );
 }
 
+/// An error as docs/api.md promises it, whether a service or nginx answered:
+/// JSON `{"error", "message"}`.
+async fn assert_json_error(what: &str, response: reqwest::Response) {
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: Content-Type {content_type}"
+    );
+    let body: Value = response
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: not JSON: {e}"));
+    assert!(
+        body["error"].is_string() && body["message"].is_string(),
+        "{what}: {body}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_response_carries_the_security_headers() {
     let mut stack = start("prod", None);
@@ -466,6 +487,14 @@ async fn every_kind_of_response_carries_the_security_headers() {
             StatusCode::CONFLICT,
         ),
         (
+            "404 beside the catalog's route",
+            Method::GET,
+            "/api/products-anything",
+            None,
+            None,
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "413",
             Method::POST,
             "/api/auth/login",
@@ -478,6 +507,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         let r = shop.call(method, path, token, body).await;
         assert_eq!(r.status(), status, "{what}");
         assert_security_headers(what, r.headers());
+        assert_json_error(what, r).await;
     }
 
     // Authentication is rate-limited: a burst beyond the limit gets 429.
@@ -502,6 +532,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     }
     let limited = limited.expect("no 429 after 60 rapid logins");
     assert_security_headers("429", limited.headers());
+    assert_json_error("429", limited).await;
 
     // HTTP redirects to HTTPS.
     let redirect = shop
@@ -531,6 +562,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         down.status()
     );
     assert_security_headers("502", down.headers());
+    assert_json_error("502", down).await;
     stack.service("catalog").start();
     let back = shop
         .call(Method::GET, "/api/products?limit=7", None, None)

@@ -88,13 +88,43 @@ pub trait ErrorResponse: std::error::Error {
 }
 
 /// The response for an unexpected error: 503 when the database is
-/// unreachable (retrying later helps), 500 otherwise.
+/// unreachable (retrying later helps), 400 when PostgreSQL refused a value
+/// (SQLSTATE class 22, a data exception: a NUL in text, a number out of
+/// range; a check the handler missed, but the client's input all the same),
+/// 500 otherwise.
 pub fn unexpected_response(error: &anyhow::Error) -> (StatusCode, &'static str) {
     match error.downcast_ref::<crate::db::DbError>() {
         Some(crate::db::DbError::Unavailable(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE")
         }
+        _ if is_data_exception(error.as_ref()) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    }
+}
+
+/// What the client reads for a data exception: PostgreSQL's own text
+/// names tables and types, so it stays in the log.
+const DATA_EXCEPTION: &str = "a value in the request is not acceptable";
+
+/// Whether PostgreSQL refused a value somewhere in `error`'s cause chain
+/// (SQLSTATE class 22).
+fn is_data_exception(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        let db = e
+            .downcast_ref::<postgres::Error>()
+            .and_then(postgres::Error::as_db_error)
+            .or_else(|| e.downcast_ref::<postgres::error::DbError>());
+        db.is_some_and(|db| db.code().code().starts_with("22"))
+    })
+}
+
+/// The message of a 4xx: the error's own, unless it is a data exception.
+fn client_message(error: &(dyn std::error::Error + 'static)) -> String {
+    if is_data_exception(error) {
+        tracing::info!(error = %format!("{error}{}", source_chain(error)), "a value was refused by the database");
+        DATA_EXCEPTION.to_owned()
+    } else {
+        error.to_string()
     }
 }
 
@@ -118,7 +148,7 @@ macro_rules! unexpected_errors {
 
 /// The response to a handler's error: the error's status and code with its
 /// message, or, for 5xx, a generic message while the cause chain is logged.
-pub fn error_response<E: ErrorResponse>(error: E) -> warp::reply::Response {
+pub fn error_response<E: ErrorResponse + 'static>(error: E) -> warp::reply::Response {
     let (status, code) = error.response();
     if status.is_server_error() {
         let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
@@ -129,18 +159,20 @@ pub fn error_response<E: ErrorResponse>(error: E) -> warp::reply::Response {
         };
         return error_reply(api.status, api.code, &api.message);
     }
-    error_reply(status, code, &error.to_string())
+    error_reply(status, code, &client_message(&error))
 }
 
 /// A handler's result as the response: routing stops at the handler that
 /// matched, whether it succeeded or not (`.then(handler).map(answer)`).
-pub fn answer<E: ErrorResponse>(result: Result<warp::reply::Response, E>) -> warp::reply::Response {
+pub fn answer<E: ErrorResponse + 'static>(
+    result: Result<warp::reply::Response, E>,
+) -> warp::reply::Response {
     result.unwrap_or_else(error_response)
 }
 
 /// A handler error as a rejection, for filters (authentication, parsing)
 /// that decide before a handler runs.
-pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
+pub fn reject<E: ErrorResponse + 'static>(error: E) -> Rejection {
     let (status, code) = error.response();
     if status.is_server_error() {
         let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
@@ -149,7 +181,7 @@ pub fn reject<E: ErrorResponse>(error: E) -> Rejection {
         }
         return ApiError::internal(&chain).reject();
     }
-    ApiError::new(status, code, error.to_string()).reject()
+    ApiError::new(status, code, client_message(&error)).reject()
 }
 
 /// The causes of `error`, PostgreSQL's with SQLSTATE, message and detail.

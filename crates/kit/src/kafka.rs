@@ -136,19 +136,48 @@ pub struct TopicSpec {
     pub replication_factor: i32,
     /// `retention.ms`.
     pub retention_ms: u64,
+    /// `cleanup.policy`: `delete`, or `compact` (every event is kept for
+    /// `retention_ms`, then the latest of each key).
+    pub cleanup_policy: String,
+}
+
+impl TopicSpec {
+    /// The topic configuration the broker is given.
+    fn configs(&self) -> Vec<(&'static str, String)> {
+        let mut configs = vec![
+            ("retention.ms", self.retention_ms.to_string()),
+            ("cleanup.policy", self.cleanup_policy.clone()),
+        ];
+        if self.cleanup_policy == "compact" {
+            // No event is compacted away before a consumer could have
+            // read it within the retention.
+            configs.push(("min.compaction.lag.ms", self.retention_ms.to_string()));
+        }
+        configs
+    }
 }
 
 impl std::str::FromStr for TopicSpec {
     type Err = String;
 
-    /// `name:partitions:replication:retention_ms`, as the topics unit passes them.
+    /// `name:partitions:replication:retention_ms[:cleanup_policy]`, as the
+    /// topics unit passes them (the policy is `delete` when left out).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(':').collect();
-        let [name, partitions, replication, retention] = parts.as_slice() else {
-            return Err(format!(
-                "`{s}`: expected name:partitions:replication:retention_ms"
-            ));
+        let (name, partitions, replication, retention, policy) = match parts.as_slice() {
+            [n, p, r, t] => (n, p, r, t, "delete"),
+            [n, p, r, t, c] => (n, p, r, t, *c),
+            _ => {
+                return Err(format!(
+                    "`{s}`: expected name:partitions:replication:retention_ms[:delete|compact]"
+                ));
+            }
         };
+        if !["delete", "compact"].contains(&policy) {
+            return Err(format!(
+                "`{s}`: cleanup policy `{policy}` is neither delete nor compact"
+            ));
+        }
         let number = |what: &str, text: &str| -> Result<i64, String> {
             text.parse::<i64>()
                 .ok()
@@ -163,6 +192,7 @@ impl std::str::FromStr for TopicSpec {
             partitions: number("partitions", partitions)? as i32,
             replication_factor: number("replication", replication)? as i32,
             retention_ms: number("retention", retention)? as u64,
+            cleanup_policy: policy.to_owned(),
         })
     }
 }
@@ -275,29 +305,24 @@ pub async fn apply_topics(
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let mut outcomes = Vec::new();
 
-    let retention: Vec<(String, String)> = topics
-        .iter()
-        .map(|t| (t.name.clone(), t.retention_ms.to_string()))
-        .collect();
     let missing: Vec<&TopicSpec> = topics
         .iter()
         .filter(|t| !existing.contains_key(&t.name))
         .collect();
     if !missing.is_empty() {
+        let configs: Vec<Vec<(&str, String)>> = missing.iter().map(|t| t.configs()).collect();
         let new: Vec<NewTopic> = missing
             .iter()
-            .map(|t| {
-                let value = &retention
-                    .iter()
-                    .find(|(n, _)| *n == t.name)
-                    .expect("listed")
-                    .1;
-                NewTopic::new(
+            .zip(&configs)
+            .map(|(t, configs)| {
+                let topic = NewTopic::new(
                     &t.name,
                     t.partitions,
                     TopicReplication::Fixed(t.replication_factor),
-                )
-                .set("retention.ms", value)
+                );
+                configs
+                    .iter()
+                    .fold(topic, |topic, (key, value)| topic.set(key, value))
             })
             .collect();
         for result in admin.create_topics(new.iter(), &options).await? {
@@ -358,30 +383,35 @@ pub async fn apply_topics(
         }
     }
 
-    // Retention of topics that already existed. Brokers that do not
-    // implement AlterConfigs (some Kafka-compatible ones) keep their value;
-    // that is reported, not fatal.
-    let existing_declared: Vec<&(String, String)> = retention
+    // Retention and cleanup policy of topics that already existed, in one
+    // AlterConfig each (it replaces the topic's whole configuration).
+    // Brokers that do not implement AlterConfigs (some Kafka-compatible
+    // ones) keep their values; that is reported, not fatal.
+    let existing_declared: Vec<(&TopicSpec, Vec<(&str, String)>)> = topics
         .iter()
-        .filter(|(n, _)| existing.contains_key(n))
+        .filter(|t| existing.contains_key(&t.name))
+        .map(|t| (t, t.configs()))
         .collect();
     if !existing_declared.is_empty() {
         let alters: Vec<AlterConfig> = existing_declared
             .iter()
-            .map(|(name, value)| {
-                AlterConfig::new(ResourceSpecifier::Topic(name)).set("retention.ms", value)
+            .map(|(t, configs)| {
+                configs.iter().fold(
+                    AlterConfig::new(ResourceSpecifier::Topic(&t.name)),
+                    |alter, (key, value)| alter.set(key, value),
+                )
             })
             .collect();
         match admin.alter_configs(alters.iter(), &options).await {
             Ok(results) => {
                 for result in results {
                     if let Err((resource, code)) = result {
-                        tracing::warn!(?resource, %code, "could not set retention.ms");
+                        tracing::warn!(?resource, %code, "could not set retention.ms and cleanup.policy");
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the broker does not accept AlterConfigs; retention of existing topics unchanged")
+                tracing::warn!(error = %e, "the broker does not accept AlterConfigs; retention and cleanup policy of existing topics unchanged")
             }
         }
     }
@@ -414,6 +444,16 @@ mod tests {
             (t.partitions, t.replication_factor, t.retention_ms),
             (3, 1, 2_592_000_000)
         );
+        assert_eq!(t.cleanup_policy, "delete", "the default");
+        let compacted: TopicSpec = "product-events:3:1:5:compact".parse().unwrap();
+        assert_eq!(compacted.cleanup_policy, "compact");
+        assert!(
+            compacted
+                .configs()
+                .contains(&("min.compaction.lag.ms", "5".to_owned())),
+            "every event stays for the retention"
+        );
+        assert!("product-events:3:1:5:shred".parse::<TopicSpec>().is_err());
         assert!("order-events:3:1".parse::<TopicSpec>().is_err());
         assert!("order-events:0:1:5".parse::<TopicSpec>().is_err());
         assert!(":3:1:5".parse::<TopicSpec>().is_err());

@@ -778,6 +778,103 @@ mod reqwest {
     }
 }
 
+/// A handler error as a service has one: only the unexpected variant.
+#[derive(Debug, thiserror::Error)]
+enum QueryError {
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(QueryError);
+
+impl teipsum_kit::http::ErrorResponse for QueryError {
+    fn response(&self) -> (http::StatusCode, &'static str) {
+        let QueryError::Unexpected(e) = self;
+        teipsum_kit::http::unexpected_response(e)
+    }
+}
+
+#[test]
+fn a_value_postgresql_refuses_is_a_400_and_other_database_errors_stay_500() {
+    use warp::{Filter, Reply};
+    let pg = Postgres::start();
+    let (db, _) = database(&pg, "kit_data_exception");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // `GET /text?value=...` binds the value as text; `GET /broken` runs a
+    // query on a table that does not exist.
+    // The pool outlives the runtime: its connections close outside it.
+    let pool = db.clone();
+    let text_db = db.clone();
+    let text = warp::path!("text")
+        .and(warp::query::<BTreeMap<String, String>>())
+        .then(move |query: BTreeMap<String, String>| {
+            let db = text_db.clone();
+            async move {
+                let value = query.get("value").cloned().unwrap_or_default();
+                let result = db
+                    .run(move |conn| -> Result<_, QueryError> {
+                        let row = conn.query_one("SELECT $1::text", &[&value])?;
+                        Ok(row.get::<_, String>(0))
+                    })
+                    .await
+                    .map(|s| warp::reply::json(&s).into_response());
+                teipsum_kit::http::answer(result)
+            }
+        });
+    let broken = warp::path!("broken").then(move || {
+        let db = db.clone();
+        async move {
+            let result = db
+                .run(|conn| -> Result<_, QueryError> {
+                    conn.query("SELECT * FROM no_such_table", &[])?;
+                    Ok(warp::reply().into_response())
+                })
+                .await;
+            teipsum_kit::http::answer(result)
+        }
+    });
+    let (status, body, broken_status) = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(teipsum_kit::http::serve(
+            listener,
+            text.or(broken).recover(teipsum_kit::http::handle_rejection),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let http = ::reqwest::Client::new();
+        let fine = http
+            .get(format!("{base}/text?value=plain"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
+        let nul = http
+            .get(format!("{base}/text?value=a%00b"))
+            .send()
+            .await
+            .unwrap();
+        let status = nul.status();
+        let body: serde_json::Value = nul.json().await.unwrap();
+        let broken = http.get(format!("{base}/broken")).send().await.unwrap();
+        let broken_status = broken.status();
+        let _ = stop.send(());
+        server.await.unwrap();
+        (status, body, broken_status)
+    });
+    drop(runtime);
+    drop(pool);
+    assert_eq!(status, 400, "a NUL in text (22021) is the client's: {body}");
+    assert_eq!(body["error"], "INVALID_INPUT", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        !message.contains("UTF8") && !message.contains("db error"),
+        "PostgreSQL's text stays in the log: {message}"
+    );
+    assert_eq!(broken_status, 500, "a missing table (42P01) is ours");
+}
+
 /// A fresh pool of `name`'s database: new sessions, with the role's settings of now.
 fn fresh_pool(pg: &Postgres, name: &str) -> Db {
     Db::new(&pg.conninfo(name), 4, None).unwrap()

@@ -82,6 +82,43 @@ pub const LIMIT_KEY_MAP: &str = r#"map $binary_remote_addr $teipsum_limit_key {
   default $binary_remote_addr;
 }"#;
 
+/// The errors nginx itself answers in front of a service (body too large,
+/// rate limit, upstream down or slow), as the services' JSON error shape:
+/// status, stable code, message.
+const EDGE_ERRORS: [(u16, &str, &str); 6] = [
+    (413, "PAYLOAD_TOO_LARGE", "the request body is too large"),
+    (
+        429,
+        "TOO_MANY_REQUESTS",
+        "too many requests; try again shortly",
+    ),
+    (
+        500,
+        "INTERNAL",
+        "something went wrong on our side; it has been logged",
+    ),
+    (
+        502,
+        "UNAVAILABLE",
+        "the service cannot answer right now; try again shortly",
+    ),
+    (
+        503,
+        "UNAVAILABLE",
+        "the service cannot answer right now; try again shortly",
+    ),
+    (
+        504,
+        "UNAVAILABLE",
+        "the service did not answer in time; try again shortly",
+    ),
+];
+
+/// The named location answering edge error `status` as JSON.
+fn error_location_name(status: u16) -> String {
+    format!("@teipsum_error_{status}")
+}
+
 /// Decide the edge of `plan`; `cache_dir` holds the micro-cache.
 pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
     let nginx = &plan.nginx;
@@ -216,11 +253,37 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
                 orders.zone, orders.burst
             ));
         }
+        // What nginx answers itself in front of a service is JSON too,
+        // not its HTML pages (the upstream's own errors pass through).
+        directives.extend(EDGE_ERRORS.iter().map(|(status, _, _)| {
+            format!("error_page {status} {};", error_location_name(*status))
+        }));
+        // A prefix without a trailing slash is the path itself and what is
+        // under it: `/api/products` and `/api/products/<id>`, never
+        // `/api/products-anything`.
+        let paths = if r.prefix.ends_with('/') {
+            vec![r.prefix.clone()]
+        } else {
+            vec![format!("= {}", r.prefix), format!("{}/", r.prefix)]
+        };
+        for path in paths {
+            locations.push(Location {
+                path,
+                proxy_pass: Some(format!("http://{}", r.upstream)),
+                try_files: None,
+                directives: directives.clone(),
+            });
+        }
+    }
+    for (status, code, message) in EDGE_ERRORS {
         locations.push(Location {
-            path: r.prefix.clone(),
-            proxy_pass: Some(format!("http://{}", r.upstream)),
+            path: error_location_name(status),
+            proxy_pass: None,
             try_files: None,
-            directives,
+            directives: vec![
+                "default_type application/json;".to_owned(),
+                format!(r#"return {status} '{{"error":"{code}","message":"{message}"}}';"#),
+            ],
         });
     }
     Edge {

@@ -176,6 +176,16 @@ pub fn service_unit(service: &ServicePlan) -> Unit {
             Some("secrets are files, read from $CREDENTIALS_DIRECTORY; never in the environment"),
         ));
     }
+    settings.push((
+        "MemoryMax",
+        Str(service.memory_max.clone()),
+        Some("beyond it the kernel kills the service and systemd restarts it, not the host"),
+    ));
+    settings.push((
+        "TasksMax",
+        Str(service.tasks_max.to_string()),
+        Some("a bound on threads, above tokio's blocking pool"),
+    ));
     settings.extend(hardening());
     Unit {
         name: service.unit.trim_end_matches(".service").to_owned(),
@@ -203,8 +213,8 @@ pub fn topics_unit(plan: &Plan) -> Unit {
     for t in &plan.kafka.topics {
         args.push("--topic".to_owned());
         args.push(format!(
-            "{}:{}:{}:{}",
-            t.name, t.partitions, t.replication_factor, t.retention_ms
+            "{}:{}:{}:{}:{}",
+            t.name, t.partitions, t.replication_factor, t.retention_ms, t.cleanup_policy
         ));
     }
     let mut settings = vec![

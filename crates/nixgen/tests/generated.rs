@@ -296,3 +296,36 @@ fn the_option_walker_sees_typos() {
             .any(|a| matches(a, "services.nginx.virtualHosts.*.locations.*.proxyPas"))
     );
 }
+
+#[test]
+fn every_service_unit_has_the_memory_and_task_limits_of_its_plan() {
+    let spec = load_spec(&root().join("config.ncl")).unwrap();
+    let mut plan = spec.plans["prod"].clone();
+    plan.services[0].memory_max = "2G".to_owned();
+    plan.services[0].tasks_max = 300;
+    let files = render(&plan, "config.ncl");
+    let services = &files
+        .iter()
+        .find(|f| f.name == "services.nix")
+        .unwrap()
+        .contents;
+    for service in &plan.services {
+        let unit = service.unit.trim_end_matches(".service");
+        let start = services
+            .find(&format!("systemd.services.{unit} ="))
+            .or_else(|| services.find(&format!("{unit} = {{")))
+            .unwrap_or_else(|| panic!("no unit {unit}"));
+        let block = &services[start..];
+        let block = &block[..block.find("wantedBy").unwrap_or(block.len())];
+        assert!(
+            block.contains(&format!("MemoryMax = \"{}\";", service.memory_max)),
+            "{unit}: MemoryMax={}",
+            service.memory_max
+        );
+        assert!(
+            block.contains(&format!("TasksMax = \"{}\";", service.tasks_max)),
+            "{unit}: TasksMax={}",
+            service.tasks_max
+        );
+    }
+}

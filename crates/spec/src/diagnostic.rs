@@ -334,6 +334,18 @@ pub enum Violation {
         /// Upper bound, human-readable.
         max: &'static str,
     },
+    /// A resource limit of a unit out of its allowed range.
+    #[error("{what} must be between {min} and {max}, not `{value}`")]
+    LimitOutOfRange {
+        /// What the limit is.
+        what: &'static str,
+        /// The value written.
+        value: String,
+        /// Lower bound, human-readable.
+        min: &'static str,
+        /// Upper bound, human-readable.
+        max: &'static str,
+    },
     /// A value that is not a duration.
     #[error("`{value}` is not a duration")]
     BadDuration {
@@ -419,6 +431,7 @@ impl Violation {
             Violation::UnknownHost { .. } => "unknown-host",
             Violation::SplitHosts { .. } => "split-hosts",
             Violation::DurationOutOfRange { .. } => "duration-out-of-range",
+            Violation::LimitOutOfRange { .. } => "limit-out-of-range",
             Violation::BadDuration { .. } => "bad-duration",
             Violation::BadClusterId { .. } => "bad-cluster-id",
             Violation::BadHeader { .. } => "bad-header",
@@ -499,7 +512,9 @@ impl Violation {
             Violation::SplitHosts { services_host, .. } => {
                 format!("place it on `{services_host}` for now")
             }
-            Violation::DurationOutOfRange { .. } => return None,
+            Violation::DurationOutOfRange { .. } | Violation::LimitOutOfRange { .. } => {
+                return None;
+            }
             Violation::BadDuration { .. } => {
                 "write a number and a unit: `30s`, `15min`, `2h`, `7d`".to_owned()
             }

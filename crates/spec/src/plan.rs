@@ -204,6 +204,9 @@ pub struct TopicPlan {
     pub replication_factor: u16,
     /// `retention.ms`.
     pub retention_ms: u64,
+    /// `cleanup.policy`: `delete` or `compact` (which keeps every event for
+    /// `retention_ms`, then the latest of each key).
+    pub cleanup_policy: String,
     /// Services producing to it, sorted.
     pub producers: Vec<String>,
     /// Services consuming it, sorted.
@@ -360,6 +363,10 @@ pub struct ServicePlan {
     pub wants: Vec<String>,
     /// Units it cannot run without.
     pub requires: Vec<String>,
+    /// systemd `MemoryMax=` (`512M`).
+    pub memory_max: String,
+    /// systemd `TasksMax=`.
+    pub tasks_max: u32,
 }
 
 /// A TCP listener.

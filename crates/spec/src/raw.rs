@@ -51,6 +51,10 @@ pub struct RawService {
     pub auth_endpoint: bool,
     /// How long nginx may serve cached responses (`0s`: never).
     pub micro_cache: String,
+    /// systemd `MemoryMax=` (`512M`).
+    pub memory_max: String,
+    /// systemd `TasksMax=`.
+    pub tasks_max: u32,
     /// Removed (registration granted the admin role to listed addresses);
     /// declared only so that a spec still setting it gets a clear error.
     #[serde(default)]
@@ -86,6 +90,8 @@ pub struct RawTopic {
     pub replication_factor: u16,
     /// Retention as a duration string (`30d`).
     pub retention: String,
+    /// `delete` or `compact`.
+    pub cleanup_policy: String,
 }
 
 /// The storefront.

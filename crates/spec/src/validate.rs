@@ -100,6 +100,7 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
                 &mut errors,
             );
         }
+        check_limits(&path, service, &mut errors);
         if service.admin_emails.is_some() {
             errors.push(Diagnostic::new(
                 path.field("admin_emails"),
@@ -613,6 +614,46 @@ pub fn parse_duration_ms(value: &str) -> Option<u64> {
 /// Whole seconds of a duration, rounded up.
 pub fn parse_duration(value: &str) -> Option<u64> {
     parse_duration_ms(value).map(|ms| ms.div_ceil(1000))
+}
+
+/// Bytes of a systemd memory size (`512M`), if it is one.
+fn parse_memory_size(value: &str) -> Option<u64> {
+    let (number, unit) = value.split_at(value.len().checked_sub(1)?);
+    let shift = match unit {
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// The unit's `MemoryMax=` and `TasksMax=`: small enough to be a bound,
+/// large enough for a service to start.
+fn check_limits(path: &FieldPath, service: &RawService, errors: &mut Vec<Diagnostic>) {
+    let (min, max) = (64 << 20, 64 << 30);
+    if !parse_memory_size(&service.memory_max).is_some_and(|b| (min..=max).contains(&b)) {
+        errors.push(Diagnostic::new(
+            path.field("memory_max"),
+            Violation::LimitOutOfRange {
+                what: "a service's memory limit",
+                value: service.memory_max.clone(),
+                min: "64M",
+                max: "64G",
+            },
+        ));
+    }
+    if !(64..=65_536).contains(&service.tasks_max) {
+        errors.push(Diagnostic::new(
+            path.field("tasks_max"),
+            Violation::LimitOutOfRange {
+                what: "a service's task limit",
+                value: service.tasks_max.to_string(),
+                min: "64",
+                max: "65536",
+            },
+        ));
+    }
 }
 
 fn check_duration(
@@ -1257,6 +1298,8 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 after,
                 wants,
                 requires: vec!["postgresql.target".to_owned()],
+                memory_max: s.memory_max.clone(),
+                tasks_max: s.tasks_max,
             }
         })
         .collect();
@@ -1413,6 +1456,7 @@ fn resolve_kafka(
                 partitions: t.partitions,
                 replication_factor: t.replication_factor,
                 retention_ms: parse_duration_ms(&t.retention).unwrap_or(7 * 86_400_000),
+                cleanup_policy: t.cleanup_policy.clone(),
                 producers,
                 consumers,
             }

@@ -74,7 +74,7 @@
         DynamicUser = true;
 
         # waits for the broker, creates missing topics, grows partitions, never shrinks
-        ExecStart = "${config.teipsum.package}/bin/teipsum topics apply --bootstrap 127.0.0.1:9092 --wait 300 --topic inventory-events:3:1:2592000000 --topic order-events:3:1:2592000000 --topic product-events:3:1:2592000000 --topic user-login:3:1:604800000 --topic user-registered:3:1:2592000000";
+        ExecStart = "${config.teipsum.package}/bin/teipsum topics apply --bootstrap 127.0.0.1:9092 --wait 300 --topic inventory-events:3:1:2592000000:compact --topic order-events:3:1:2592000000:delete --topic product-events:3:1:2592000000:compact --topic user-login:3:1:604800000:delete --topic user-registered:3:1:2592000000:delete";
         IPAddressAllow = [ "localhost" ];
 
         # loopback only: nginx in front, the broker on 127.0.0.1

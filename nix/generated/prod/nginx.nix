@@ -116,6 +116,12 @@
           extraConfig = ''
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_inventory";
         };
@@ -123,6 +129,12 @@
           extraConfig = ''
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_admin_product";
         };
@@ -131,6 +143,12 @@
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
             limit_req zone=teipsum_auth burst=20 nodelay;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_auth";
         };
@@ -139,10 +157,16 @@
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
             limit_req zone=teipsum_orders burst=10 nodelay;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_order";
         };
-        "/api/products" = {
+        "/api/products/" = {
           extraConfig = ''
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
@@ -159,6 +183,12 @@
             add_header X-Frame-Options "DENY" always;
             add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
             add_header X-Cache-Status $upstream_cache_status always;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_catalog";
         };
@@ -166,6 +196,12 @@
           extraConfig = ''
             proxy_set_header Connection "";
             proxy_set_header X-Request-Id $request_id;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
           '';
           proxyPass = "http://teipsum_user";
         };
@@ -182,6 +218,32 @@
           '';
           tryFiles = "$uri =404";
         };
+        "= /api/products" = {
+          extraConfig = ''
+            proxy_set_header Connection "";
+            proxy_set_header X-Request-Id $request_id;
+            proxy_cache teipsum_micro;
+            proxy_cache_valid 200 5s;
+            proxy_cache_lock on;
+            proxy_cache_use_stale updating error timeout http_502 http_503;
+            proxy_cache_background_update on;
+            add_header Cross-Origin-Opener-Policy "same-origin" always;
+            add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
+            add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            add_header X-Frame-Options "DENY" always;
+            add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+            add_header X-Cache-Status $upstream_cache_status always;
+            error_page 413 @teipsum_error_413;
+            error_page 429 @teipsum_error_429;
+            error_page 500 @teipsum_error_500;
+            error_page 502 @teipsum_error_502;
+            error_page 503 @teipsum_error_503;
+            error_page 504 @teipsum_error_504;
+          '';
+          proxyPass = "http://teipsum_catalog";
+        };
         "= /index.html".extraConfig = ''
           add_header Cross-Origin-Opener-Policy "same-origin" always;
           add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
@@ -191,6 +253,30 @@
           add_header X-Frame-Options "DENY" always;
           add_header Content-Security-Policy "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'" always;
           add_header Cache-Control "no-cache" always;
+        '';
+        "@teipsum_error_413".extraConfig = ''
+          default_type application/json;
+          return 413 '{"error":"PAYLOAD_TOO_LARGE","message":"the request body is too large"}';
+        '';
+        "@teipsum_error_429".extraConfig = ''
+          default_type application/json;
+          return 429 '{"error":"TOO_MANY_REQUESTS","message":"too many requests; try again shortly"}';
+        '';
+        "@teipsum_error_500".extraConfig = ''
+          default_type application/json;
+          return 500 '{"error":"INTERNAL","message":"something went wrong on our side; it has been logged"}';
+        '';
+        "@teipsum_error_502".extraConfig = ''
+          default_type application/json;
+          return 502 '{"error":"UNAVAILABLE","message":"the service cannot answer right now; try again shortly"}';
+        '';
+        "@teipsum_error_503".extraConfig = ''
+          default_type application/json;
+          return 503 '{"error":"UNAVAILABLE","message":"the service cannot answer right now; try again shortly"}';
+        '';
+        "@teipsum_error_504".extraConfig = ''
+          default_type application/json;
+          return 504 '{"error":"UNAVAILABLE","message":"the service did not answer in time; try again shortly"}';
         '';
       };
       root = config.teipsum.frontend;

@@ -42,6 +42,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -74,6 +77,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -131,6 +137,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -163,6 +172,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -214,6 +226,9 @@
         KeyringMode = "private";
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -246,6 +261,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -302,6 +320,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -334,6 +355,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -393,6 +417,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -425,6 +452,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";
@@ -481,6 +511,9 @@
         ];
         LockPersonality = true;
         MemoryDenyWriteExecute = true;
+
+        # beyond it the kernel kills the service and systemd restarts it, not the host
+        MemoryMax = "512M";
         NoNewPrivileges = true;
         NotifyAccess = "main";
         PrivateDevices = true;
@@ -513,6 +546,9 @@
         SystemCallArchitectures = "native";
         SystemCallErrorNumber = "EPERM";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+
+        # a bound on threads, above tokio's blocking pool
+        TasksMax = "1024";
 
         # time to drain requests on SIGTERM
         TimeoutStopSec = "30s";

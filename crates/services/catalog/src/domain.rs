@@ -101,12 +101,23 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a cursor serializes"))
     }
 
+    /// Whether a text field of the cursor holds a control character.
+    fn has_control_characters(&self) -> bool {
+        match self {
+            Cursor::Name { name, .. } => name.chars().any(char::is_control),
+            Cursor::Newest { .. } | Cursor::PriceAsc { .. } | Cursor::PriceDesc { .. } => false,
+        }
+    }
+
     /// From the `cursor` parameter.
     pub fn decode(raw: &str) -> Result<Self, Invalid> {
         Some(raw)
             .filter(|r| r.len() <= Self::MAX)
             .and_then(|r| URL_SAFE_NO_PAD.decode(r.trim_end_matches('=')).ok())
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice::<Cursor>(&bytes).ok())
+            // A control character (NUL above all) is never in a name we
+            // stored, and PostgreSQL refuses a NUL in text with an error.
+            .filter(|cursor| !cursor.has_control_characters())
             .ok_or_else(|| {
                 Invalid("cursor is not valid; pass the next_cursor of a page".to_owned())
             })
@@ -373,6 +384,18 @@ mod tests {
             id: Uuid::now_v7(),
         };
         assert_eq!(Cursor::decode(&newest.encode()).unwrap(), newest);
+    }
+
+    #[test]
+    fn cursors_with_control_characters_are_refused() {
+        for name in ["a\u{0}b", "\u{1b}[2J", "tab\there"] {
+            let cursor = Cursor::Name {
+                name: name.to_owned(),
+                id: Uuid::now_v7(),
+            };
+            let error = Cursor::decode(&cursor.encode()).unwrap_err();
+            assert!(error.0.contains("cursor"), "{name:?}: {error}");
+        }
     }
 
     #[test]

@@ -1038,3 +1038,36 @@ async fn bad_requests_are_4xx_json_errors() {
         "nothing written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_with_a_nul_is_a_400_not_a_500() {
+    let stack = Stack::start(false);
+    let id = Uuid::now_v7();
+    stack
+        .produce(
+            PRODUCTS,
+            &product_event("product-created", id, 1, &spec("Mug", 900, "mugs")),
+        )
+        .await;
+    stack.until_processed(1).await;
+    // Well-formed JSON in well-formed base64: only the NUL is wrong, and
+    // PostgreSQL refuses a NUL in text (SQLSTATE 22021).
+    let cursor = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"sort": "name", "name": "m\u{0}ug", "id": id}).to_string())
+    };
+    let response = stack
+        .get(&format!("/api/products?cursor={cursor}"), None)
+        .await;
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/json",
+        "a JSON error"
+    );
+    let (status, code) = error_of(response).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::BAD_REQUEST, "INVALID_INPUT")
+    );
+}

@@ -28,7 +28,7 @@ pub trait RetryAfter {
 
 /// [`answer`], with `Retry-After` on the refusals that carry it. Those are
 /// expected answers, not faults: their own code and message are sent.
-fn answer_retry<E: ErrorResponse + RetryAfter>(result: Result<Response, E>) -> Response {
+fn answer_retry<E: ErrorResponse + RetryAfter + 'static>(result: Result<Response, E>) -> Response {
     match result {
         Err(error) => match error.retry_after() {
             Some(seconds) => {
