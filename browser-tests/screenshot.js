@@ -3,16 +3,25 @@
 //
 //   TEIPSUM_URL=https://localhost:8443 node screenshot.js
 //
+//   TEIPSUM_ADMIN_FILE=<state dir>/admin.json TEIPSUM_URL=https://localhost:8443 node screenshot.js
+//
 // Best on a fresh stack (the catalog then shows only the demo products). It
-// registers admin@teipsum.store (config.ncl makes that address an admin)
-// unless it exists; TEIPSUM_ADMIN_PASSWORD is its password.
+// logs in as the administrator `teipsum dev` created and printed: from
+// TEIPSUM_ADMIN_FILE (admin.json in its state directory), or
+// TEIPSUM_ADMIN_EMAIL and TEIPSUM_ADMIN_PASSWORD.
 
+import { readFileSync } from 'node:fs';
 import { chromium, request as http } from 'playwright-core';
 
 const BASE = (process.env.TEIPSUM_URL ?? 'https://localhost:8443').replace(/\/$/, '');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const OUTPUT = new URL('../frontend/screenshot.png', import.meta.url).pathname;
-const ADMIN = { email: 'admin@teipsum.store', password: process.env.TEIPSUM_ADMIN_PASSWORD ?? 'browser test admin password' };
+const ADMIN = process.env.TEIPSUM_ADMIN_FILE
+  ? JSON.parse(readFileSync(process.env.TEIPSUM_ADMIN_FILE, 'utf8'))
+  : { email: process.env.TEIPSUM_ADMIN_EMAIL, password: process.env.TEIPSUM_ADMIN_PASSWORD };
+if (!ADMIN.email || !ADMIN.password) {
+  throw new Error('no admin account: set TEIPSUM_ADMIN_FILE (<teipsum dev state dir>/admin.json) or TEIPSUM_ADMIN_EMAIL and TEIPSUM_ADMIN_PASSWORD (teipsum dev prints them)');
+}
 
 const DEMO = [
   ['Linen shirt', 'LINEN-SHIRT', 'clothing', 4900, 12, 'Washed linen, relaxed fit.'],
@@ -26,9 +35,7 @@ const DEMO = [
 ];
 
 const api = await http.newContext({ baseURL: BASE, ignoreHTTPSErrors: true });
-const registered = await api.post('/api/auth/register', { data: { ...ADMIN, display_name: 'Shop admin' } });
-if (![201, 409].includes(registered.status())) throw new Error(`register: ${registered.status()} ${await registered.text()}`);
-const login = await api.post('/api/auth/login', { data: ADMIN });
+const login = await api.post('/api/auth/login', { data: { email: ADMIN.email, password: ADMIN.password } });
 if (!login.ok()) throw new Error(`login: ${login.status()} ${await login.text()}`);
 const headers = { Authorization: `Bearer ${(await login.json()).access_token}` };
 

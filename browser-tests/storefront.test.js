@@ -10,7 +10,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
@@ -25,8 +25,19 @@ const PRODUCT = {
   category: `lighting-${RUN}`,
   description: 'A warm reading lamp of oiled walnut.\nDimmable, with a linen shade.',
 };
-/** config.ncl makes this address an admin when it registers. */
-const ADMIN = { email: 'admin@teipsum.store', password: process.env.TEIPSUM_ADMIN_PASSWORD ?? 'browser test admin password' };
+/**
+ * The stack's administrator: `teipsum dev` registers it as a customer and
+ * promotes it with `teipsum-auth promote-admin` (registration never makes an
+ * admin), then writes its random password to admin.json in its state
+ * directory. TEIPSUM_ADMIN_FILE names that file (scripts/browser-test.sh sets
+ * it), or TEIPSUM_ADMIN_EMAIL and TEIPSUM_ADMIN_PASSWORD give the account.
+ */
+const ADMIN = process.env.TEIPSUM_ADMIN_FILE
+  ? JSON.parse(readFileSync(process.env.TEIPSUM_ADMIN_FILE, 'utf8'))
+  : { email: process.env.TEIPSUM_ADMIN_EMAIL, password: process.env.TEIPSUM_ADMIN_PASSWORD };
+if (!ADMIN.email || !ADMIN.password) {
+  throw new Error('no admin account: set TEIPSUM_ADMIN_FILE (<teipsum dev state dir>/admin.json) or TEIPSUM_ADMIN_EMAIL and TEIPSUM_ADMIN_PASSWORD (teipsum dev prints them)');
+}
 const SHOPPER = { name: 'Ada Shopper', email: `ada-${RUN}@example.org`, password: 'a long shopper passphrase' };
 /** The storefront's policy, as config.ncl's nginx.frontend_csp states it. */
 const CSP = "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -162,12 +173,6 @@ test('the storefront is served with its CSP, a no-cache index and immutable hash
 test('an admin adds a product, edits it with If-Match and sets its stock', { timeout: 120_000 }, async () => {
   adminPage = await openPage('admin');
   const page = adminPage;
-  // The admin account may already exist (a stack that served an earlier run).
-  const registered = await page.request.post(`${BASE}/api/auth/register`, {
-    data: { email: ADMIN.email, password: ADMIN.password, display_name: 'Shop admin' },
-  });
-  assert.ok([201, 409].includes(registered.status()), `registering the admin answered ${registered.status()}`);
-
   await page.goto(`${BASE}/`);
   await page.getByRole('link', { name: 'Log in' }).click();
   await page.getByLabel('E-mail address').fill(ADMIN.email);

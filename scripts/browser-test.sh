@@ -7,7 +7,8 @@
 #    (npm ci) if node_modules is missing or older than package-lock.json;
 # 2. starts `teipsum dev` with a temporary state directory, nginx on free
 #    ports, and waits until it says it is running;
-# 3. runs browser-tests/ against it (screenshots in browser-tests/artifacts/),
+# 3. runs browser-tests/ against it as the administrator teipsum dev created
+#    (its admin.json), screenshots in browser-tests/artifacts/,
 #    and renders `teipsum graph` with Mermaid (graph.test.js);
 # 4. stops the stack whatever happens, and exits with the tests' status.
 #
@@ -128,7 +129,13 @@ fi
 # -- 3. the tests ------------------------------------------------------------
 say "running the browser tests"
 set +e
-(cd "$tests" && TEIPSUM_URL="https://localhost:$https_port" CHROMIUM="$chromium" TEIPSUM="$teipsum" \
+# The administrator teipsum dev registered, promoted and wrote down.
+admin_file="$state/dev/admin.json"
+if [ ! -f "$admin_file" ]; then
+  say "teipsum dev wrote no $admin_file"
+  exit 1
+fi
+(cd "$tests" && TEIPSUM_URL="https://localhost:$https_port" TEIPSUM_ADMIN_FILE="$admin_file" CHROMIUM="$chromium" TEIPSUM="$teipsum" \
   node --test --test-reporter=spec --test-timeout=600000 storefront.test.js graph.test.js)
 status=$?
 set -e

@@ -162,11 +162,14 @@ let
                 ]:
                     assert header in headers, f"{path}: no {header}"
 
-        with subtest("a shopper and an admin register and log in"):
+        with subtest("a shopper and an admin register and log in; only the host makes an admin"):
             for email in ["admin@teipsum.store", "ana@example.org"]:
                 status, body, _ = api("POST", "/api/auth/register",
                                       {"email": email, "password": "correct horse battery", "display_name": "Tester"})
                 assert status == 201, body
+                assert body["role"] == "customer", body
+            machine.fail("teipsum-promote-admin --email nobody@example.org")
+            machine.succeed("teipsum-promote-admin --email admin@teipsum.store")
             tokens = {}
             for email in ["admin@teipsum.store", "ana@example.org"]:
                 status, body, _ = api("POST", "/api/auth/login", {"email": email, "password": "correct horse battery"})

@@ -454,6 +454,15 @@ pub fn dev(file: &Path, env: &str, mut options: crate::dev::Options) -> u8 {
         stack.postgres.socket_dir.display()
     );
     println!("  broker       {}", stack.bootstrap);
+    if let Some(admin) = &stack.admin {
+        println!(
+            "  admin        {} / {} (registered, then promoted with teipsum-auth promote-admin; also in {}/{})",
+            admin.email,
+            admin.password,
+            stack.state_dir.display(),
+            crate::dev::ADMIN_FILE
+        );
+    }
     println!("Press Ctrl-C to stop.");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

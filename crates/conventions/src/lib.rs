@@ -27,8 +27,9 @@ pub mod env {
     pub const ACCESS_TTL_SECS: &str = "TEIPSUM_ACCESS_TTL_SECS";
     /// Refresh token family lifetime in seconds (auth only).
     pub const REFRESH_TTL_SECS: &str = "TEIPSUM_REFRESH_TTL_SECS";
-    /// Comma-separated e-mail addresses promoted to admin at registration (auth only).
-    pub const ADMIN_EMAILS: &str = "TEIPSUM_ADMIN_EMAILS";
+    /// Most password hashes computed at once (auth only; default twice the
+    /// cores). Beyond it registration and login answer 503 with `Retry-After`.
+    pub const PASSWORD_HASH_CONCURRENCY: &str = "TEIPSUM_PASSWORD_HASH_CONCURRENCY";
     /// The producers the spec declares for each topic the service consumes,
     /// in the form of [`super::render_producers`]
     /// (`inventory-events=inventory;product-events=admin-product`). An event

@@ -10,7 +10,7 @@ use std::{
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 pub use teipsum_cli::dev::ExtraRoute;
-use teipsum_cli::dev::{Options, Stack};
+use teipsum_cli::dev::{DevAdmin, Options, Stack};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -87,6 +87,8 @@ pub struct Shop {
     pub http: Client,
     /// `https://localhost:<port>`.
     pub base: String,
+    /// The administrator `teipsum dev` created and promoted.
+    pub admin: DevAdmin,
 }
 
 impl Shop {
@@ -95,6 +97,10 @@ impl Shop {
         Shop {
             http: client(&stack.ca_pem),
             base: stack.https_base.clone(),
+            admin: stack
+                .admin
+                .clone()
+                .expect("the plan has an auth service, so the stack has an admin"),
         }
     }
 
@@ -131,12 +137,22 @@ impl Shop {
 
     /// Log in; returns the access token.
     pub async fn login(&self, email: &str) -> String {
+        self.login_with(email, "correct horse battery").await
+    }
+
+    /// Log in as the stack's administrator; returns the access token.
+    pub async fn admin(&self) -> String {
+        self.login_with(&self.admin.email, &self.admin.password)
+            .await
+    }
+
+    async fn login_with(&self, email: &str, password: &str) -> String {
         let r = self
             .call(
                 Method::POST,
                 "/api/auth/login",
                 None,
-                Some(json!({"email": email, "password": "correct horse battery"})),
+                Some(json!({"email": email, "password": password})),
             )
             .await;
         assert_eq!(r.status(), StatusCode::OK);

@@ -67,6 +67,21 @@ pub const MICRO_CACHE_ZONE: &str = "teipsum_micro";
 /// Where nginx keeps the micro-cache on NixOS (the unit's CacheDirectory).
 pub const NIXOS_CACHE_DIR: &str = "/var/cache/nginx/teipsum";
 
+/// The variable the rate-limit zone is keyed on.
+pub const LIMIT_KEY: &str = "teipsum_limit_key";
+
+/// Rate-limit key: an IPv4 client by its address, an IPv6 client by its /64
+/// (the first 8 of the 16 bytes of `$binary_remote_addr`), since one host
+/// commonly holds a whole /64 and would otherwise get a fresh limit per
+/// address. nginx's regexes are not in UTF mode, so `.` is one byte; `(?s)`
+/// lets it match 0x0a too. IPv4-mapped addresses (a dual-stack socket) keep
+/// their own address rather than sharing `::ffff:0:0/64`.
+pub const LIMIT_KEY_MAP: &str = r#"map $binary_remote_addr $teipsum_limit_key {
+  "~^(?s)\x00{10}\xff\xff" $binary_remote_addr;
+  "~^(?s)(.{8}).{8}" $1;
+  default $binary_remote_addr;
+}"#;
+
 /// The errors nginx itself answers in front of a service (body too large,
 /// rate limit, upstream down or slow), as the services' JSON error shape:
 /// status, stable code, message.
@@ -109,8 +124,9 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
     let nginx = &plan.nginx;
     let limit = &nginx.auth_rate_limit;
     let mut http = vec![
+        LIMIT_KEY_MAP.to_owned(),
         format!(
-            "limit_req_zone $binary_remote_addr zone={}:{} rate={};",
+            "limit_req_zone ${LIMIT_KEY} zone={}:{} rate={};",
             limit.zone, limit.zone_size, limit.rate
         ),
         "limit_req_status 429;".to_owned(),

@@ -385,6 +385,14 @@ pub enum Violation {
     /// No environment declared.
     #[error("no environment is declared")]
     NoEnvironment,
+    /// An option that no longer exists is set (like NixOS's `mkRemovedOptionModule`).
+    #[error("this option has been removed: {why}")]
+    RemovedOption {
+        /// Why it went.
+        why: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
     /// A setting nginx or PostgreSQL would not accept.
     #[error("setting `{name}` has a value that cannot be written safely")]
     BadSetting {
@@ -431,6 +439,7 @@ impl Violation {
             Violation::MissingSecurityHeader { .. } => "missing-security-header",
             Violation::BadFrontendRoot { .. } => "bad-frontend-root",
             Violation::NoEnvironment => "no-environment",
+            Violation::RemovedOption { .. } => "removed-option",
             Violation::BadSetting { .. } => "bad-setting",
         }
     }
@@ -525,6 +534,7 @@ impl Violation {
                 "write a relative path such as `frontend`".to_owned()
             }
             Violation::NoEnvironment => "declare at least `environments.prod`".to_owned(),
+            Violation::RemovedOption { instead, .. } => (*instead).to_owned(),
             Violation::BadSetting { .. } => {
                 "use printable characters without quotes or line breaks".to_owned()
             }

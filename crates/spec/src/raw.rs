@@ -55,8 +55,10 @@ pub struct RawService {
     pub memory_max: String,
     /// systemd `TasksMax=`.
     pub tasks_max: u32,
-    /// Addresses promoted to admin at registration.
-    pub admin_emails: Vec<String>,
+    /// Removed (registration granted the admin role to listed addresses);
+    /// declared only so that a spec still setting it gets a clear error.
+    #[serde(default)]
+    pub admin_emails: Option<serde::de::IgnoredAny>,
     /// Whether nginx rate-limits `POST`s to the routes as order placements.
     pub placement_endpoint: bool,
     /// Per-customer order caps and the confirmation window (order only).

@@ -109,8 +109,14 @@ pub fn validate(raw: &RawPlatform) -> Result<Spec, Vec<Diagnostic>> {
             );
         }
         check_limits(&path, service, &mut errors);
-        for (i, email) in service.admin_emails.iter().enumerate() {
-            check_email(&path.field("admin_emails").index(i), email, &mut errors);
+        if service.admin_emails.is_some() {
+            errors.push(Diagnostic::new(
+                path.field("admin_emails"),
+                Violation::RemovedOption {
+                    why: "registering a listed address granted the admin role without proof of owning it",
+                    instead: "delete the setting; an operator makes an existing account an administrator on the host with `teipsum-promote-admin --email <address>` (README, \"Deploying to a new server\", step 0)",
+                },
+            ));
         }
     }
     check_frontend(raw, &mut errors);
@@ -1249,9 +1255,6 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                         .unwrap_or(86_400)
                         .to_string(),
                 );
-            }
-            if !s.admin_emails.is_empty() {
-                set(env::ADMIN_EMAILS, s.admin_emails.join(","));
             }
             let uses_kafka = !s.produces.is_empty() || !s.consumes.is_empty();
             let mut after = vec![

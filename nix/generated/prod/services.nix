@@ -104,7 +104,6 @@
       # non-secret settings only
       environment = {
         TEIPSUM_ACCESS_TTL_SECS = "900";
-        TEIPSUM_ADMIN_EMAILS = "admin@teipsum.store";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_auth user=teipsum_auth";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";

@@ -26,7 +26,12 @@
     # Rate-limit zone for authentication, and the security headers every response
     # inherits unless a location sets its own (which then repeats them all).
     commonHttpConfig = ''
-      limit_req_zone $binary_remote_addr zone=teipsum_auth:10m rate=10r/s;
+      map $binary_remote_addr $teipsum_limit_key {
+        "~^(?s)\x00{10}\xff\xff" $binary_remote_addr;
+        "~^(?s)(.{8}).{8}" $1;
+        default $binary_remote_addr;
+      }
+      limit_req_zone $teipsum_limit_key zone=teipsum_auth:10m rate=10r/s;
       limit_req_status 429;
       map $request_method $teipsum_orders_key { POST $binary_remote_addr; default ""; }
       limit_req_zone $teipsum_orders_key zone=teipsum_orders:10m rate=30r/m;

@@ -223,6 +223,8 @@ pub struct Stack {
     pub bootstrap: String,
     /// The database cluster.
     pub postgres: Postgres,
+    /// The development administrator, when the plan has an auth service.
+    pub admin: Option<DevAdmin>,
     nginx: Option<Child>,
     broker: Tansu,
     _state: State,
@@ -336,6 +338,7 @@ impl Stack {
 
         let credentials = write_credentials(&root, plan)?;
         let mut services = BTreeMap::new();
+        let mut environments = BTreeMap::new();
         for service in &plan.services {
             let mut environment = service.environment.clone();
             environment.insert(
@@ -361,9 +364,10 @@ impl Stack {
             let mut process = ServiceProcess::new(
                 &service.name,
                 programs.services[&service.name].clone(),
-                environment.into_iter().collect(),
+                environment.clone().into_iter().collect(),
                 prefix,
             );
+            environments.insert(service.name.clone(), environment);
             process.launch();
             services.insert(service.name.clone(), process);
         }
@@ -375,6 +379,19 @@ impl Stack {
                 .map_err(DevError::Failed)?;
             step(&format!("{name} ready ({}/{total})", n + 1));
         }
+        let admin = match plan.services.iter().find(|s| {
+            s.credentials
+                .iter()
+                .any(|c| c.name == credentials::JWT_SIGNING_KEY)
+        }) {
+            Some(auth) => Some(create_admin(
+                &root,
+                &services[&auth.name],
+                &programs.services[&auth.name],
+                &environments[&auth.name],
+            )?),
+            None => None,
+        };
 
         let (ca_pem, cert, key) = certs::development_certificate(&root, &plan.domain)?;
         let nginx_dir = root.join("nginx");
@@ -485,6 +502,7 @@ impl Stack {
             state_dir: root,
             bootstrap: broker.bootstrap.clone(),
             postgres,
+            admin,
             nginx: Some(nginx_child),
             broker,
             _state: state,
@@ -523,6 +541,124 @@ impl Drop for Stack {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The address of the development administrator.
+pub const DEV_ADMIN_EMAIL: &str = "admin@teipsum.test";
+
+/// The file in the state directory with the development administrator's
+/// address and password (JSON, mode 0600), for scripts that drive the stack.
+pub const ADMIN_FILE: &str = "admin.json";
+
+/// The development administrator's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DevAdmin {
+    /// Its address ([`DEV_ADMIN_EMAIL`]).
+    pub email: String,
+    /// Its password: random, made when the state directory was.
+    pub password: String,
+}
+
+/// Create the development administrator the way an operator creates the
+/// first one on a host: register a customer over HTTP, then promote it with
+/// `teipsum-auth promote-admin` run with the auth unit's environment. A kept
+/// state directory keeps its administrator and password ([`ADMIN_FILE`]);
+/// a fresh one gets a new random password.
+fn create_admin(
+    root: &Path,
+    auth: &ServiceProcess,
+    binary: &Path,
+    environment: &BTreeMap<String, String>,
+) -> Result<DevAdmin, DevError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        DevError::Failed(format!("the development admin: {what}: {e}"))
+    };
+    let file = root.join(ADMIN_FILE);
+    let kept: Option<DevAdmin> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let admin = match &kept {
+        Some(admin) => admin.clone(),
+        None => DevAdmin {
+            email: DEV_ADMIN_EMAIL.to_owned(),
+            password: random_password().map_err(|e| failed("randomness", &e))?,
+        },
+    };
+    let body = serde_json::json!({
+        "email": admin.email,
+        "password": admin.password,
+        "display_name": "Development admin",
+    });
+    let status = post_json(auth.port, "/api/auth/register", &body.to_string())
+        .map_err(|e| failed("registering", &e))?;
+    match (status, &kept) {
+        (201, _) | (409, Some(_)) => {}
+        (409, None) => {
+            return Err(DevError::Failed(format!(
+                "the development admin: {} exists in this state directory without {}; remove the state directory",
+                admin.email,
+                file.display()
+            )));
+        }
+        (other, _) => return Err(failed("registering", &format!("HTTP {other}"))),
+    }
+    step(&format!(
+        "teipsum-auth promote-admin --email {}",
+        admin.email
+    ));
+    let promoted = Command::new(binary)
+        .args(["promote-admin", "--email", &admin.email])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(environment)
+        .output()
+        .map_err(|e| failed("promote-admin", &e))?;
+    if !promoted.status.success() {
+        return Err(failed(
+            "promote-admin",
+            &String::from_utf8_lossy(&promoted.stderr).trim(),
+        ));
+    }
+    if kept.is_none() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = serde_json::to_string_pretty(&admin).map_err(|e| failed("JSON", &e))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| failed(&file.display().to_string(), &e))?;
+    }
+    Ok(admin)
+}
+
+/// 144 random bits as 36 hexadecimal digits.
+fn random_password() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 18];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `POST path` with a JSON body to 127.0.0.1:`port`; the status.
+fn post_json(port: u16, path: &str, body: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {response:.80}")))
 }
 
 /// One credential directory per service, with only the files its unit

@@ -138,7 +138,7 @@ async fn catalog(seconds: u64, connections: u64) {
     ];
     let stack = start_with("prod", None, extra);
     let shop = Shop::new(&stack);
-    let admin = shop.account("admin@teipsum.store").await;
+    let admin = shop.admin().await;
     let mut ids = Vec::new();
     for i in 0..50 {
         let r = shop
@@ -242,7 +242,7 @@ async fn catalog(seconds: u64, connections: u64) {
 async fn orders(rate: u64, seconds: u64) {
     let stack = start_with("prod", None, vec![]);
     let shop = Arc::new(Shop::new(&stack));
-    let admin = shop.account("admin@teipsum.store").await;
+    let admin = shop.admin().await;
     let mut products = Vec::new();
     for i in 0..5 {
         let r = shop

@@ -6,7 +6,13 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
-        [] => teipsum_kit::service::run(teipsum_auth::SERVICE, teipsum_auth::build).await,
+        [] => {
+            if let Err(e) = teipsum_auth::Limits::check_env() {
+                eprintln!("teipsum-auth: {e}");
+                return ExitCode::from(78); // EX_CONFIG
+            }
+            teipsum_kit::service::run(teipsum_auth::SERVICE, teipsum_auth::build).await
+        }
         [command, flag, email] if command == "promote-admin" && flag == "--email" => {
             teipsum_auth::routes::admin::promote_from_cli(email).await
         }

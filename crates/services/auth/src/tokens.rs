@@ -38,12 +38,61 @@ pub fn hash_refresh_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Sign an access token and store a new refresh token in `family`.
+/// How long a family is kept after it expired, before [`prune`] deletes it
+/// with its tokens (spent ones included): longer than any family lives, so
+/// a replayed token of a recent family still meets its row.
+pub const RETENTION_AFTER_EXPIRY_DAYS: i32 = 7;
+
+/// Most families [`prune`] deletes at once (it runs inside a login).
+pub const PRUNE_BATCH: i64 = 100;
+
+/// A refresh token family: one login's session.
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// Id.
+    pub id: Uuid,
+    /// The absolute end of the session, fixed at login.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Start the family of a new login, ending `auth.refresh_ttl_secs` from now
+/// whatever rotation happens meanwhile.
+pub fn start_family(
+    auth: &Auth,
+    client: &mut impl GenericClient,
+    user: &User,
+) -> Result<Family, postgres::Error> {
+    let family = Family {
+        id: Uuid::now_v7(),
+        expires_at: OffsetDateTime::now_utc()
+            + Duration::seconds(i64::try_from(auth.refresh_ttl_secs).unwrap_or(i64::MAX)),
+    };
+    client.execute(
+        "INSERT INTO refresh_families (id, user_id, expires_at) VALUES ($1, $2, $3)",
+        &[&family.id, &user.id, &family.expires_at],
+    )?;
+    Ok(family)
+}
+
+/// Delete a batch of families that expired more than
+/// [`RETENTION_AFTER_EXPIRY_DAYS`] ago, and their tokens; returns how many.
+pub fn prune(client: &mut impl GenericClient) -> Result<u64, postgres::Error> {
+    client.execute(
+        "DELETE FROM refresh_families WHERE id IN (\
+             SELECT id FROM refresh_families \
+             WHERE expires_at < now() - make_interval(days => $1) \
+             LIMIT $2)",
+        &[&RETENTION_AFTER_EXPIRY_DAYS, &PRUNE_BATCH],
+    )
+}
+
+/// Sign an access token and store a new refresh token in `family`; it
+/// expires with the family.
 pub fn issue(
     auth: &Auth,
     client: &mut impl GenericClient,
     user: User,
-    family: Uuid,
+    family: Family,
 ) -> Result<Tokens, postgres::Error> {
     let now = jwt::now();
     let claims = Claims {
@@ -62,10 +111,9 @@ pub fn issue(
     };
     let access_token = auth.signer.sign(&claims);
     let refresh_token = new_refresh_token();
-    let expires_at = OffsetDateTime::now_utc() + Duration::seconds(auth.refresh_ttl_secs as i64);
     client.execute(
         "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        &[&Uuid::now_v7(), &family, &user.id, &hash_refresh_token(&refresh_token), &expires_at],
+        &[&Uuid::now_v7(), &family.id, &user.id, &hash_refresh_token(&refresh_token), &family.expires_at],
     )?;
     Ok(Tokens {
         access_token,

@@ -11,6 +11,8 @@ use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
 /// Fields drop in order: the services stop before the broker and database.
 struct Stack {
     auth: ServiceProcess,
+    /// The auth database's connection string, for `promote-admin`.
+    auth_db: String,
     user: ServiceProcess,
     pg: Postgres,
     _broker: Tansu,
@@ -28,6 +30,7 @@ fn env(
     conninfo: String,
     broker: &str,
     credentials: &Credentials,
+    extra: &[(&'static str, &str)],
 ) -> Vec<(String, String)> {
     let mut env = vec![
         ("TEIPSUM_SERVICE", service.to_owned()),
@@ -44,8 +47,8 @@ fn env(
     ];
     match service {
         "auth" => {
-            env.push(("TEIPSUM_ADMIN_EMAILS", "boss@teipsum.test".to_owned()));
             env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
+            env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         }
         _ => {
             env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")));
@@ -60,6 +63,11 @@ fn env(
 
 impl Stack {
     fn start() -> Stack {
+        Self::start_with(&[])
+    }
+
+    /// The stack with `auth_env` added to the auth service's environment.
+    fn start_with(auth_env: &[(&'static str, &str)]) -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
         broker.create_topics(&[("user-registered", 3), ("user-login", 3)]);
@@ -68,13 +76,15 @@ impl Stack {
             ("jwt-signing-key", &private_pem),
             ("jwt-public-key", &public_pem),
         ]);
+        let auth_db = pg.create_database("teipsum_auth");
         let auth = ServiceProcess::spawn(
             "teipsum-auth",
             env(
                 "auth",
-                pg.create_database("teipsum_auth"),
+                auth_db.clone(),
                 &broker.bootstrap,
                 &credentials,
+                auth_env,
             ),
         );
         let user = ServiceProcess::spawn(
@@ -84,10 +94,12 @@ impl Stack {
                 pg.create_database("teipsum_user"),
                 &broker.bootstrap,
                 &credentials,
+                &[],
             ),
         );
         Stack {
             auth,
+            auth_db,
             user,
             pg,
             _broker: broker,
@@ -149,6 +161,39 @@ impl Stack {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// `teipsum-auth promote-admin --email <email>` as an operator runs it
+    /// on the host: the binary, the auth database; its exit status and output.
+    fn promote_admin(&self, email: &str) -> (bool, String) {
+        let out = std::process::Command::new(teipsum_testkit::binary("teipsum-auth"))
+            .args(["promote-admin", "--email", email])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TEIPSUM_DATABASE", &self.auth_db)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    async fn refresh(&self, token: &str) -> Response {
+        self.post("/api/auth/refresh", &json!({"refresh_token": token}))
+            .await
+    }
+
+    async fn login_with(&self, email: &str, password: &str) -> Response {
+        self.post(
+            "/api/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     fn count(&self, database: &str, sql: &str) -> i64 {
@@ -302,7 +347,12 @@ async fn every_authorization_rule_holds() {
     let ana = stack.register("ana@teipsum.test").await;
     stack.register("bob@teipsum.test").await;
     let boss = stack.register("boss@teipsum.test").await;
-    assert_eq!(boss["role"], "admin", "listed in TEIPSUM_ADMIN_EMAILS");
+    assert_eq!(
+        boss["role"], "customer",
+        "registration never makes an admin"
+    );
+    let (promoted, output) = stack.promote_admin("boss@teipsum.test");
+    assert!(promoted, "{output}");
     let bob_token = stack.login("bob@teipsum.test").await["access_token"]
         .as_str()
         .unwrap()
@@ -596,6 +646,431 @@ async fn passwords_are_stored_as_argon2id_and_failures_look_alike() {
         wrong / unknown < 2.0 && unknown / wrong < 2.0,
         "{wrong} vs {unknown}"
     );
+}
+
+// --- The first administrator -------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stranger_registering_a_formerly_configured_admin_address_is_a_customer() {
+    // The setting the spec used to write into the unit; a unit or an old
+    // deployment may still carry it. It must not matter.
+    let stack = Stack::start_with(&[("TEIPSUM_ADMIN_EMAILS", "admin@teipsum.test")]);
+    let ana = stack.register("ana@teipsum.test").await;
+    let stranger = stack.register("admin@teipsum.test").await;
+    assert_eq!(stranger["role"], "customer");
+    let tokens = stack.login("admin@teipsum.test").await;
+    assert_eq!(tokens["user"]["role"], "customer");
+    let token = tokens["access_token"].as_str().unwrap();
+    stack.profile(token).await;
+    let other = format!("/api/users/{}", ana["id"].as_str().unwrap());
+    assert_eq!(
+        error_of(stack.user_get(&other, Some(token)).await).await,
+        (StatusCode::FORBIDDEN, "FORBIDDEN".into()),
+        "no admin route for a stranger"
+    );
+    assert_eq!(
+        stack.count(
+            "teipsum_auth",
+            "SELECT count(*) FROM users WHERE role = 'admin'"
+        ),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_admin_makes_an_existing_account_admin_and_refuses_an_unknown_one() {
+    let stack = Stack::start();
+    let (ok, output) = stack.promote_admin("nobody@teipsum.test");
+    assert!(!ok, "an unknown account is refused: {output}");
+    assert!(
+        output.contains("no account for nobody@teipsum.test"),
+        "{output}"
+    );
+    assert_eq!(
+        stack.count("teipsum_auth", "SELECT count(*) FROM users"),
+        0,
+        "nothing created"
+    );
+    let (ok, output) = stack.promote_admin("not an address");
+    assert!(!ok, "{output}");
+
+    let ana = stack.register("ana@teipsum.test").await;
+    stack.register("ops@teipsum.test").await;
+    let before = stack.login("ops@teipsum.test").await;
+    assert_eq!(before["user"]["role"], "customer");
+    let (ok, output) = stack.promote_admin("OPS@teipsum.test");
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("ops@teipsum.test is now an administrator"),
+        "{output}"
+    );
+    let after = stack.login("ops@teipsum.test").await;
+    assert_eq!(after["user"]["role"], "admin");
+    let token = after["access_token"].as_str().unwrap();
+    let ana_tokens = stack.login("ana@teipsum.test").await;
+    stack
+        .profile(ana_tokens["access_token"].as_str().unwrap())
+        .await;
+    let seen = stack
+        .user_get(
+            &format!("/api/users/{}", ana["id"].as_str().unwrap()),
+            Some(token),
+        )
+        .await;
+    assert_eq!(seen.status(), StatusCode::OK, "the admin route opens");
+    assert_eq!(
+        stack.count(
+            "teipsum_auth",
+            "SELECT count(*) FROM users WHERE role = 'admin'"
+        ),
+        1,
+        "only the promoted account"
+    );
+}
+
+// --- Sessions: races and lifetime --------------------------------------
+
+/// The refresh token of `response` if it succeeded.
+async fn refreshed(response: Response) -> Option<String> {
+    if response.status() == StatusCode::OK {
+        let body: Value = response.json().await.unwrap();
+        Some(body["refresh_token"].as_str().unwrap().to_owned())
+    } else {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logout_racing_a_refresh_leaves_no_token_of_the_family_valid() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    let mut issued_during_logout = 0;
+    for round in 0..50 {
+        let tokens = stack.login("ana@teipsum.test").await;
+        let token = tokens["refresh_token"].as_str().unwrap();
+        let body = json!({"refresh_token": token});
+        let (refresh, logout) =
+            tokio::join!(stack.refresh(token), stack.post("/api/auth/logout", &body));
+        assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+        if let Some(next) = refreshed(refresh).await {
+            issued_during_logout += 1;
+            assert_eq!(
+                stack.refresh(&next).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "round {round}: the token a racing refresh issued outlived the logout"
+            );
+        }
+        assert_eq!(
+            stack.refresh(token).await.status(),
+            StatusCode::UNAUTHORIZED,
+            "round {round}"
+        );
+    }
+    println!("{issued_during_logout} of 50 refreshes won the race against logout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reuse_detection_racing_a_refresh_revokes_the_token_it_issues() {
+    let stack = Stack::start();
+    stack.register("eve@teipsum.test").await;
+    let mut issued = 0;
+    for round in 0..50 {
+        let tokens = stack.login("eve@teipsum.test").await;
+        let stolen = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let current = refreshed(stack.refresh(&stolen).await).await.unwrap();
+        // The owner rotates while the thief replays the spent token.
+        let (legit, replay) = tokio::join!(stack.refresh(&current), stack.refresh(&stolen));
+        assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+        if let Some(next) = refreshed(legit).await {
+            issued += 1;
+            assert_eq!(
+                stack.refresh(&next).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "round {round}: the family survived the replay"
+            );
+        }
+    }
+    println!("{issued} of 50 rotations won the race against reuse detection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_ends_at_its_absolute_lifetime_even_with_rotation() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    let login = stack.login("ana@teipsum.test").await;
+    let family_expiry = || {
+        stack
+            .pg
+            .psql("teipsum_auth", "SELECT expires_at FROM refresh_families")
+            .unwrap()
+    };
+    let at_login = family_expiry();
+    // Rotation keeps the expiry fixed at login (30 days from then).
+    let mut token = login["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        token = refreshed(stack.refresh(&token).await).await.unwrap();
+    }
+    assert_eq!(family_expiry(), at_login, "rotation slid the session's end");
+    // Bring the end of the session near, as if it had been 30 days.
+    stack
+        .pg
+        .psql(
+            "teipsum_auth",
+            "UPDATE refresh_families SET expires_at = now() + interval '2 seconds'",
+        )
+        .unwrap();
+    token = refreshed(stack.refresh(&token).await)
+        .await
+        .expect("still inside the lifetime");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(
+        error_of(stack.refresh(&token).await).await,
+        (StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN".into()),
+        "a refresh after the family's lifetime"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_long_over_are_pruned_and_recent_ones_stay() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    for _ in 0..3 {
+        let t = stack.login("ana@teipsum.test").await;
+        // Spent tokens are kept with their family (reuse detection needs them).
+        stack.refresh(t["refresh_token"].as_str().unwrap()).await;
+    }
+    let families = stack
+        .pg
+        .psql(
+            "teipsum_auth",
+            "SELECT id FROM refresh_families ORDER BY created_at",
+        )
+        .unwrap();
+    let families: Vec<&str> = families.lines().collect();
+    assert_eq!(families.len(), 3);
+    let age = |id: &str, days: i32| {
+        stack
+            .pg
+            .psql(
+                "teipsum_auth",
+                &format!(
+                    "UPDATE refresh_families SET expires_at = now() - interval '{days} days' WHERE id = '{id}'"
+                ),
+            )
+            .unwrap();
+    };
+    age(families[0], 8); // over for longer than the retention: goes
+    age(families[1], 1); // just over: stays a while, for the record
+    stack.login("ana@teipsum.test").await; // logins prune
+    let count_of = |id: &str| {
+        (
+            stack.count(
+                "teipsum_auth",
+                &format!("SELECT count(*) FROM refresh_families WHERE id = '{id}'"),
+            ),
+            stack.count(
+                "teipsum_auth",
+                &format!("SELECT count(*) FROM refresh_tokens WHERE family_id = '{id}'"),
+            ),
+        )
+    };
+    assert_eq!(
+        count_of(families[0]),
+        (0, 0),
+        "the old session and its tokens"
+    );
+    assert_eq!(count_of(families[1]), (1, 2));
+    assert_eq!(count_of(families[2]), (1, 2));
+    assert_eq!(
+        stack.count("teipsum_auth", "SELECT count(*) FROM refresh_families"),
+        3
+    );
+}
+
+#[test]
+fn a_refresh_lifetime_out_of_bounds_is_refused_at_start() {
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
+    let credentials = Credentials::new(&[
+        ("jwt-signing-key", &private_pem),
+        ("jwt-public-key", &public_pem),
+    ]);
+    let conninfo = pg.create_database("teipsum_auth");
+    for bad in ["5", "99999999999"] {
+        let mut command = std::process::Command::new(teipsum_testkit::binary("teipsum-auth"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in env(
+            "auth",
+            conninfo.clone(),
+            &broker.bootstrap,
+            &credentials,
+            &[("TEIPSUM_REFRESH_TTL_SECS", bad)],
+        ) {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                panic!("TEIPSUM_REFRESH_TTL_SECS={bad}: the service started");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(78), "{bad}: EX_CONFIG");
+        assert!(
+            stderr.contains("TEIPSUM_REFRESH_TTL_SECS must be 3600 to 7776000 seconds"),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
+// --- Brute force and load ----------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
+    let stack = Stack::start();
+    stack.register("ana@teipsum.test").await;
+    stack.register("bob@teipsum.test").await;
+    for _ in 0..5 {
+        let r = stack
+            .login_with("ana@teipsum.test", "wrong password!!")
+            .await;
+        assert_eq!(
+            error_of(r).await,
+            (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS".into())
+        );
+    }
+    assert_eq!(
+        stack.count(
+            "teipsum_auth",
+            "SELECT failed_logins FROM users WHERE email = 'ana@teipsum.test'"
+        ),
+        5
+    );
+    // Now even the right password waits: it is not looked at.
+    let refused = stack
+        .login_with("ana@teipsum.test", "correct horse battery")
+        .await;
+    let retry_after: u64 = refused
+        .headers()
+        .get("retry-after")
+        .expect("Retry-After")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry_after, 1, "the first wait is a second");
+    assert_eq!(
+        error_of(refused).await,
+        (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS".into())
+    );
+    // Another account is not affected.
+    stack.login("bob@teipsum.test").await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // A sixth failure doubles the wait.
+    let r = stack
+        .login_with("ana@teipsum.test", "wrong password!!")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let refused = stack
+        .login_with("ana@teipsum.test", "correct horse battery")
+        .await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "2");
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    stack.login("ana@teipsum.test").await;
+    assert_eq!(
+        stack.count(
+            "teipsum_auth",
+            "SELECT failed_logins FROM users WHERE email = 'ana@teipsum.test' AND locked_until IS NULL"
+        ),
+        0,
+        "a success resets the count"
+    );
+    let r = stack
+        .login_with("ana@teipsum.test", "wrong password!!")
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "one failure is free again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
+    let stack = Stack::start_with(&[("TEIPSUM_PASSWORD_HASH_CONCURRENCY", "1")]);
+    stack.register("ana@teipsum.test").await;
+    // Owned requests, spawned at once: 24 hashes wanted together.
+    let send = |path: &str, body: Value| {
+        let request = stack
+            .http
+            .post(format!("{}{path}", stack.auth.base))
+            .json(&body);
+        tokio::spawn(async move { request.send().await.unwrap() })
+    };
+    let registrations: Vec<_> = (0..12)
+        .map(|i| send("/api/auth/register", json!({"email": format!("u{i}@teipsum.test"), "password": "correct horse battery", "display_name": "U"})))
+        .collect();
+    let logins: Vec<_> = (0..12)
+        .map(|_| {
+            send(
+                "/api/auth/login",
+                json!({"email": "ana@teipsum.test", "password": "correct horse battery"}),
+            )
+        })
+        .collect();
+    let mut registrations_done = Vec::new();
+    for handle in registrations {
+        registrations_done.push(handle.await.unwrap());
+    }
+    let mut logins_done = Vec::new();
+    for handle in logins {
+        logins_done.push(handle.await.unwrap());
+    }
+    let (registrations, logins) = (registrations_done, logins_done);
+    let mut busy = 0;
+    for (what, responses, ok) in [
+        ("register", registrations, StatusCode::CREATED),
+        ("login", logins, StatusCode::OK),
+    ] {
+        for r in responses {
+            let status = r.status();
+            if status == ok {
+                continue;
+            }
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            assert_eq!(r.headers()["retry-after"], "1", "{what}");
+            assert_eq!(
+                error_of(r).await,
+                (StatusCode::SERVICE_UNAVAILABLE, "BUSY".into()),
+                "{what}"
+            );
+            busy += 1;
+        }
+    }
+    println!("{busy} of 24 requests found every hashing slot taken");
+    assert!(
+        busy > 0,
+        "24 concurrent hashes with one slot, and none was refused"
+    );
+    // The refusals left nothing behind: the next ones go through.
+    stack.register("late@teipsum.test").await;
+    stack.login("late@teipsum.test").await;
 }
 
 /// `teipsum-user events ...` as an operator runs it on the host.

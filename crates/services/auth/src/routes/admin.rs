@@ -1,4 +1,11 @@
-//! The first administrator, from the host's shell:
+//! The first administrator, from the host's shell. On a NixOS host, as root:
+//!
+//! ```sh
+//! teipsum-promote-admin --email ops@teipsum.store
+//! ```
+//!
+//! (nix/modules/default.nix: it runs this command as the auth unit's user,
+//! with the unit's environment.) By hand, the same:
 //!
 //! ```sh
 //! sudo -u teipsum_auth env TEIPSUM_DATABASE='host=/run/postgresql dbname=teipsum_auth user=teipsum_auth' \
@@ -6,8 +13,10 @@
 //! ```
 //!
 //! Only someone with a shell on the host, allowed to act as the service user
-//! (peer authentication), can do this; there is no HTTP route for it. The
-//! account must exist (register first); new tokens carry the admin role.
+//! (peer authentication), can do this; there is no HTTP route for it, and
+//! registration always creates a customer. The account must exist (register
+//! first); new tokens carry the admin role. `teipsum dev` makes its
+//! development admin with this same command.
 
 use std::process::ExitCode;
 

@@ -8,7 +8,6 @@ use teipsum_kit::{
     http::{ErrorResponse, json_reply, unexpected_response},
 };
 use time::OffsetDateTime;
-use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
 use crate::{Auth, User, domain::Email, passwords, tokens};
@@ -21,28 +20,68 @@ pub struct LoginRequest {
     password: String,
 }
 
+/// Failed logins in a row an account takes before it makes the next one wait.
+pub const FREE_FAILURES: i32 = 5;
+/// The longest wait, in seconds; the wait doubles from 1 s up to it.
+pub const MAX_WAIT_SECS: f64 = 900.0;
+
 /// What can go wrong. Unknown e-mail and wrong password are one case, on purpose.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
     /// No account with this e-mail and password.
     #[error("the e-mail or the password is wrong")]
     InvalidCredentials,
+    /// The account had too many failed logins in a row and waits.
+    #[error("too many failed logins for this account; try again in {retry_after_secs} s")]
+    Throttled {
+        /// Seconds until the account takes attempts again.
+        retry_after_secs: u64,
+    },
+    /// Every password hashing slot is taken.
+    #[error(transparent)]
+    Busy(#[from] passwords::Busy),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 teipsum_kit::unexpected_errors!(LoginError);
 
+impl super::RetryAfter for LoginError {
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            LoginError::Throttled { retry_after_secs } => Some(*retry_after_secs),
+            LoginError::Busy(_) => Some(super::BUSY_RETRY_AFTER_SECS),
+            _ => None,
+        }
+    }
+}
+
 impl ErrorResponse for LoginError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
             LoginError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS"),
+            LoginError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_ATTEMPTS"),
+            LoginError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
             LoginError::Unexpected(e) => unexpected_response(e),
         }
     }
 }
 
+/// An account as login finds it.
+struct Account {
+    user: User,
+    password_hash: String,
+    /// Seconds the account still waits after failed logins, if it does.
+    waits_secs: Option<i64>,
+}
+
 /// Check the password and start a session.
+///
+/// Each account has its own throttle, kept in its row: after
+/// [`FREE_FAILURES`] failed logins in a row every further failure makes the
+/// account wait twice as long (1 s, 2 s, 4 s ... up to [`MAX_WAIT_SECS`]);
+/// an attempt during the wait is refused with 429 and `Retry-After` before
+/// the password is looked at. A success resets the count.
 pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, LoginError> {
     // A malformed address cannot have an account: same answer, same work.
     let email = Email::parse(&body.email)
@@ -50,23 +89,65 @@ pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, Logi
         .unwrap_or_default();
     let found = auth
         .db
-        .run(move |conn| -> Result<Option<(User, String)>, LoginError> {
+        .run(move |conn| -> Result<Option<Account>, LoginError> {
             let row = conn.query_opt(
-                "SELECT id, email, display_name, role, password_hash FROM users WHERE email = $1",
+                "SELECT id, email, display_name, role, password_hash, \
+                        CASE WHEN locked_until > now() \
+                             THEN ceil(extract(epoch FROM locked_until - now()))::bigint END AS waits \
+                 FROM users WHERE email = $1",
                 &[&email],
             )?;
-            Ok(row.map(|r| (User::from_row(&r), r.get("password_hash"))))
+            Ok(row.map(|r| Account {
+                user: User::from_row(&r),
+                password_hash: r.get("password_hash"),
+                waits_secs: r.get("waits"),
+            }))
         })
         .await?;
+    if let Some(Account {
+        user,
+        waits_secs: Some(waits),
+        ..
+    }) = &found
+    {
+        tracing::info!(user_id = %user.id, waits_secs = waits, "login refused: the account waits after failed logins");
+        return Err(LoginError::Throttled {
+            retry_after_secs: u64::try_from(*waits).unwrap_or(1).max(1),
+        });
+    }
     // Unknown users are checked against a dummy hash so that both failures
     // take the time of one argon2 verification.
     let stored = found
         .as_ref()
-        .map_or_else(|| auth.dummy_hash.clone(), |(_, hash)| hash.clone());
-    let matches = passwords::verify_blocking(body.password, stored).await;
+        .map_or_else(|| auth.dummy_hash.clone(), |a| a.password_hash.clone());
+    let matches = auth.hasher.verify(body.password, stored).await?;
     let user = match (found, matches) {
-        (Some((user, _)), true) => user,
-        _ => return Err(LoginError::InvalidCredentials),
+        (Some(account), true) => account.user,
+        (Some(account), false) => {
+            let id = account.user.id;
+            let failures = auth
+                .db
+                .run(move |conn| -> Result<i32, LoginError> {
+                    Ok(conn
+                        .query_one(
+                            "UPDATE users SET \
+                                 failed_logins = least(failed_logins + 1, 1000000), \
+                                 locked_until = CASE WHEN failed_logins + 1 >= $2 \
+                                     THEN now() + make_interval(secs => least($3, power(2, least(failed_logins + 1 - $2, 30)))) \
+                                     ELSE locked_until END \
+                             WHERE id = $1 RETURNING failed_logins",
+                            &[&id, &FREE_FAILURES, &MAX_WAIT_SECS],
+                        )?
+                        .get(0))
+                })
+                .await?;
+            tracing::warn!(user_id = %id, failed_logins = failures, "login failed: wrong password");
+            return Err(LoginError::InvalidCredentials);
+        }
+        (None, _) => {
+            tracing::info!("login failed: no account with this address");
+            return Err(LoginError::InvalidCredentials);
+        }
     };
     let state = auth.clone();
     let tokens = auth
@@ -74,7 +155,15 @@ pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, Logi
         .run(move |conn| -> Result<tokens::Tokens, LoginError> {
             let mut tx = conn.transaction()?;
             let user_id = user.id;
-            let issued = tokens::issue(&state, &mut tx, user, Uuid::now_v7())?;
+            tx.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL \
+                 WHERE id = $1 AND (failed_logins > 0 OR locked_until IS NOT NULL)",
+                &[&user_id],
+            )?;
+            // Sessions that ended long ago go, a batch per login.
+            tokens::prune(&mut tx)?;
+            let family = tokens::start_family(&state, &mut tx, &user)?;
+            let issued = tokens::issue(&state, &mut tx, user, family)?;
             let at = OffsetDateTime::now_utc();
             let event = Envelope::new(
                 "auth",

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use teipsum_kit::http::{ErrorResponse, unexpected_response};
 use warp::{Reply, http::StatusCode, reply::Response};
 
+use super::refresh::{lock_family_of, revoke_family};
 use crate::{Auth, tokens};
 
 /// The request body.
@@ -34,16 +35,18 @@ impl ErrorResponse for LogoutError {
 
 /// Revoke the token's whole family. Unknown tokens are fine: the session is
 /// over either way, and the answer says nothing about which tokens exist.
+/// The family row is locked as refresh locks it, so a token a concurrent
+/// refresh issues belongs to a family that is revoked once this commits.
 pub async fn logout(auth: Arc<Auth>, body: LogoutRequest) -> Result<Response, LogoutError> {
     let hash = tokens::hash_refresh_token(&body.refresh_token);
     auth.db
-        .run(move |conn| -> Result<u64, LogoutError> {
-            Ok(conn.execute(
-                "UPDATE refresh_tokens SET revoked_at = now() \
-                 WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) \
-                   AND revoked_at IS NULL",
-                &[&hash],
-            )?)
+        .run(move |conn| -> Result<(), LogoutError> {
+            let mut tx = conn.transaction()?;
+            if let Some(family) = lock_family_of(&mut tx, &hash)? {
+                revoke_family(&mut tx, family.id)?;
+            }
+            tx.commit()?;
+            Ok(())
         })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

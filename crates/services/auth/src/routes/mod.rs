@@ -8,10 +8,42 @@ pub mod register;
 
 use std::sync::Arc;
 
-use teipsum_kit::http::{answer, json_body};
-use warp::{Filter, Rejection, reply::Response};
+use teipsum_kit::http::{ErrorResponse, answer, error_reply, json_body};
+use warp::{
+    Filter, Rejection,
+    http::{HeaderValue, header::RETRY_AFTER},
+    reply::Response,
+};
 
 use crate::{Auth, BODY_LIMIT};
+
+/// Seconds a client is asked to wait when every hashing slot is taken.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 1;
+
+/// Refusals that tell the client when to come back (429, 503).
+pub trait RetryAfter {
+    /// Seconds to wait, for the errors that have them.
+    fn retry_after(&self) -> Option<u64>;
+}
+
+/// [`answer`], with `Retry-After` on the refusals that carry it. Those are
+/// expected answers, not faults: their own code and message are sent.
+fn answer_retry<E: ErrorResponse + RetryAfter + 'static>(result: Result<Response, E>) -> Response {
+    match result {
+        Err(error) => match error.retry_after() {
+            Some(seconds) => {
+                let (status, code) = error.response();
+                let mut response = error_reply(status, code, &error.to_string());
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                response
+            }
+            None => answer(Err(error)),
+        },
+        ok => answer(ok),
+    }
+}
 
 /// Every route of the service.
 pub fn routes(auth: Arc<Auth>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -26,12 +58,12 @@ pub fn routes(auth: Arc<Auth>) -> impl Filter<Extract = (Response,), Error = Rej
         .and(state.clone())
         .and(json_body(BODY_LIMIT))
         .then(register::register)
-        .map(answer);
+        .map(answer_retry);
     let login = post("login")
         .and(state.clone())
         .and(json_body(BODY_LIMIT))
         .then(login::login)
-        .map(answer);
+        .map(answer_retry);
     let refresh = post("refresh")
         .and(state.clone())
         .and(json_body(BODY_LIMIT))

@@ -34,38 +34,44 @@ pub enum RegisterError {
     /// The address has an account.
     #[error("an account with this e-mail already exists")]
     EmailTaken,
+    /// Every password hashing slot is taken.
+    #[error(transparent)]
+    Busy(#[from] passwords::Busy),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 teipsum_kit::unexpected_errors!(RegisterError);
 
+impl super::RetryAfter for RegisterError {
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, RegisterError::Busy(_)).then_some(super::BUSY_RETRY_AFTER_SECS)
+    }
+}
+
 impl ErrorResponse for RegisterError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
             RegisterError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
             RegisterError::EmailTaken => (StatusCode::CONFLICT, "EMAIL_TAKEN"),
+            RegisterError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
             RegisterError::Unexpected(e) => unexpected_response(e),
         }
     }
 }
 
-/// Create an account and announce it.
+/// Create a customer account and announce it. Registration never grants
+/// the admin role: that takes an operator on the host (`promote-admin`).
 pub async fn register(auth: Arc<Auth>, body: RegisterRequest) -> Result<Response, RegisterError> {
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;
     let name = DisplayName::parse(&body.display_name)?;
-    let role = if auth.admin_emails.iter().any(|a| a == email.as_str()) {
-        "admin"
-    } else {
-        "customer"
-    };
-    let hash = passwords::hash_blocking(password.expose().to_owned()).await;
+    let hash = auth.hasher.hash(password.expose().to_owned()).await?;
     let user = User {
         id: Uuid::now_v7(),
         email: email.as_str().to_owned(),
         display_name: name.as_str().to_owned(),
-        role: role.to_owned(),
+        role: "customer".to_owned(),
     };
     let created = user.clone();
     auth.db
