@@ -268,7 +268,28 @@ where
     };
     let ca = settings.optional_credential("postgres-ca")?;
     let db = Db::new(&settings.database, 16, ca.as_deref())?;
+    let started = start_with(service, settings, build, verifier, db.clone()).await;
+    if started.is_err() {
+        // The last handle closes the pooled connections with a blocking
+        // call, which would panic on the runtime's thread and hide the error.
+        let _ = tokio::task::spawn_blocking(move || drop(db)).await;
+    }
+    started
+}
 
+/// [`start`] once the pool exists.
+async fn start_with<F, B>(
+    service: &Service,
+    settings: Settings,
+    build: B,
+    verifier: Option<Arc<Verifier>>,
+    db: Db,
+) -> Result<Running, StartError>
+where
+    B: FnOnce(&Context) -> anyhow::Result<Parts<F>>,
+    F: Filter<Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
     process::status("waiting for PostgreSQL");
     let mut delay = Duration::from_millis(200);
     loop {

@@ -1534,3 +1534,52 @@ fn a_dedicated_connection_trusts_the_postgres_ca_credential_as_the_pool_does() {
         "the dedicated connection rejected a certificate of the postgres-ca"
     );
 }
+
+/// A service whose own setup fails says why and exits, rather than
+/// panicking while its pool closes on the runtime's thread.
+#[test]
+fn a_failing_setup_is_reported_and_exits_without_a_panic() {
+    if child_role().as_deref() == Some("failing-setup") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let code = runtime.block_on(teipsum_kit::service::run(
+            teipsum_kit::Service {
+                name: "probe",
+                migrations: || refinery::Runner::new(&[]),
+                verifies_tokens: false,
+            },
+            |_ctx| -> anyhow::Result<teipsum_kit::Parts<warp::filters::BoxedFilter<(String,)>>> {
+                anyhow::bail!("the probe's setting is out of range")
+            },
+        ));
+        std::process::exit(if code == std::process::ExitCode::SUCCESS {
+            0
+        } else {
+            1
+        });
+    }
+    let pg = Postgres::start();
+    let broker = Tansu::start();
+    let (_db, conninfo) = database(&pg, "kit_failing_setup");
+    let port = teipsum_testkit::free_port();
+    let mut env = service_env(&conninfo, &broker.bootstrap, port);
+    env.push(("TEIPSUM_LOG", "info".to_owned()));
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_failing_setup_is_reported_and_exits_without_a_panic",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("KIT_CHILD", "failing-setup")
+        .envs(env)
+        .output()
+        .expect("the test binary starts again");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("out of range") || stdout.contains("out of range"),
+        "the error is reported: {stderr}{stdout}"
+    );
+}

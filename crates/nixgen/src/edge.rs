@@ -133,11 +133,12 @@ pub fn edge(plan: &Plan, cache_dir: &str) -> Edge {
     ];
     // Order placement: only POSTs count (the key of any other method is
     // empty, and nginx does not account empty keys), so shoppers can list
-    // their orders as often as they like.
+    // their orders as often as they like; an IPv6 client counts by its /64,
+    // as for the auth limit.
     let orders = &nginx.order_rate_limit;
     if nginx.routes.iter().any(|r| r.placement_limited) {
         http.push(format!(
-            "map $request_method ${zone}_key {{ POST $binary_remote_addr; default \"\"; }}",
+            "map $request_method ${zone}_key {{ POST ${LIMIT_KEY}; default \"\"; }}",
             zone = orders.zone
         ));
         http.push(format!(

@@ -33,7 +33,7 @@
       }
       limit_req_zone $teipsum_limit_key zone=teipsum_auth:10m rate=10r/s;
       limit_req_status 429;
-      map $request_method $teipsum_orders_key { POST $binary_remote_addr; default ""; }
+      map $request_method $teipsum_orders_key { POST $teipsum_limit_key; default ""; }
       limit_req_zone $teipsum_orders_key zone=teipsum_orders:10m rate=30r/m;
       proxy_cache_path /var/cache/nginx/teipsum levels=1:2 keys_zone=teipsum_micro:10m max_size=256m inactive=10m use_temp_path=off;
       add_header Cross-Origin-Opener-Policy "same-origin" always;
