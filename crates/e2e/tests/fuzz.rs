@@ -591,14 +591,23 @@ fn no_request_to_any_route_gets_a_5xx_or_writes_when_refused() {
             .await
             .unwrap();
         let product = created["id"].as_str().expect("a product").to_owned();
-        let stocked = http
-            .put(format!("{}/api/admin/inventory/{product}", base("inventory")))
-            .bearer_auth(&admin)
-            .json(&json!({"on_hand": 10}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stocked.status(), StatusCode::OK);
+        // Stock, once inventory has heard of the product (404 until then).
+        let mut stocked = StatusCode::NOT_FOUND;
+        for _ in 0..300 {
+            stocked = http
+                .put(format!("{}/api/admin/inventory/{product}", base("inventory")))
+                .bearer_auth(&admin)
+                .json(&json!({"on_hand": 10}))
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if stocked != StatusCode::NOT_FOUND {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(stocked, StatusCode::OK);
         // An order, once the order service has heard of the product.
         let mut order = None;
         for _ in 0..300 {

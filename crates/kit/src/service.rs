@@ -551,6 +551,36 @@ events parked                  list the events the consumer parked
 events replay --id <id|uuid>   re-apply one (by row id or event id) and unpark it
 events replay --all            re-apply every parked event";
 
+/// The `main` of a service that consumes events: `teipsum-<name>` runs it
+/// (settings from the environment), `teipsum-<name> events ...` lists and
+/// replays its parked events ([`events_command`]).
+pub async fn main_consuming<F, B>(
+    service: Service,
+    build: B,
+    consumer: fn() -> ConsumerSpec,
+) -> ExitCode
+where
+    B: FnOnce(&Context) -> anyhow::Result<Parts<F>>,
+    F: Filter<Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => run(service, build).await,
+        [command, rest @ ..] if command == "events" => {
+            events_command(&service, consumer(), rest).await
+        }
+        _ => {
+            let program = format!("teipsum-{}", service.name);
+            eprintln!("usage: {program}    run the service (settings from the environment)");
+            for line in EVENTS_USAGE.lines() {
+                eprintln!("       {program} {line}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `teipsum-<service> events parked|replay ...`, run by an operator on the
 /// host as the service's user, with the unit's `TEIPSUM_DATABASE` (and
 /// `TEIPSUM_TOPIC_PRODUCERS`, to check sources again). A replayed event goes
