@@ -639,6 +639,55 @@ pub async fn events_command(
     }
 }
 
+/// Usage of [`announce_command`], for a producing service's usage text.
+pub const ANNOUNCE_USAGE: &str = "events announce                queue one current-state event per entity, to rebuild read models";
+
+/// What `events announce` runs: append one event per entity, as it is now,
+/// to the outbox in `tx`; returns how many it appended.
+pub type Announce = fn(&mut postgres::Transaction<'_>) -> Result<u64, postgres::Error>;
+
+/// `teipsum-<service> events announce`, run by an operator (as the service's
+/// user, with the unit's `TEIPSUM_DATABASE`) when a consumer must rebuild its
+/// read model after the topic's retention dropped the history: `announce`
+/// appends the current state of every entity to the outbox in one
+/// transaction, and the running service's relay publishes it. Consumers
+/// treat these events as upserts, so announcing twice does no harm.
+pub async fn announce_command(service: &Service, announce: Announce) -> ExitCode {
+    let settings = match command_settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&settings.log);
+    let (db, _) = settings.parts;
+    let name = service.name;
+    let result = tokio::task::spawn_blocking(move || {
+        let outcome = (|| -> Result<u64, crate::db::DbError> {
+            let mut conn = db.get()?;
+            let mut tx = conn.transaction()?;
+            let queued = announce(&mut tx)?;
+            tx.commit()?;
+            Ok(queued)
+        })();
+        drop(db);
+        outcome
+    })
+    .await;
+    match result {
+        Ok(Ok(queued)) => {
+            println!("{name}: queued {queued} events in the outbox");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {}", crate::db::describe(&e));
+            ExitCode::FAILURE
+        }
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
 struct CommandSettings {
     parts: (Db, Option<Producers>),
     log: String,

@@ -111,3 +111,26 @@ pub fn deleted_event(id: Uuid, version: i64) -> Envelope {
 pub fn etag(version: i64) -> String {
     format!("\"{version}\"")
 }
+
+/// `teipsum-admin-product events announce`: one event per product as it is
+/// now (`product-updated` carrying the whole product, or `product-deleted`
+/// for a tombstone), for consumers rebuilding their read models after
+/// `product-events` lost its history. Consumers upsert on a newer version and
+/// ignore the same version again, so this is safe to run at any time. The
+/// rows are held (`FOR SHARE`) until the transaction ends, so no change can
+/// slip between what is read and what is announced.
+pub fn announce_all(tx: &mut postgres::Transaction<'_>) -> Result<u64, postgres::Error> {
+    let rows = tx.query(
+        &format!("SELECT {COLUMNS}, deleted_at IS NOT NULL AS deleted FROM products ORDER BY id FOR SHARE"),
+        &[],
+    )?;
+    for row in &rows {
+        let event = if row.get("deleted") {
+            deleted_event(row.get("id"), row.get("version"))
+        } else {
+            Product::from_row(row).event("product-updated")
+        };
+        teipsum_kit::events::append(tx, TOPIC, &event)?;
+    }
+    Ok(rows.len() as u64)
+}

@@ -43,3 +43,20 @@ pub fn reserved(tx: &mut impl GenericClient, product_id: Uuid) -> Result<i64, po
         )?
         .get(0))
 }
+
+/// `teipsum-inventory events announce`: a `stock-changed` for every level as
+/// it is now, for consumers rebuilding their read models after
+/// `inventory-events` lost its history. The levels are held (`FOR SHARE`)
+/// until the transaction ends, so no reservation slips between what is read
+/// and what is announced; consumers keep the latest level, so this is safe
+/// to run at any time.
+pub fn announce_all(tx: &mut postgres::Transaction<'_>) -> Result<u64, postgres::Error> {
+    let rows = tx.query(
+        "SELECT product_id, quantity FROM inventory.inventory ORDER BY product_id FOR SHARE",
+        &[],
+    )?;
+    for row in &rows {
+        announce_level(tx, row.get(0), row.get(1))?;
+    }
+    Ok(rows.len() as u64)
+}
