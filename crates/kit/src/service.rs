@@ -551,29 +551,51 @@ events parked                  list the events the consumer parked
 events replay --id <id|uuid>   re-apply one (by row id or event id) and unpark it
 events replay --all            re-apply every parked event";
 
-/// The `main` of a service that consumes events: `teipsum-<name>` runs it
-/// (settings from the environment), `teipsum-<name> events ...` lists and
-/// replays its parked events ([`events_command`]).
-pub async fn main_consuming<F, B>(
-    service: Service,
-    build: B,
-    consumer: fn() -> ConsumerSpec,
-) -> ExitCode
+/// What a service's command line offers besides running it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Commands {
+    /// `events parked` / `events replay`, for a service that consumes.
+    pub consumer: Option<fn() -> ConsumerSpec>,
+    /// `events announce`, for a service whose state a read model holds.
+    pub announce: Option<Announce>,
+}
+
+/// A service's `main`: `teipsum-<name>` runs it (settings from the
+/// environment); `teipsum-<name> events ...` runs the operator's commands
+/// that `commands` offers ([`events_command`], [`announce_command`]).
+pub async fn main<F, B>(service: Service, build: B, commands: Commands) -> ExitCode
 where
     B: FnOnce(&Context) -> anyhow::Result<Parts<F>>,
     F: Filter<Error = warp::Rejection> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
-        [] => run(service, build).await,
-        [command, rest @ ..] if command == "events" => {
-            events_command(&service, consumer(), rest).await
+    match (args.as_slice(), commands) {
+        ([], _) => run(service, build).await,
+        (
+            [events, announce],
+            Commands {
+                announce: Some(entities),
+                ..
+            },
+        ) if events == "events" && announce == "announce" => {
+            announce_command(&service, entities).await
         }
+        (
+            [events, rest @ ..],
+            Commands {
+                consumer: Some(consumer),
+                ..
+            },
+        ) if events == "events" => events_command(&service, consumer(), rest).await,
         _ => {
             let program = format!("teipsum-{}", service.name);
             eprintln!("usage: {program}    run the service (settings from the environment)");
-            for line in EVENTS_USAGE.lines() {
+            let usage = [
+                commands.consumer.map(|_| EVENTS_USAGE),
+                commands.announce.map(|_| ANNOUNCE_USAGE),
+            ];
+            for line in usage.iter().flatten().flat_map(|u| u.lines()) {
                 eprintln!("       {program} {line}");
             }
             ExitCode::from(2)

@@ -2,7 +2,17 @@
 
 use std::process::ExitCode;
 
+use teipsum_kit::service::Commands;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    teipsum_kit::service::main_consuming(teipsum_catalog::SERVICE, teipsum_catalog::build, teipsum_catalog::consumer).await
+    teipsum_kit::service::main(
+        teipsum_catalog::SERVICE,
+        teipsum_catalog::build,
+        Commands {
+            consumer: Some(teipsum_catalog::consumer),
+            announce: None,
+        },
+    )
+    .await
 }

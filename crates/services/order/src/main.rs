@@ -2,7 +2,17 @@
 
 use std::process::ExitCode;
 
+use teipsum_kit::service::Commands;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    teipsum_kit::service::main_consuming(teipsum_order::SERVICE, teipsum_order::build, teipsum_order::consumer).await
+    teipsum_kit::service::main(
+        teipsum_order::SERVICE,
+        teipsum_order::build,
+        Commands {
+            consumer: Some(teipsum_order::consumer),
+            announce: None,
+        },
+    )
+    .await
 }

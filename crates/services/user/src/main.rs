@@ -2,7 +2,17 @@
 
 use std::process::ExitCode;
 
+use teipsum_kit::service::Commands;
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    teipsum_kit::service::main_consuming(teipsum_user::SERVICE, teipsum_user::build, teipsum_user::consumer).await
+    teipsum_kit::service::main(
+        teipsum_user::SERVICE,
+        teipsum_user::build,
+        Commands {
+            consumer: Some(teipsum_user::consumer),
+            announce: None,
+        },
+    )
+    .await
 }
