@@ -211,6 +211,9 @@ impl Postgres {
                 "max_connections=300",
                 "-c",
                 "log_min_messages=warning",
+                // So that a test can count the statements a request runs.
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1193,3 +1193,64 @@ async fn a_confirmed_order_stops_counting_as_open_after_its_window() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     placed(saga.place(&buyer, line, None).await).await;
 }
+
+/// A page of orders costs a fixed number of statements, whatever its size:
+/// counted by pg_stat_statements in the order database.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_of_orders_runs_the_same_statements_for_one_order_or_eight() {
+    let saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    saga.set_stock(product, 100).await;
+    let buyer = saga.customer();
+    let sql = |q: &str| saga.pg.psql("teipsum_order", q).expect("psql");
+    sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    // The statements of one listing that read orders or their lines.
+    let listing = |limit: u32| {
+        sql("SELECT pg_stat_statements_reset()");
+        let url = format!("{}/api/orders/?limit={limit}", saga.order.base);
+        let request = saga.http.get(url).bearer_auth(&buyer);
+        async move {
+            let page: Value = request.send().await.unwrap().json().await.unwrap();
+            let calls = sql(
+                "SELECT coalesce(sum(s.calls), 0) FROM pg_stat_statements s \
+                 JOIN pg_database d ON d.oid = s.dbid \
+                 WHERE d.datname = 'teipsum_order' \
+                 AND (s.query LIKE 'SELECT%FROM order_items%' \
+                      OR s.query LIKE 'SELECT%FROM orders WHERE%id%') \
+                 AND s.query NOT LIKE '%SKIP LOCKED%'",
+            );
+            (page["items"].as_array().unwrap().len(), calls)
+        }
+    };
+    placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 1}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let (one, one_calls) = listing(20).await;
+    for _ in 0..7 {
+        placed(
+            saga.place(
+                &buyer,
+                json!([{"product_id": product, "quantity": 1}]),
+                None,
+            )
+            .await,
+        )
+        .await;
+    }
+    let (eight, eight_calls) = listing(20).await;
+    assert_eq!((one, eight), (1, 8));
+    assert_eq!(
+        one_calls, eight_calls,
+        "a page of 8 orders ran more statements than a page of 1"
+    );
+    assert_eq!(
+        eight_calls, "2",
+        "the orders and their lines, one statement each"
+    );
+}
