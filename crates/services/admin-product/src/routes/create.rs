@@ -1,8 +1,9 @@
 //! `POST /api/admin/products/`.
 
+use teipsum_events::Event;
 use teipsum_kit::{
     db::Db,
-    events,
+    domain::Invalid,
     http::{Caller, ErrorResponse, json_reply, unexpected_response},
 };
 use uuid::Uuid;
@@ -10,8 +11,8 @@ use warp::{http::StatusCode, reply::Response};
 
 use super::with_etag;
 use crate::{
-    domain::{Invalid, ProductInput},
-    product::{COLUMNS, Product, TOPIC},
+    domain::ProductInput,
+    product::{COLUMNS, Product},
 };
 
 /// What can go wrong.
@@ -32,7 +33,7 @@ teipsum_kit::unexpected_errors!(CreateError);
 impl ErrorResponse for CreateError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            CreateError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            CreateError::Invalid(e) => e.response(),
             CreateError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
             CreateError::Unexpected(e) => unexpected_response(e),
         }
@@ -71,7 +72,7 @@ pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Respon
                 )?
                 .ok_or(CreateError::SkuTaken)?;
             let product = Product::from_row(&row);
-            events::append(&mut tx, TOPIC, &product.event("product-created"))?;
+            Event::ProductCreated(product.payload()).append(&mut tx)?;
             tx.commit()?;
             Ok(product)
         })

@@ -2,16 +2,15 @@
 
 use teipsum_kit::{
     db::Db,
-    events,
+    domain::{Invalid, PathId},
     http::{Caller, ErrorResponse, unexpected_response},
 };
 use warp::{Reply, http::StatusCode, reply::Response};
 
 use super::product_id;
 use crate::{
-    domain::Invalid,
     precondition::{IfMatch, PreconditionError},
-    product::{TOPIC, deleted_event},
+    product::deleted_event,
 };
 
 /// What can go wrong.
@@ -41,12 +40,8 @@ teipsum_kit::unexpected_errors!(DeleteError);
 impl ErrorResponse for DeleteError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            DeleteError::Invalid(_) | DeleteError::Precondition(PreconditionError::Malformed) => {
-                (StatusCode::BAD_REQUEST, "INVALID_INPUT")
-            }
-            DeleteError::Precondition(PreconditionError::Required) => {
-                (StatusCode::PRECONDITION_REQUIRED, "PRECONDITION_REQUIRED")
-            }
+            DeleteError::Invalid(e) => e.response(),
+            DeleteError::Precondition(e) => e.response(),
             DeleteError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
             DeleteError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             DeleteError::Unexpected(e) => unexpected_response(e),
@@ -58,7 +53,7 @@ impl ErrorResponse for DeleteError {
 /// stays as a tombstone with one more version, which `product-deleted`
 /// carries: consumers then know any older event about it is outdated.
 pub async fn delete(
-    id: String,
+    id: PathId,
     admin: Caller,
     db: Db,
     if_match: Option<String>,
@@ -85,7 +80,7 @@ pub async fn delete(
                     &[&id],
                 )?
                 .get(0);
-            events::append(&mut tx, TOPIC, &deleted_event(id, version))?;
+            deleted_event(id, version).append(&mut tx)?;
             tx.commit()?;
             Ok(version)
         })

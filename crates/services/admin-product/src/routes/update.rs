@@ -1,17 +1,18 @@
 //! `PUT /api/admin/products/{id}` with `If-Match`.
 
+use teipsum_events::Event;
 use teipsum_kit::{
     db::Db,
-    events,
+    domain::{Invalid, PathId},
     http::{Caller, ErrorResponse, json_reply, unexpected_response},
 };
 use warp::{http::StatusCode, reply::Response};
 
 use super::{is_unique_violation, product_id, with_etag};
 use crate::{
-    domain::{Invalid, ProductInput},
+    domain::ProductInput,
     precondition::{IfMatch, PreconditionError},
-    product::{COLUMNS, Product, TOPIC},
+    product::{COLUMNS, Product},
 };
 
 /// What can go wrong.
@@ -44,12 +45,8 @@ teipsum_kit::unexpected_errors!(UpdateError);
 impl ErrorResponse for UpdateError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            UpdateError::Invalid(_) | UpdateError::Precondition(PreconditionError::Malformed) => {
-                (StatusCode::BAD_REQUEST, "INVALID_INPUT")
-            }
-            UpdateError::Precondition(PreconditionError::Required) => {
-                (StatusCode::PRECONDITION_REQUIRED, "PRECONDITION_REQUIRED")
-            }
+            UpdateError::Invalid(e) => e.response(),
+            UpdateError::Precondition(e) => e.response(),
             UpdateError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
             UpdateError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             UpdateError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
@@ -61,7 +58,7 @@ impl ErrorResponse for UpdateError {
 /// Replace a product if the client has read its current version; the new
 /// version is announced with `product-updated`.
 pub async fn update(
-    id: String,
+    id: PathId,
     admin: Caller,
     db: Db,
     if_match: Option<String>,
@@ -114,7 +111,7 @@ pub async fn update(
                     }
                 })?;
             let product = Product::from_row(&row);
-            events::append(&mut tx, TOPIC, &product.event("product-updated"))?;
+            Event::ProductUpdated(product.payload()).append(&mut tx)?;
             tx.commit()?;
             Ok(product)
         })

@@ -2,13 +2,13 @@
 
 use teipsum_kit::{
     db::Db,
+    domain::{Invalid, PathId},
     http::{ErrorResponse, unexpected_response},
 };
-use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
 use super::{COLUMNS, Row, VISIBLE};
-use crate::{cache::cached_json, domain::Invalid};
+use crate::cache::cached_json;
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ teipsum_kit::unexpected_errors!(DetailError);
 impl ErrorResponse for DetailError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            DetailError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            DetailError::Invalid(e) => e.response(),
             DetailError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             DetailError::Unexpected(e) => unexpected_response(e),
         }
@@ -39,12 +39,11 @@ impl ErrorResponse for DetailError {
 /// the body changes exactly when one of the two does, and the tag tells no
 /// more than the body (not the count).
 pub async fn detail(
-    id: String,
+    id: PathId,
     db: Db,
     if_none_match: Option<String>,
 ) -> Result<Response, DetailError> {
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Invalid("the product id must be a UUID".to_owned()))?;
+    let id = id.uuid("product")?;
     let row = db
         .run(move |conn| -> Result<Row, DetailError> {
             let row = conn

@@ -4,6 +4,7 @@ use postgres::types::ToSql;
 use serde::Serialize;
 use teipsum_kit::{
     db::Db,
+    domain::{Cursor as _, Invalid},
     http::{ErrorResponse, unexpected_response},
 };
 use warp::{http::StatusCode, reply::Response};
@@ -11,7 +12,7 @@ use warp::{http::StatusCode, reply::Response};
 use super::{COLUMNS, CatalogProduct, Row, VISIBLE};
 use crate::{
     cache::{body_etag, cached_json},
-    domain::{Cursor, Invalid, ListQuery, Sort},
+    domain::{Cursor, ListQuery, Sort},
 };
 
 /// What can go wrong.
@@ -29,7 +30,7 @@ teipsum_kit::unexpected_errors!(ListError);
 impl ErrorResponse for ListError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            ListError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            ListError::Invalid(e) => e.response(),
             ListError::Unexpected(e) => unexpected_response(e),
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
+    domain::{Invalid, PathId},
     http::{Caller, ErrorResponse, admin, answer, json_body, json_reply, unexpected_response},
     jwt::Verifier,
 };
@@ -20,8 +21,8 @@ pub const MAX_QUANTITY: i64 = 1_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum StockError {
     /// Malformed input.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// Nothing is known about this product's stock.
     #[error("no stock recorded for this product")]
     NotFound,
@@ -52,7 +53,7 @@ teipsum_kit::unexpected_errors!(StockError);
 impl ErrorResponse for StockError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            StockError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            StockError::Invalid(e) => e.response(),
             StockError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             StockError::UnknownProduct => (StatusCode::NOT_FOUND, "UNKNOWN_PRODUCT"),
             StockError::Deleted => (StatusCode::CONFLICT, "PRODUCT_DELETED"),
@@ -89,9 +90,8 @@ pub struct Adjust {
     delta: i64,
 }
 
-fn product_id(raw: &str) -> Result<Uuid, StockError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| StockError::Invalid("the product id must be a UUID".to_owned()))
+fn product_id(id: &PathId) -> Result<Uuid, Invalid> {
+    id.uuid("product")
 }
 
 fn level(conn: &mut impl postgres::GenericClient, id: Uuid) -> Result<Level, StockError> {
@@ -140,7 +140,7 @@ fn lock_level(tx: &mut impl postgres::GenericClient, id: Uuid) -> Result<(), Sto
 }
 
 /// `GET /api/admin/inventory/{product_id}`.
-pub async fn show(id: String, db: Db, _admin: Caller) -> Result<Response, StockError> {
+pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockError> {
     let id = product_id(&id)?;
     let level = db.run(move |conn| level(&mut **conn, id)).await?;
     Ok(json_reply(StatusCode::OK, &level))
@@ -163,9 +163,10 @@ pub async fn set(
     let id = product_id(&id)?;
     let on_hand = body.on_hand;
     if !(0..=MAX_QUANTITY).contains(&on_hand) {
-        return Err(StockError::Invalid(format!(
+        return Err(Invalid(format!(
             "on_hand must be 0 to {MAX_QUANTITY}"
-        )));
+        ))
+        .into());
     }
     let level = db
         .run(move |conn| -> Result<Level, StockError> {
@@ -204,9 +205,10 @@ pub async fn adjust(
     // unsigned_abs: `i64::MIN.abs()` overflows.
     let delta = body.delta;
     if delta == 0 || delta.unsigned_abs() > MAX_QUANTITY as u64 {
-        return Err(StockError::Invalid(format!(
+        return Err(Invalid(format!(
             "delta must be non-zero and at most {MAX_QUANTITY} either way"
-        )));
+        ))
+        .into());
     }
     let level = db
         .run(move |conn| -> Result<Level, StockError> {
@@ -220,10 +222,11 @@ pub async fn adjust(
                 });
             }
             if current.on_hand + delta > MAX_QUANTITY {
-                return Err(StockError::Invalid(format!(
+                return Err(Invalid(format!(
                     "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
                     current.on_hand
-                )));
+                ))
+                .into());
             }
             tx.execute(
                 "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
@@ -246,20 +249,20 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
     let admin = admin(verifier);
-    let show = warp::path!("api" / "admin" / "inventory" / String)
+    let show = warp::path!("api" / "admin" / "inventory" / PathId)
         .and(warp::get())
         .and(db.clone())
         .and(admin.clone())
         .then(show)
         .map(answer);
-    let set = warp::path!("api" / "admin" / "inventory" / String)
+    let set = warp::path!("api" / "admin" / "inventory" / PathId)
         .and(warp::put())
         .and(db.clone())
         .and(admin.clone())
         .and(json_body(BODY_LIMIT))
         .then(set)
         .map(answer);
-    let adjust = warp::path!("api" / "admin" / "inventory" / String / "adjust")
+    let adjust = warp::path!("api" / "admin" / "inventory" / PathId / "adjust")
         .and(warp::post())
         .and(db)
         .and(admin)
