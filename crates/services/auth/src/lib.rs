@@ -37,7 +37,7 @@ pub const REFRESH_TTL_SECS: std::ops::RangeInclusive<u64> = 3_600..=90 * 86_400;
 const BODY_LIMIT: u64 = 16 * 1024;
 
 /// What the handlers share.
-pub struct Auth {
+pub(crate) struct Auth {
     /// The accounts database.
     pub db: Db,
     /// Signs access tokens.
@@ -59,7 +59,7 @@ pub struct Auth {
 
 /// An account as clients see it.
 #[derive(Debug, Clone, Serialize)]
-pub struct User {
+pub(crate) struct User {
     /// Id.
     pub id: Uuid,
     /// Lowercased e-mail.

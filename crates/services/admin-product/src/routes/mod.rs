@@ -13,7 +13,7 @@ use std::sync::Arc;
 use teipsum_kit::{
     db::Db,
     domain::{Invalid, PathId},
-    http::{ApiError, admin, answer, json_body},
+    http::{ApiError, ErrorResponse, admin, answer, json_body, unexpected_response},
     jwt::Verifier,
 };
 use uuid::Uuid;
@@ -23,7 +23,47 @@ use warp::{
     reply::Response,
 };
 
-use crate::BODY_LIMIT;
+use crate::{BODY_LIMIT, precondition::PreconditionError};
+
+/// What can go wrong with a request about products.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    /// A field, the id, the limit or the cursor is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// `If-Match` is missing or malformed.
+    #[error(transparent)]
+    Precondition(#[from] PreconditionError),
+    /// Someone changed the product since the client read it.
+    #[error("the product changed since you read it (it is at version {current}); read it again")]
+    Stale {
+        /// The version it is at.
+        current: i64,
+    },
+    /// No such product (or it was deleted).
+    #[error("product not found")]
+    NotFound,
+    /// Another product has this SKU.
+    #[error("another product has this sku")]
+    SkuTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(ProductError);
+
+impl ErrorResponse for ProductError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            ProductError::Invalid(e) => e.response(),
+            ProductError::Precondition(e) => e.response(),
+            ProductError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
+            ProductError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ProductError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
+            ProductError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
 
 /// Every route of the service.
 pub fn routes(

@@ -3,51 +3,26 @@
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
-    domain::{Cursor, Invalid, PathId, query_params},
-    http::{Caller, ErrorResponse, PageLimit, json_reply, unexpected_response},
+    domain::{Cursor, PathId, query_params},
+    http::{Caller, PageLimit, json_reply},
 };
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
-use super::{product_id, with_etag};
+use super::{ProductError, product_id, with_etag};
 use crate::product::{COLUMNS, Product};
 
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// A malformed id, limit or cursor.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// No such product (or it was deleted).
-    #[error("product not found")]
-    NotFound,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(ReadError);
-
-impl ErrorResponse for ReadError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            ReadError::Invalid(e) => e.response(),
-            ReadError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ReadError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
-
 /// One product, with its version as the ETag.
-pub async fn get(id: PathId, _admin: Caller, db: Db) -> Result<Response, ReadError> {
+pub async fn get(id: PathId, _admin: Caller, db: Db) -> Result<Response, ProductError> {
     let id = product_id(&id)?;
     let product = db
-        .run(move |conn| -> Result<Product, ReadError> {
+        .run(move |conn| -> Result<Product, ProductError> {
             let row = conn
                 .query_opt(
                     &format!("SELECT {COLUMNS} FROM products WHERE id = $1 AND deleted_at IS NULL"),
                     &[&id],
                 )?
-                .ok_or(ReadError::NotFound)?;
+                .ok_or(ProductError::NotFound)?;
             Ok(Product::from_row(&row))
         })
         .await?;
@@ -81,7 +56,7 @@ pub async fn list(
     _admin: Caller,
     db: Db,
     query: Vec<(String, String)>,
-) -> Result<Response, ReadError> {
+) -> Result<Response, ProductError> {
     let params = query_params(query, &["limit", "cursor"])?;
     let limit = PageLimit::parse(params.get("limit").map(String::as_str))?.get();
     let after = params
@@ -90,7 +65,7 @@ pub async fn list(
         .transpose()?
         .map(|c| c.after);
     let mut items = db
-        .run(move |conn| -> Result<Vec<Product>, ReadError> {
+        .run(move |conn| -> Result<Vec<Product>, ProductError> {
             let rows = conn.query(
                 &format!(
                     "SELECT {COLUMNS} FROM products WHERE deleted_at IS NULL \

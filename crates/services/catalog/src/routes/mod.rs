@@ -6,14 +6,39 @@ mod list;
 use serde::Serialize;
 use teipsum_kit::{
     db::Db,
-    domain::{PathId, Price},
-    http::answer,
+    domain::{Invalid, PathId, Price},
+    http::{ErrorResponse, answer, unexpected_response},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
-use warp::{Filter, Rejection, reply::Response};
+use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
 use crate::domain::Stock;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A parameter or the id is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No such product, or not shown (inactive, deleted).
+    #[error("product not found")]
+    NotFound,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(CatalogError);
+
+impl ErrorResponse for CatalogError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            CatalogError::Invalid(e) => e.response(),
+            CatalogError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            CatalogError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
 
 /// Every route of the service.
 pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
