@@ -34,12 +34,7 @@ impl Subscription {
     /// The catalog's read model: products and stock levels.
     pub const CATALOG: Subscription = Subscription {
         service: service::CATALOG,
-        kinds: &[
-            PRODUCTS[0],
-            PRODUCTS[1],
-            PRODUCTS[2],
-            Kind::StockChanged,
-        ],
+        kinds: &[PRODUCTS[0], PRODUCTS[1], PRODUCTS[2], Kind::StockChanged],
     };
     /// Orders: their prices from products, their fate from inventory.
     pub const ORDER: Subscription = Subscription {

@@ -136,7 +136,10 @@ impl Kind {
                 "a later version; `events announce` sends one per product",
             ),
             Kind::ProductDeleted => (&["product_id", "version"], ""),
-            Kind::OrderPlaced => (&["order_id", "user_id", "items: [{product_id, quantity}]"], ""),
+            Kind::OrderPlaced => (
+                &["order_id", "user_id", "items: [{product_id, quantity}]"],
+                "",
+            ),
             Kind::OrderCancelled => (
                 &["order_id", "user_id", "reason?"],
                 "`reason: \"expired\"` when the confirmation window ran out",
@@ -402,7 +405,12 @@ mod tests {
                 .map(|f| f.split([':', '?']).next().unwrap())
                 .collect();
             let data = event.envelope().data;
-            let mut sent: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+            let mut sent: Vec<&str> = data
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             let mut expected = documented.clone();
             sent.sort_unstable();
             expected.sort_unstable();

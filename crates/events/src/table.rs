@@ -5,9 +5,8 @@ use crate::{Kind, Subscription};
 /// The Markdown table of every kind: topic, type, version, producer and
 /// consumers, and the payload's fields.
 pub fn markdown_table() -> String {
-    let mut table = String::from(
-        "| topic | type | version | from → to | data |\n|---|---|---|---|---|\n",
-    );
+    let mut table =
+        String::from("| topic | type | version | from → to | data |\n|---|---|---|---|---|\n");
     for kind in Kind::ALL {
         let consumers: Vec<&str> = Subscription::ALL
             .iter()

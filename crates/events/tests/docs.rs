@@ -11,8 +11,14 @@ const END: &str = "<!-- end of the events table -->";
 fn the_api_docs_show_the_events_of_the_contracts() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md");
     let docs = std::fs::read_to_string(&path).expect("docs/api.md");
-    let start = docs.find(BEGIN).expect("docs/api.md marks the events table") + BEGIN.len();
-    let end = start + docs[start..].find(END).expect("docs/api.md ends the events table");
+    let start = docs
+        .find(BEGIN)
+        .expect("docs/api.md marks the events table")
+        + BEGIN.len();
+    let end = start
+        + docs[start..]
+            .find(END)
+            .expect("docs/api.md ends the events table");
     let table = teipsum_events::markdown_table();
     if docs[start..end] == table {
         return;

@@ -49,9 +49,9 @@ fn every_service_produces_and_consumes_what_the_contracts_say() {
 fn every_topic_of_a_kind_exists_with_its_producer() {
     for (env, plan) in plans() {
         for kind in Kind::ALL {
-            let topic = plan
-                .topic(kind.topic())
-                .unwrap_or_else(|| panic!("{env}: topic {} of {kind} is not in the spec", kind.topic()));
+            let topic = plan.topic(kind.topic()).unwrap_or_else(|| {
+                panic!("{env}: topic {} of {kind} is not in the spec", kind.topic())
+            });
             let producers: Vec<&str> = topic.producers.iter().map(String::as_str).collect();
             assert_eq!(
                 producers,

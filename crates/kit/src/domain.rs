@@ -199,7 +199,10 @@ mod tests {
             after: Uuid::now_v7(),
         };
         assert_eq!(After::decode(&cursor.encode()).unwrap(), cursor);
-        assert_eq!(After::decode(&format!("{}==", cursor.encode())).unwrap(), cursor);
+        assert_eq!(
+            After::decode(&format!("{}==", cursor.encode())).unwrap(),
+            cursor
+        );
         for bad in ["", "!!!", "e30", "eyJhZnRlciI6MX0"] {
             assert!(After::decode(bad).is_err(), "{bad}");
         }
@@ -220,14 +223,26 @@ mod tests {
         assert!(visible_line("name", "   ", 64).is_err());
         assert!(visible_line("name", "Ana\u{202E}nimda", 64).is_err());
         assert!(visible_line("name", "Ana\nB", 64).is_err());
-        assert!(visible_line("name", &"x".repeat(65), 64).unwrap_err().0.contains("1 to 64"));
+        assert!(
+            visible_line("name", &"x".repeat(65), 64)
+                .unwrap_err()
+                .0
+                .contains("1 to 64")
+        );
     }
 
     #[test]
     fn path_ids_are_non_empty_and_name_what_is_wrong() {
         assert!("".parse::<PathId>().is_err());
         let id = Uuid::now_v7();
-        assert_eq!(id.to_string().parse::<PathId>().unwrap().uuid("order").unwrap(), id);
+        assert_eq!(
+            id.to_string()
+                .parse::<PathId>()
+                .unwrap()
+                .uuid("order")
+                .unwrap(),
+            id
+        );
         assert_eq!(
             "x".parse::<PathId>().unwrap().uuid("order").unwrap_err().0,
             "the order id must be a UUID"
@@ -241,8 +256,16 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(query_params(pairs(&[("limit", "5")]), &["limit"]).unwrap()["limit"], "5");
-        assert!(query_params(pairs(&[("limt", "5")]), &["limit"]).unwrap_err().0.contains("`limt`"));
+        assert_eq!(
+            query_params(pairs(&[("limit", "5")]), &["limit"]).unwrap()["limit"],
+            "5"
+        );
+        assert!(
+            query_params(pairs(&[("limt", "5")]), &["limit"])
+                .unwrap_err()
+                .0
+                .contains("`limt`")
+        );
         assert!(
             query_params(pairs(&[("limit", "5"), ("limit", "6")]), &["limit"])
                 .unwrap_err()

@@ -25,7 +25,11 @@ fn positive(version: i64) -> Result<(), HandleError> {
 
 /// Apply one event of [`teipsum_events::Subscription::CATALOG`] inside the
 /// consumer's transaction.
-pub fn apply(tx: &mut Transaction<'_>, envelope: &Envelope, event: Event) -> Result<(), HandleError> {
+pub fn apply(
+    tx: &mut Transaction<'_>,
+    envelope: &Envelope,
+    event: Event,
+) -> Result<(), HandleError> {
     match event {
         Event::ProductCreated(data) | Event::ProductUpdated(data) => {
             positive(data.version)?;

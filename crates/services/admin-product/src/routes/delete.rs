@@ -1,17 +1,10 @@
 //! `DELETE /api/admin/products/{id}` with `If-Match`.
 
-use teipsum_kit::{
-    db::Db,
-    domain::PathId,
-    http::Caller,
-};
+use teipsum_kit::{db::Db, domain::PathId, http::Caller};
 use warp::{Reply, http::StatusCode, reply::Response};
 
 use super::{ProductError, product_id};
-use crate::{
-    precondition::IfMatch,
-    product::deleted_event,
-};
+use crate::{precondition::IfMatch, product::deleted_event};
 
 /// Delete a product if the client has read its current version. The row
 /// stays as a tombstone with one more version, which `product-deleted`

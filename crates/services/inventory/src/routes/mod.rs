@@ -139,6 +139,27 @@ fn lock_level(tx: &mut impl postgres::GenericClient, id: Uuid) -> Result<(), Sto
     Ok(())
 }
 
+/// Change the stock of `id` in one transaction: refuse a product inventory
+/// cannot stock, take the level's row, run `change`, announce the new level
+/// and answer with it.
+async fn change_level(
+    db: &Db,
+    id: Uuid,
+    change: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), StockError> + Send + 'static,
+) -> Result<Level, StockError> {
+    db.run(move |conn| {
+        let mut tx = conn.transaction()?;
+        stockable(&mut tx, id)?;
+        lock_level(&mut tx, id)?;
+        change(&mut tx)?;
+        stock::announce(&mut tx, id)?;
+        let level = level(&mut tx, id)?;
+        tx.commit()?;
+        Ok(level)
+    })
+    .await
+}
+
 /// `GET /api/admin/inventory/{product_id}`.
 pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockError> {
     let id = product_id(&id)?;
@@ -155,7 +176,7 @@ pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockE
 /// the row before it records itself; a release records itself and then
 /// waits for the row, adding its units back after this one).
 pub async fn set(
-    id: String,
+    id: PathId,
     db: Db,
     caller: Caller,
     body: SetStock,
@@ -163,40 +184,30 @@ pub async fn set(
     let id = product_id(&id)?;
     let on_hand = body.on_hand;
     if !(0..=MAX_QUANTITY).contains(&on_hand) {
-        return Err(Invalid(format!(
-            "on_hand must be 0 to {MAX_QUANTITY}"
-        ))
-        .into());
+        return Err(Invalid(format!("on_hand must be 0 to {MAX_QUANTITY}")).into());
     }
-    let level = db
-        .run(move |conn| -> Result<Level, StockError> {
-            let mut tx = conn.transaction()?;
-            stockable(&mut tx, id)?;
-            lock_level(&mut tx, id)?;
-            let set = tx.query_opt(
+    let level = change_level(&db, id, move |tx| {
+        let set = tx.query_opt(
                 "UPDATE inventory.inventory i SET quantity = $2 - r.held \
                  FROM (SELECT coalesce(sum(quantity), 0)::BIGINT AS held FROM inventory.reservations \
                        WHERE product_id = $1 AND released_at IS NULL) r \
                  WHERE i.product_id = $1 AND r.held <= $2 RETURNING i.quantity",
                 &[&id, &on_hand],
             )?;
-            if set.is_none() {
-                let reserved = stock::reserved(&mut tx, id)?;
-                return Err(StockError::BelowReserved { reserved });
-            }
-            stock::announce(&mut tx, id)?;
-            let level = level(&mut tx, id)?;
-            tx.commit()?;
-            Ok(level)
-        })
-        .await?;
+        if set.is_none() {
+            let reserved = stock::reserved(tx, id)?;
+            return Err(StockError::BelowReserved { reserved });
+        }
+        Ok(())
+    })
+    .await?;
     tracing::info!(product_id = %id, on_hand, admin = %caller.claims.sub, "stock set");
     Ok(json_reply(StatusCode::OK, &level))
 }
 
 /// `POST /api/admin/inventory/{product_id}/adjust`: add or remove units.
 pub async fn adjust(
-    id: String,
+    id: PathId,
     db: Db,
     caller: Caller,
     body: Adjust,
@@ -210,34 +221,27 @@ pub async fn adjust(
         ))
         .into());
     }
-    let level = db
-        .run(move |conn| -> Result<Level, StockError> {
-            let mut tx = conn.transaction()?;
-            stockable(&mut tx, id)?;
-            lock_level(&mut tx, id)?;
-            let current = level(&mut tx, id)?;
-            if current.quantity + delta < 0 {
-                return Err(StockError::Insufficient {
-                    available: current.quantity,
-                });
-            }
-            if current.on_hand + delta > MAX_QUANTITY {
-                return Err(Invalid(format!(
-                    "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
-                    current.on_hand
-                ))
-                .into());
-            }
-            tx.execute(
-                "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
-                &[&id, &delta],
-            )?;
-            stock::announce(&mut tx, id)?;
-            let level = level(&mut tx, id)?;
-            tx.commit()?;
-            Ok(level)
-        })
-        .await?;
+    let level = change_level(&db, id, move |tx| {
+        let current = level(tx, id)?;
+        if current.quantity + delta < 0 {
+            return Err(StockError::Insufficient {
+                available: current.quantity,
+            });
+        }
+        if current.on_hand + delta > MAX_QUANTITY {
+            return Err(Invalid(format!(
+                "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
+                current.on_hand
+            ))
+            .into());
+        }
+        tx.execute(
+            "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
+            &[&id, &delta],
+        )?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(product_id = %id, delta, admin = %caller.claims.sub, "stock adjusted");
     Ok(json_reply(StatusCode::OK, &level))
 }
