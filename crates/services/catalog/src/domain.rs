@@ -210,6 +210,8 @@ pub struct Stock {
 }
 
 /// A coarse stock level.
+// The variants are the names clients read (`in_stock`, `low_stock`, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StockStatus {
