@@ -130,10 +130,10 @@ impl Kind {
         match self {
             Kind::UserRegistered => (&["user_id", "email", "display_name", "role"], ""),
             Kind::UserLogin => (&["user_id", "at"], ""),
-            Kind::ProductCreated => (PRODUCT, "version 1"),
+            Kind::ProductCreated => (PRODUCT, "the product at `version` 1"),
             Kind::ProductUpdated => (
                 PRODUCT,
-                "a later version; `events announce` sends one per product",
+                "a later `version`; `events announce` sends one per product",
             ),
             Kind::ProductDeleted => (&["product_id", "version"], ""),
             Kind::OrderPlaced => (
