@@ -20,16 +20,7 @@ pub async fn delete(
     let version = db
         .run(move |conn| -> Result<i64, ProductError> {
             let mut tx = conn.transaction()?;
-            let current: i64 = tx
-                .query_opt(
-                    "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                    &[&id],
-                )?
-                .ok_or(ProductError::NotFound)?
-                .get(0);
-            if !precondition.matches(current) {
-                return Err(ProductError::Stale { current });
-            }
+            precondition.lock(&mut tx, id)?;
             let version: i64 = tx
                 .query_one(
                     "UPDATE products SET deleted_at = now(), updated_at = now(), version = version + 1 \

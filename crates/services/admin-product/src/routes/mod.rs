@@ -23,7 +23,10 @@ use warp::{
     reply::Response,
 };
 
-use crate::{BODY_LIMIT, precondition::PreconditionError};
+use crate::{
+    BODY_LIMIT,
+    precondition::{IfMatch, PreconditionError},
+};
 
 /// What can go wrong with a request about products.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,26 @@ async fn explain(rejection: Rejection) -> Result<(Response,), Rejection> {
 /// The product id of a path.
 fn product_id(id: &PathId) -> Result<Uuid, Invalid> {
     id.uuid("product")
+}
+
+impl IfMatch {
+    /// Take the row of live product `id` until the transaction ends and
+    /// check the precondition against its version: the lock makes
+    /// check-then-write atomic, so of two changes from the same version the
+    /// second sees the first's and fails.
+    fn lock(&self, tx: &mut postgres::Transaction<'_>, id: Uuid) -> Result<(), ProductError> {
+        let current: i64 = tx
+            .query_opt(
+                "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                &[&id],
+            )?
+            .ok_or(ProductError::NotFound)?
+            .get(0);
+        if !self.matches(current) {
+            return Err(ProductError::Stale { current });
+        }
+        Ok(())
+    }
 }
 
 /// `response` with an `ETag` header.

@@ -30,18 +30,7 @@ pub async fn update(
     let product = db
         .run(move |conn| -> Result<Product, ProductError> {
             let mut tx = conn.transaction()?;
-            // The row lock makes check-then-write atomic: of two updates
-            // from the same version, the second sees the first's.
-            let current: i64 = tx
-                .query_opt(
-                    "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                    &[&id],
-                )?
-                .ok_or(ProductError::NotFound)?
-                .get(0);
-            if !precondition.matches(current) {
-                return Err(ProductError::Stale { current });
-            }
+            precondition.lock(&mut tx, id)?;
             let image_urls: Vec<&str> = valid.image_urls.iter().map(|u| u.as_str()).collect();
             let row = tx
                 .query_one(
