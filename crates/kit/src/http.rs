@@ -146,20 +146,26 @@ macro_rules! unexpected_errors {
     };
 }
 
-/// The response to a handler's error: the error's status and code with its
+/// What the client sees of a handler's error: its status and code with its
 /// message, or, for 5xx, a generic message while the cause chain is logged.
-pub fn error_response<E: ErrorResponse + 'static>(error: E) -> warp::reply::Response {
+/// The one mapping behind [`error_response`], [`answer`] and [`reject`].
+fn client_error<E: ErrorResponse + 'static>(error: &E) -> ApiError {
     let (status, code) = error.response();
     if status.is_server_error() {
-        let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
-        let api = if status == StatusCode::SERVICE_UNAVAILABLE {
+        let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(error)));
+        return if status == StatusCode::SERVICE_UNAVAILABLE {
             ApiError::unavailable(&chain)
         } else {
             ApiError::internal(&chain)
         };
-        return error_reply(api.status, api.code, &api.message);
     }
-    error_reply(status, code, &client_message(&error))
+    ApiError::new(status, code, client_message(error))
+}
+
+/// The response to a handler's error (see [`ErrorResponse`]).
+pub fn error_response<E: ErrorResponse + 'static>(error: E) -> warp::reply::Response {
+    let api = client_error(&error);
+    error_reply(api.status, api.code, &api.message)
 }
 
 /// A handler's result as the response: routing stops at the handler that
@@ -173,15 +179,7 @@ pub fn answer<E: ErrorResponse + 'static>(
 /// A handler error as a rejection, for filters (authentication, parsing)
 /// that decide before a handler runs.
 pub fn reject<E: ErrorResponse + 'static>(error: E) -> Rejection {
-    let (status, code) = error.response();
-    if status.is_server_error() {
-        let chain = anyhow::Error::new(SendableError(error.to_string(), source_chain(&error)));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            return ApiError::unavailable(&chain).reject();
-        }
-        return ApiError::internal(&chain).reject();
-    }
-    ApiError::new(status, code, client_message(&error)).reject()
+    client_error(&error).reject()
 }
 
 /// The causes of `error`, PostgreSQL's with SQLSTATE, message and detail.
@@ -484,9 +482,8 @@ impl PageLimit {
     /// The largest page: bounds the work and the size of one (cached) answer.
     pub const MAX: i64 = 100;
 
-    /// From the `limit` query parameter, if given; the error is the message
-    /// for the client.
-    pub fn parse(raw: Option<&str>) -> Result<Self, String> {
+    /// From the `limit` query parameter, if given.
+    pub fn parse(raw: Option<&str>) -> Result<Self, crate::domain::Invalid> {
         let Some(raw) = raw else {
             return Ok(PageLimit(Self::DEFAULT));
         };
@@ -494,7 +491,9 @@ impl PageLimit {
             .ok()
             .filter(|n| (1..=Self::MAX).contains(n))
             .map(PageLimit)
-            .ok_or_else(|| format!("limit must be an integer from 1 to {}", Self::MAX))
+            .ok_or_else(|| {
+                crate::domain::Invalid(format!("limit must be an integer from 1 to {}", Self::MAX))
+            })
     }
 
     /// The number.

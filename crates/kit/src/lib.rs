@@ -8,11 +8,13 @@
 //! | [`kafka`] | librdkafka clients and `topics apply` |
 //! | [`jwt`] | EdDSA access tokens |
 //! | [`http`] | JSON bodies, errors, authentication, request ids, serving |
+//! | [`domain`] | what requests share: [`domain::Invalid`], categories, prices, cursors, path ids |
 //! | [`process`] | sd_notify and signals |
 //! | [`telemetry`] | journald or stderr logging |
 //! | [`service`] | the life of a service process |
 
 pub mod db;
+pub mod domain;
 pub mod events;
 pub mod http;
 pub mod jwt;

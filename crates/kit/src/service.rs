@@ -106,6 +106,10 @@ impl Handler for Box<dyn Handler> {
     fn wants(&self, topic: &str, kind: &str) -> bool {
         (**self).wants(topic, kind)
     }
+
+    fn understands(&self, topic: &str, kind: &str, version: u32) -> bool {
+        (**self).understands(topic, kind, version)
+    }
 }
 
 /// The routes and consumers a service builds from its [`Context`].

@@ -5,18 +5,8 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-/// Why a value was refused; the message is shown to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
-
-/// Characters that render as nothing or reorder text (bidi overrides,
-/// zero-width spaces): used to make one name look like another.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
+use serde::Deserialize;
+use teipsum_kit::domain::{Category, Invalid, is_invisible, visible_line};
 
 /// A stock-keeping unit: 3 to 40 of `A-Z`, `0-9` and `-`, uppercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +29,6 @@ impl Sku {
         Ok(Sku(sku))
     }
 
-    /// The SKU.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -115,7 +104,6 @@ impl Money {
         self.amount_minor
     }
 
-    /// The currency.
     pub fn currency(self) -> Currency {
         self.currency
     }
@@ -131,23 +119,9 @@ impl Name {
 
     /// Trim and check `raw`.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        let length = name.chars().count();
-        if length == 0 || length > Self::MAX {
-            return Err(Invalid(format!(
-                "name must have 1 to {} characters",
-                Self::MAX
-            )));
-        }
-        if name.chars().any(|c| c.is_control() || is_invisible(c)) {
-            return Err(Invalid(
-                "name must not contain control or invisible characters".to_owned(),
-            ));
-        }
-        Ok(Name(name.to_owned()))
+        visible_line("name", raw, Self::MAX).map(Name)
     }
 
-    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -181,38 +155,6 @@ impl Description {
         Ok(Description(text.to_owned()))
     }
 
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A category slug such as `t-shirts`: lowercase letters and digits in
-/// words joined by single dashes, at most 64 characters. A slug, so that
-/// `?category=` in catalog URLs needs no escaping and `Shirts`/`shirts`
-/// cannot become two categories.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Category(String);
-
-impl Category {
-    /// Trim, lowercase and check `raw`.
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let slug = raw.trim().to_ascii_lowercase();
-        let words_ok = slug.split('-').all(|word| {
-            !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-        if slug.is_empty() || slug.len() > 64 || !words_ok {
-            return Err(Invalid(
-                "category must be a slug of at most 64 lowercase letters, digits and single dashes, such as t-shirts".to_owned(),
-            ));
-        }
-        Ok(Category(slug))
-    }
-
-    /// The slug.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -278,7 +220,6 @@ impl ImageUrl {
         Ok(ImageUrl(url.to_owned()))
     }
 
-    /// The URL.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -288,7 +229,6 @@ impl ImageUrl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
-    /// Minor units.
     pub amount_minor: i64,
     /// ISO 4217 code.
     pub currency: String,
@@ -298,16 +238,12 @@ pub struct PriceInput {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
-    /// Name.
     pub name: String,
     /// Description; empty when absent.
     #[serde(default)]
     pub description: String,
-    /// SKU.
     pub sku: String,
-    /// Price.
     pub price: PriceInput,
-    /// Category slug.
     pub category: String,
     /// Image URLs; none when absent.
     #[serde(default)]
@@ -327,17 +263,11 @@ pub const MAX_IMAGES: usize = 10;
 /// A checked product.
 #[derive(Debug, Clone)]
 pub struct ValidProduct {
-    /// Name.
     pub name: Name,
-    /// Description.
     pub description: Description,
-    /// SKU.
     pub sku: Sku,
-    /// Price.
     pub price: Money,
-    /// Category.
     pub category: Category,
-    /// Image URLs.
     pub image_urls: Vec<ImageUrl>,
     /// Visible to shoppers.
     pub active: bool,
@@ -366,15 +296,6 @@ impl ProductInput {
             active: self.active,
         })
     }
-}
-
-/// A price as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Price {
-    /// Minor units.
-    pub amount_minor: i64,
-    /// ISO 4217 code.
-    pub currency: String,
 }
 
 #[cfg(test)]

@@ -7,12 +7,14 @@
 //! to `product-events` through the outbox, in the transaction that makes
 //! the change, so that the event and the change exist together or not at all.
 
-pub mod domain;
-pub mod precondition;
-pub mod product;
-pub mod routes;
+mod domain;
+mod precondition;
+mod product;
+mod routes;
 
 use teipsum_kit::{Context, Parts, Service};
+
+pub use product::announce_all;
 use warp::Filter;
 
 mod embedded {
@@ -21,17 +23,14 @@ mod embedded {
 
 /// The admin-product service.
 pub const SERVICE: Service = Service {
-    name: "admin-product",
+    name: teipsum_events::service::ADMIN_PRODUCT,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
 };
 
-/// Topics the service publishes to (must match `produces` in config.ncl).
-pub const PRODUCES: [&str; 1] = [product::TOPIC];
-
 /// Largest request body accepted: a product with a full description and
 /// ten long image URLs fits with room to spare.
-pub const BODY_LIMIT: u64 = 64 * 1024;
+const BODY_LIMIT: u64 = 64 * 1024;
 
 /// Build the service from its context.
 pub fn build(

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
         teipsum_admin_product::build,
         Commands {
             consumer: None,
-            announce: Some(teipsum_admin_product::product::announce_all),
+            announce: Some(teipsum_admin_product::announce_all),
         },
     )
     .await

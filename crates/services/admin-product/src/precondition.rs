@@ -3,6 +3,9 @@
 //! someone else makes the tag stale and the request fails with 412 instead
 //! of silently overwriting that change.
 
+use teipsum_kit::http::ErrorResponse;
+use warp::http::StatusCode;
+
 /// A parsed `If-Match` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IfMatch {
@@ -28,6 +31,17 @@ pub enum PreconditionError {
     /// An `If-Match` that is not a list of entity tags.
     #[error("If-Match must be an entity tag such as \"3\", or *")]
     Malformed,
+}
+
+impl ErrorResponse for PreconditionError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            PreconditionError::Required => {
+                (StatusCode::PRECONDITION_REQUIRED, "PRECONDITION_REQUIRED")
+            }
+            PreconditionError::Malformed => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+        }
+    }
 }
 
 impl IfMatch {

@@ -1,17 +1,10 @@
 //! A stored product, as clients see it, and the events that describe it.
 
 use serde::Serialize;
-use teipsum_kit::events::Envelope;
+use teipsum_events::{Event, ProductDeleted};
+use teipsum_kit::domain::Price;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use crate::domain::Price;
-
-/// The topic product events go to.
-pub const TOPIC: &str = "product-events";
-
-/// Version of the shape of the events' `data` (the envelope's `version`).
-pub const DATA_VERSION: u32 = 1;
 
 /// The columns [`Product::from_row`] reads, for `SELECT` and `RETURNING`.
 pub const COLUMNS: &str = "id, name, description, sku, price_minor, currency, category, \
@@ -22,17 +15,11 @@ pub const COLUMNS: &str = "id, name, description, sku, price_minor, currency, ca
 pub struct Product {
     /// Id (UUIDv7: ordered by creation).
     pub id: Uuid,
-    /// Name.
     pub name: String,
-    /// Description.
     pub description: String,
-    /// SKU.
     pub sku: String,
-    /// Price.
     pub price: Price,
-    /// Category slug.
     pub category: String,
-    /// Image URLs.
     pub image_urls: Vec<String>,
     /// Whether shoppers see it.
     pub active: bool,
@@ -72,39 +59,31 @@ impl Product {
         etag(self.version)
     }
 
-    /// `product-created` (version 1) or `product-updated`, carrying the
-    /// whole product so that consumers need no other source.
-    pub fn event(&self, kind: &str) -> Envelope {
-        Envelope::new(
-            crate::SERVICE.name,
-            kind,
-            DATA_VERSION,
-            self.id,
-            serde_json::json!({
-                "product_id": self.id,
-                "version": self.version,
-                "name": self.name,
-                "description": self.description,
-                "sku": self.sku,
-                "price_minor": self.price.amount_minor,
-                "currency": self.price.currency,
-                "category": self.category,
-                "image_urls": self.image_urls,
-                "active": self.active,
-            }),
-        )
+    /// The whole product as events carry it, so that consumers need no
+    /// other source: `Event::ProductCreated` (version 1) or `ProductUpdated`
+    /// wrap it.
+    pub fn payload(&self) -> teipsum_events::Product {
+        teipsum_events::Product {
+            product_id: self.id,
+            version: self.version,
+            name: self.name.clone(),
+            description: self.description.clone(),
+            sku: self.sku.clone(),
+            price_minor: self.price.amount_minor,
+            currency: self.price.currency.clone(),
+            category: self.category.clone(),
+            image_urls: self.image_urls.clone(),
+            active: self.active,
+        }
     }
 }
 
 /// `product-deleted` of `id` at `version` (the version the deletion made).
-pub fn deleted_event(id: Uuid, version: i64) -> Envelope {
-    Envelope::new(
-        crate::SERVICE.name,
-        "product-deleted",
-        DATA_VERSION,
-        id,
-        serde_json::json!({"product_id": id, "version": version}),
-    )
+pub fn deleted_event(id: Uuid, version: i64) -> Event {
+    Event::ProductDeleted(ProductDeleted {
+        product_id: id,
+        version,
+    })
 }
 
 /// The strong entity tag of `version`.
@@ -128,9 +107,9 @@ pub fn announce_all(tx: &mut postgres::Transaction<'_>) -> Result<u64, postgres:
         let event = if row.get("deleted") {
             deleted_event(row.get("id"), row.get("version"))
         } else {
-            Product::from_row(row).event("product-updated")
+            Event::ProductUpdated(Product::from_row(row).payload())
         };
-        teipsum_kit::events::append(tx, TOPIC, &event)?;
+        event.append(tx)?;
     }
     Ok(rows.len() as u64)
 }

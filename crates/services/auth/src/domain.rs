@@ -4,10 +4,7 @@
 
 use std::fmt;
 
-/// Why a value was refused; the message is shown to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+use teipsum_kit::domain::{Invalid, visible_line};
 
 /// A lowercased e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +43,6 @@ impl Email {
         }
     }
 
-    /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -107,32 +103,12 @@ impl DisplayName {
 
     /// Trim and check `raw`.
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
-        let length = name.chars().count();
-        if length == 0 || length > Self::MAX {
-            return Err(Invalid(format!(
-                "display_name must have 1 to {} characters",
-                Self::MAX
-            )));
-        }
-        if name.chars().any(|c| c.is_control() || is_invisible(c)) {
-            return Err(Invalid(
-                "display_name must not contain control or invisible characters".to_owned(),
-            ));
-        }
-        Ok(DisplayName(name.to_owned()))
+        visible_line("display_name", raw, Self::MAX).map(DisplayName)
     }
 
-    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
-}
-
-/// Characters that render as nothing or reorder text (bidi overrides,
-/// zero-width spaces): used to impersonate other names.
-pub fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]

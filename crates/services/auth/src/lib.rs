@@ -4,10 +4,12 @@
 //! see docs/api.md. Emits `user-registered` and `user-login` through the
 //! outbox, in the transaction that creates the account or the session.
 
-pub mod domain;
-pub mod passwords;
-pub mod routes;
-pub mod tokens;
+mod domain;
+mod passwords;
+mod routes;
+mod tokens;
+
+pub use routes::promote_from_cli;
 
 use std::sync::Arc;
 
@@ -23,22 +25,19 @@ mod embedded {
 
 /// The auth service.
 pub const SERVICE: Service = Service {
-    name: "auth",
+    name: teipsum_events::service::AUTH,
     migrations: embedded::migrations::runner,
     verifies_tokens: false,
 };
-
-/// Topics auth publishes to (must match `produces` in config.ncl).
-pub const PRODUCES: [&str; 2] = ["user-registered", "user-login"];
 
 /// Accepted refresh token family lifetimes, in seconds: 1 hour to 90 days.
 pub const REFRESH_TTL_SECS: std::ops::RangeInclusive<u64> = 3_600..=90 * 86_400;
 
 /// Largest request body accepted.
-pub const BODY_LIMIT: u64 = 16 * 1024;
+const BODY_LIMIT: u64 = 16 * 1024;
 
 /// What the handlers share.
-pub struct Auth {
+pub(crate) struct Auth {
     /// The accounts database.
     pub db: Db,
     /// Signs access tokens.
@@ -60,7 +59,7 @@ pub struct Auth {
 
 /// An account as clients see it.
 #[derive(Debug, Clone, Serialize)]
-pub struct User {
+pub(crate) struct User {
     /// Id.
     pub id: Uuid,
     /// Lowercased e-mail.

@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
             teipsum_kit::service::run(teipsum_auth::SERVICE, teipsum_auth::build).await
         }
         [command, flag, email] if command == "promote-admin" && flag == "--email" => {
-            teipsum_auth::routes::admin::promote_from_cli(email).await
+            teipsum_auth::promote_from_cli(email).await
         }
         _ => {
             eprintln!(

@@ -49,7 +49,6 @@ pub const PRUNE_BATCH: i64 = 100;
 /// A refresh token family: one login's session.
 #[derive(Debug, Clone, Copy)]
 pub struct Family {
-    /// Id.
     pub id: Uuid,
     /// The absolute end of the session, fixed at login.
     pub expires_at: OffsetDateTime,

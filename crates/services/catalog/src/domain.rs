@@ -2,18 +2,13 @@
 //! a page size from 1 to 100, a category slug, search words safe to put in
 //! a `tsquery`, and a cursor that belongs to its sort order.
 
-use std::collections::BTreeMap;
-
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
-use teipsum_kit::http::PageLimit;
+use teipsum_kit::{
+    domain::{Category, Cursor as _, Invalid, query_params},
+    http::PageLimit,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// Why a request was refused; the message is shown to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// The orders the list offers. Each ends with the id, so that the order is
 /// total and a cursor names one exact position.
@@ -56,36 +51,40 @@ pub enum Cursor {
         /// Creation time of the last product.
         #[serde(with = "time::serde::rfc3339")]
         created_at: OffsetDateTime,
-        /// Its id.
         id: Uuid,
     },
     /// After this price and id, ascending.
     PriceAsc {
         /// Price of the last product.
         price_minor: i64,
-        /// Its id.
         id: Uuid,
     },
     /// After this price and id, descending.
     PriceDesc {
         /// Price of the last product.
         price_minor: i64,
-        /// Its id.
         id: Uuid,
     },
     /// After this lowercased name and id.
     Name {
         /// Lowercased name of the last product.
         name: String,
-        /// Its id.
         id: Uuid,
     },
 }
 
-impl Cursor {
-    /// Longest cursor accepted (a name of 200 characters fits).
-    const MAX: usize = 2048;
+impl teipsum_kit::domain::Cursor for Cursor {
+    /// A control character (NUL above all) is never in a name we stored,
+    /// and PostgreSQL refuses a NUL in text with an error.
+    fn acceptable(&self) -> bool {
+        match self {
+            Cursor::Name { name, .. } => !name.chars().any(char::is_control),
+            Cursor::Newest { .. } | Cursor::PriceAsc { .. } | Cursor::PriceDesc { .. } => true,
+        }
+    }
+}
 
+impl Cursor {
     /// The sort order this cursor walks.
     pub fn sort(&self) -> Sort {
         match self {
@@ -94,62 +93,6 @@ impl Cursor {
             Cursor::PriceDesc { .. } => Sort::PriceDesc,
             Cursor::Name { .. } => Sort::Name,
         }
-    }
-
-    /// The `next_cursor` text.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a cursor serializes"))
-    }
-
-    /// Whether a text field of the cursor holds a control character.
-    fn has_control_characters(&self) -> bool {
-        match self {
-            Cursor::Name { name, .. } => name.chars().any(char::is_control),
-            Cursor::Newest { .. } | Cursor::PriceAsc { .. } | Cursor::PriceDesc { .. } => false,
-        }
-    }
-
-    /// From the `cursor` parameter.
-    pub fn decode(raw: &str) -> Result<Self, Invalid> {
-        Some(raw)
-            .filter(|r| r.len() <= Self::MAX)
-            .and_then(|r| URL_SAFE_NO_PAD.decode(r.trim_end_matches('=')).ok())
-            .and_then(|bytes| serde_json::from_slice::<Cursor>(&bytes).ok())
-            // A control character (NUL above all) is never in a name we
-            // stored, and PostgreSQL refuses a NUL in text with an error.
-            .filter(|cursor| !cursor.has_control_characters())
-            .ok_or_else(|| {
-                Invalid("cursor is not valid; pass the next_cursor of a page".to_owned())
-            })
-    }
-}
-
-/// A category slug (as admin-product stores them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Category(String);
-
-impl Category {
-    /// Check `raw`; lowercased like the stored slugs.
-    pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let slug = raw.trim().to_ascii_lowercase();
-        let words_ok = slug.split('-').all(|word| {
-            !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-        if slug.len() > 64 || !words_ok {
-            return Err(Invalid(
-                "category must be a slug such as t-shirts (lowercase letters, digits, dashes)"
-                    .to_owned(),
-            ));
-        }
-        Ok(Category(slug))
-    }
-
-    /// The slug.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -203,9 +146,7 @@ impl Search {
 /// A checked `GET /api/products` request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {
-    /// Page size.
     pub limit: PageLimit,
-    /// Order.
     pub sort: Sort,
     /// Where to start; its sort is `sort`.
     pub cursor: Option<Cursor>,
@@ -224,19 +165,8 @@ impl ListQuery {
     /// junk parameters would split nginx's cache). An empty `q` or
     /// `category` is no filter, as an empty search box sends.
     pub fn parse(pairs: Vec<(String, String)>) -> Result<Self, Invalid> {
-        let mut params = BTreeMap::new();
-        for (name, value) in pairs {
-            if !Self::PARAMETERS.contains(&name.as_str()) {
-                return Err(Invalid(format!(
-                    "unknown query parameter `{name}`; known: {}",
-                    Self::PARAMETERS.join(", ")
-                )));
-            }
-            if params.insert(name.clone(), value).is_some() {
-                return Err(Invalid(format!("query parameter `{name}` is given twice")));
-            }
-        }
-        let limit = PageLimit::parse(params.get("limit").map(String::as_str)).map_err(Invalid)?;
+        let params = query_params(pairs, &Self::PARAMETERS)?;
+        let limit = PageLimit::parse(params.get("limit").map(String::as_str))?;
         let cursor = params
             .get("cursor")
             .map(|c| Cursor::decode(c))
@@ -280,6 +210,8 @@ pub struct Stock {
 }
 
 /// A coarse stock level.
+// The variants are the names clients read (`in_stock`, `low_stock`, ...).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StockStatus {
@@ -316,6 +248,8 @@ impl Stock {
 
 #[cfg(test)]
 mod tests {
+    use teipsum_kit::domain::Cursor as _;
+
     use super::*;
 
     fn query(pairs: &[(&str, &str)]) -> Result<ListQuery, String> {

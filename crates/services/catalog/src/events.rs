@@ -7,69 +7,32 @@
 //! the version guard (products) or the `occurred_at` guard (stock).
 
 use postgres::Transaction;
-use serde::Deserialize;
-use teipsum_kit::events::{Envelope, HandleError};
+use teipsum_events::{Envelope, Event};
+use teipsum_kit::events::HandleError;
 use uuid::Uuid;
-
-/// Products created, updated and deleted (from admin-product).
-pub const PRODUCT_EVENTS: &str = "product-events";
-/// Stock levels and reservations (from inventory).
-pub const INVENTORY_EVENTS: &str = "inventory-events";
-
-/// `data` of `product-created` and `product-updated`.
-#[derive(Debug, Deserialize)]
-struct ProductData {
-    product_id: Uuid,
-    version: i64,
-    name: String,
-    description: String,
-    sku: String,
-    price_minor: i64,
-    currency: String,
-    category: String,
-    image_urls: Vec<String>,
-    active: bool,
-}
-
-/// `data` of `product-deleted`.
-#[derive(Debug, Deserialize)]
-struct DeletedData {
-    product_id: Uuid,
-    version: i64,
-}
-
-/// `data` of `stock-changed`: the units available now.
-#[derive(Debug, Deserialize)]
-struct StockData {
-    product_id: Uuid,
-    quantity: i64,
-}
 
 fn permanent(message: String) -> HandleError {
     HandleError::Permanent(anyhow::anyhow!(message))
 }
 
-/// The kinds of event [`apply`] acts on; the others on its topics are
-/// acknowledged without touching the database.
-pub const KINDS: &[&str] = &[
-    "product-created",
-    "product-updated",
-    "product-deleted",
-    "stock-changed",
-];
+/// Refuse a product version that no producer makes.
+fn positive(version: i64) -> Result<(), HandleError> {
+    if version < 1 {
+        return Err(permanent(format!("version {version} is not positive")));
+    }
+    Ok(())
+}
 
-/// Apply one event inside the consumer's transaction. Types the catalog
-/// does not show (`stock-reserved`, `reservation-rejected`, ...) are ignored.
-pub fn apply(tx: &mut Transaction<'_>, topic: &str, event: &Envelope) -> Result<(), HandleError> {
-    match (topic, event.kind.as_str()) {
-        (PRODUCT_EVENTS, "product-created" | "product-updated") => {
-            let data: ProductData = serde_json::from_value(event.data.clone())?;
-            if data.version < 1 {
-                return Err(permanent(format!(
-                    "version {} is not positive",
-                    data.version
-                )));
-            }
+/// Apply one event of [`teipsum_events::Subscription::CATALOG`] inside the
+/// consumer's transaction.
+pub fn apply(
+    tx: &mut Transaction<'_>,
+    envelope: &Envelope,
+    event: Event,
+) -> Result<(), HandleError> {
+    match event {
+        Event::ProductCreated(data) | Event::ProductUpdated(data) => {
+            positive(data.version)?;
             // The guard is the WHERE of the conflict branch: only a newer
             // version replaces the row (a tombstone included).
             tx.execute(
@@ -93,19 +56,13 @@ pub fn apply(tx: &mut Transaction<'_>, topic: &str, event: &Envelope) -> Result<
                     &data.category,
                     &data.image_urls,
                     &data.active,
-                    &event.occurred_at,
+                    &envelope.occurred_at,
                 ],
             )?;
-            first_seen(tx, data.product_id, event)?;
+            first_seen(tx, data.product_id, envelope)?;
         }
-        (PRODUCT_EVENTS, "product-deleted") => {
-            let data: DeletedData = serde_json::from_value(event.data.clone())?;
-            if data.version < 1 {
-                return Err(permanent(format!(
-                    "version {} is not positive",
-                    data.version
-                )));
-            }
+        Event::ProductDeleted(data) => {
+            positive(data.version)?;
             tx.execute(
                 "INSERT INTO products AS p (id, version, deleted, created_at, updated_at) \
                  VALUES ($1, $2, true, $3, $3) \
@@ -113,12 +70,11 @@ pub fn apply(tx: &mut Transaction<'_>, topic: &str, event: &Envelope) -> Result<
                  name = NULL, description = NULL, sku = NULL, price_minor = NULL, currency = NULL, \
                  category = NULL, image_urls = NULL, active = NULL, updated_at = excluded.updated_at \
                  WHERE p.version < excluded.version",
-                &[&data.product_id, &data.version, &event.occurred_at],
+                &[&data.product_id, &data.version, &envelope.occurred_at],
             )?;
-            first_seen(tx, data.product_id, event)?;
+            first_seen(tx, data.product_id, envelope)?;
         }
-        (INVENTORY_EVENTS, "stock-changed") => {
-            let data: StockData = serde_json::from_value(event.data.clone())?;
+        Event::StockChanged(data) => {
             if data.quantity < 0 {
                 return Err(permanent(format!(
                     "stock of {} is negative ({})",
@@ -131,20 +87,20 @@ pub fn apply(tx: &mut Transaction<'_>, topic: &str, event: &Envelope) -> Result<
                 "INSERT INTO stock AS s (product_id, quantity, as_of) VALUES ($1, $2, $3) \
                  ON CONFLICT (product_id) DO UPDATE SET quantity = excluded.quantity, as_of = excluded.as_of \
                  WHERE s.as_of <= excluded.as_of",
-                &[&data.product_id, &data.quantity, &event.occurred_at],
+                &[&data.product_id, &data.quantity, &envelope.occurred_at],
             )?;
         }
-        (topic, kind) => tracing::debug!(topic, kind, "not for the catalog"),
+        other => tracing::debug!(kind = %other.kind(), "not for the catalog"),
     }
     Ok(())
 }
 
 /// Keep the earliest moment the product was heard of as its creation time,
 /// whichever of its events arrived first.
-fn first_seen(tx: &mut Transaction<'_>, id: Uuid, event: &Envelope) -> Result<(), HandleError> {
+fn first_seen(tx: &mut Transaction<'_>, id: Uuid, envelope: &Envelope) -> Result<(), HandleError> {
     tx.execute(
         "UPDATE products SET created_at = $2 WHERE id = $1 AND created_at > $2",
-        &[&id, &event.occurred_at],
+        &[&id, &envelope.occurred_at],
     )?;
     Ok(())
 }

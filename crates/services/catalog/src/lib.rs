@@ -7,11 +7,12 @@
 //! (with stock). Responses carry an `ETag` and `Cache-Control: public,
 //! max-age=5` so that nginx can micro-cache them; `If-None-Match` gives 304.
 
-pub mod cache;
-pub mod domain;
-pub mod events;
-pub mod routes;
+mod cache;
+mod domain;
+mod events;
+mod routes;
 
+use teipsum_events::Subscription;
 use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
 use warp::Filter;
 
@@ -21,21 +22,15 @@ mod embedded {
 
 /// The catalog service.
 pub const SERVICE: Service = Service {
-    name: "catalog",
+    name: teipsum_events::service::CATALOG,
     migrations: embedded::migrations::runner,
     verifies_tokens: false,
 };
 
-/// Topics the service consumes (must match `consumes` in config.ncl).
-pub const CONSUMES: [&str; 2] = [events::PRODUCT_EVENTS, events::INVENTORY_EVENTS];
-
 /// The service's consumer: what [`build`] runs, and what
 /// `teipsum-catalog events replay` re-applies parked events through.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        topics: CONSUMES.to_vec(),
-        handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
-    }
+    teipsum_events::consumer(Subscription::CATALOG, events::apply)
 }
 
 /// Build the service from its context.

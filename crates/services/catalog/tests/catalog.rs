@@ -580,7 +580,7 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
     // others are skipped without one.
     let distinct: BTreeSet<Uuid> = events
         .iter()
-        .filter(|(_, e)| teipsum_catalog::events::KINDS.contains(&e.kind.as_str()))
+        .filter(|(topic, e)| teipsum_events::Subscription::CATALOG.acts_on(topic, &e.kind))
         .map(|(_, e)| e.id)
         .collect();
     let all: BTreeSet<Uuid> = events.iter().map(|(_, e)| e.id).collect();

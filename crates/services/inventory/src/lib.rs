@@ -5,11 +5,14 @@
 //! it reserved on `order-cancelled`. Admins set and adjust stock under
 //! `/api/admin/inventory/`. Every change of a level emits `stock-changed`.
 
-pub mod reservations;
-pub mod routes;
-pub mod stock;
+mod reservations;
+mod routes;
+mod stock;
 
+use teipsum_events::Subscription;
 use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
+
+pub use stock::announce_all;
 use warp::Filter;
 
 mod embedded {
@@ -18,26 +21,18 @@ mod embedded {
 
 /// The inventory service.
 pub const SERVICE: Service = Service {
-    name: "inventory",
+    name: teipsum_events::service::INVENTORY,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
 };
 
-/// Topics the service consumes (must match `consumes` in config.ncl).
-pub const CONSUMES: [&str; 2] = ["order-events", "product-events"];
-/// Topics it produces to.
-pub const PRODUCES: [&str; 1] = ["inventory-events"];
-
 /// Largest request body accepted.
-pub const BODY_LIMIT: u64 = 4 * 1024;
+const BODY_LIMIT: u64 = 4 * 1024;
 
 /// The service's consumer: what [`build`] runs, and what
 /// `teipsum-inventory events replay` re-applies parked events through.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        topics: CONSUMES.to_vec(),
-        handler: Box::new(reservations::apply),
-    }
+    teipsum_events::consumer(Subscription::INVENTORY, reservations::apply)
 }
 
 /// Build the service from its context.

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
         teipsum_inventory::build,
         Commands {
             consumer: Some(teipsum_inventory::consumer),
-            announce: Some(teipsum_inventory::stock::announce_all),
+            announce: Some(teipsum_inventory::announce_all),
         },
     )
     .await

@@ -13,52 +13,19 @@
 //! reserves nothing.
 
 use postgres::{Transaction, types::Type};
-use serde::Deserialize;
-use teipsum_kit::events::{self, Envelope, HandleError};
+use teipsum_events::{Envelope, Event, OrderPlaced, ReservationRejected, StockReserved};
+use teipsum_kit::events::HandleError;
 use uuid::Uuid;
 
 use crate::stock;
 
-#[derive(Deserialize)]
-struct Line {
-    product_id: Uuid,
-    quantity: i64,
-}
-
-#[derive(Deserialize)]
-struct Placed {
-    order_id: Uuid,
-    items: Vec<Line>,
-}
-
-#[derive(Deserialize)]
-struct Cancelled {
-    order_id: Uuid,
-}
-
-#[derive(Deserialize)]
-struct ProductChanged {
-    product_id: Uuid,
-    version: i64,
-    name: String,
-}
-
-#[derive(Deserialize)]
-struct ProductDeleted {
-    product_id: Uuid,
-    version: i64,
-}
-
-/// Apply one event inside the consumer's transaction.
-pub fn apply(tx: &mut Transaction<'_>, _topic: &str, event: &Envelope) -> Result<(), HandleError> {
-    match event.kind.as_str() {
-        "order-placed" => reserve(tx, serde_json::from_value(event.data.clone())?),
-        "order-cancelled" => release(
-            tx,
-            serde_json::from_value::<Cancelled>(event.data.clone())?.order_id,
-        ),
-        "product-created" | "product-updated" => {
-            let p: ProductChanged = serde_json::from_value(event.data.clone())?;
+/// Apply one event of [`teipsum_events::Subscription::INVENTORY`] inside
+/// the consumer's transaction.
+pub fn apply(tx: &mut Transaction<'_>, _: &Envelope, event: Event) -> Result<(), HandleError> {
+    match event {
+        Event::OrderPlaced(order) => reserve(tx, order),
+        Event::OrderCancelled(cancelled) => release(tx, cancelled.order_id),
+        Event::ProductCreated(p) | Event::ProductUpdated(p) => {
             tx.execute(
                 "INSERT INTO inventory.products (product_id, version, name) VALUES ($1, $2, $3) \
                  ON CONFLICT (product_id) DO UPDATE SET version = excluded.version, name = excluded.name, deleted = false \
@@ -67,8 +34,7 @@ pub fn apply(tx: &mut Transaction<'_>, _topic: &str, event: &Envelope) -> Result
             )?;
             Ok(())
         }
-        "product-deleted" => {
-            let p: ProductDeleted = serde_json::from_value(event.data.clone())?;
+        Event::ProductDeleted(p) => {
             tx.execute(
                 "INSERT INTO inventory.products (product_id, version, name, deleted) VALUES ($1, $2, '', true) \
                  ON CONFLICT (product_id) DO UPDATE SET version = excluded.version, deleted = true \
@@ -77,26 +43,29 @@ pub fn apply(tx: &mut Transaction<'_>, _topic: &str, event: &Envelope) -> Result
             )?;
             Ok(())
         }
-        _ => Ok(()),
+        other => {
+            tracing::debug!(kind = %other.kind(), "not for inventory");
+            Ok(())
+        }
     }
 }
 
-fn answer(
-    tx: &mut Transaction<'_>,
-    kind: &str,
-    order_id: Uuid,
-    data: serde_json::Value,
-) -> Result<(), HandleError> {
-    let event = Envelope::new("inventory", kind, 1, order_id, data);
-    events::append(tx, "inventory-events", &event)?;
+/// Tell the order service what became of its order.
+fn answer(tx: &mut Transaction<'_>, event: Event) -> Result<(), HandleError> {
+    event.append(tx)?;
     Ok(())
+}
+
+/// The order is held.
+fn reserved(tx: &mut Transaction<'_>, order_id: Uuid) -> Result<(), HandleError> {
+    answer(tx, Event::StockReserved(StockReserved { order_id }))
 }
 
 /// Reserve every line of the order, or none.
 ///
 /// This runs for every order, so its statements are typed (parse, bind and
 /// execute in one round trip) and none is sent that can be spared.
-fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleError> {
+fn reserve(tx: &mut Transaction<'_>, mut order: OrderPlaced) -> Result<(), HandleError> {
     let order_id = order.order_id;
     let products: Vec<Uuid> = order.items.iter().map(|l| l.product_id).collect();
     // Already answered (a replay with another event id): answer the same.
@@ -110,20 +79,16 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
         &[(&order_id, Type::UUID), (&products, Type::UUID_ARRAY)],
     )?;
     if earlier.get::<_, bool>(0) {
-        return answer(
-            tx,
-            "stock-reserved",
-            order_id,
-            serde_json::json!({"order_id": order_id}),
-        );
+        return reserved(tx, order_id);
     }
     if let Some(product_id) = earlier.get::<_, Option<Uuid>>(1) {
-        let reason: String = earlier.get(2);
         return answer(
             tx,
-            "reservation-rejected",
-            order_id,
-            serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
+            Event::ReservationRejected(ReservationRejected {
+                order_id,
+                product_id,
+                reason: earlier.get(2),
+            }),
         );
     }
     let refused = if earlier.get::<_, bool>(3) {
@@ -186,12 +151,7 @@ fn reserve(tx: &mut Transaction<'_>, mut order: Placed) -> Result<(), HandleErro
                 stock::announce_level(tx, product_id, level)?;
             }
             tracing::info!(%order_id, lines = order.items.len(), "stock reserved");
-            answer(
-                tx,
-                "stock-reserved",
-                order_id,
-                serde_json::json!({"order_id": order_id}),
-            )
+            reserved(tx, order_id)
         }
     }
 }
@@ -214,9 +174,11 @@ fn reject(
     tracing::info!(%order_id, %product_id, reason, "reservation rejected");
     answer(
         tx,
-        "reservation-rejected",
-        order_id,
-        serde_json::json!({"order_id": order_id, "product_id": product_id, "reason": reason}),
+        Event::ReservationRejected(ReservationRejected {
+            order_id,
+            product_id,
+            reason: reason.to_owned(),
+        }),
     )
 }
 

@@ -1,7 +1,7 @@
 //! Stock levels and the `stock-changed` events that announce them.
 
 use postgres::GenericClient;
-use teipsum_kit::events::{self, Envelope};
+use teipsum_events::{Event, StockChanged};
 use uuid::Uuid;
 
 /// Announce the level of `product_id` as it is now in this transaction.
@@ -23,14 +23,11 @@ pub fn announce_level(
     product_id: Uuid,
     quantity: i64,
 ) -> Result<(), postgres::Error> {
-    let event = Envelope::new(
-        "inventory",
-        "stock-changed",
-        1,
+    Event::StockChanged(StockChanged {
         product_id,
-        serde_json::json!({"product_id": product_id, "quantity": quantity}),
-    );
-    events::append(tx, "inventory-events", &event)
+        quantity,
+    })
+    .append(tx)
 }
 
 /// Units of `product_id` held by orders that are not cancelled.

@@ -3,12 +3,8 @@
 use std::collections::BTreeSet;
 
 use serde::Deserialize;
+use teipsum_kit::domain::Invalid;
 use uuid::Uuid;
-
-/// Why a request was refused; shown to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// Most units of one product in one order.
 pub const MAX_QUANTITY: i32 = 1_000;

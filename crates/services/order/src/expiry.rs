@@ -10,10 +10,8 @@
 
 use std::time::Duration;
 
-use teipsum_kit::{
-    db::Db,
-    events::{self, Envelope},
-};
+use teipsum_events::{Event, OrderCancelled};
+use teipsum_kit::db::Db;
 use uuid::Uuid;
 
 /// Most orders expired in one transaction.
@@ -42,14 +40,12 @@ pub fn expire(
             "UPDATE orders SET status = 'EXPIRED', reason = $2, updated_at = now() WHERE id = $1",
             &[&id, &reason],
         )?;
-        let event = Envelope::new(
-            "order",
-            "order-cancelled",
-            1,
-            id,
-            serde_json::json!({"order_id": id, "user_id": user_id, "reason": "expired"}),
-        );
-        events::append(&mut tx, "order-events", &event)?;
+        Event::OrderCancelled(OrderCancelled {
+            order_id: id,
+            user_id,
+            reason: Some("expired".to_owned()),
+        })
+        .append(&mut tx)?;
         tracing::info!(order_id = %id, "order expired");
     }
     tx.commit()?;

@@ -6,17 +6,18 @@
 //! emits `order-cancelled`, and inventory releases what it reserved. Prices
 //! come from the service's own view of the products (from `product-events`).
 //!
-//! One customer cannot hold all the stock: [`limits::Limits`] caps the units
+//! One customer cannot hold all the stock: its limits cap the units
 //! per product and the open orders of each customer, and an order still
-//! `PLACED` after the confirmation window ends `EXPIRED` ([`expiry`]).
+//! `PLACED` after the confirmation window ends `EXPIRED`.
 
-pub mod domain;
-pub mod events;
-pub mod expiry;
-pub mod limits;
-pub mod model;
-pub mod routes;
+mod domain;
+mod events;
+mod expiry;
+mod limits;
+mod model;
+mod routes;
 
+use teipsum_events::Subscription;
 use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
 use warp::Filter;
 
@@ -26,26 +27,18 @@ mod embedded {
 
 /// The order service.
 pub const SERVICE: Service = Service {
-    name: "order",
+    name: teipsum_events::service::ORDER,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
 };
 
-/// Topics the service consumes (must match `consumes` in config.ncl).
-pub const CONSUMES: [&str; 2] = ["inventory-events", "product-events"];
-/// Topics it produces to.
-pub const PRODUCES: [&str; 1] = ["order-events"];
-
 /// Largest request body accepted.
-pub const BODY_LIMIT: u64 = 32 * 1024;
+const BODY_LIMIT: u64 = 32 * 1024;
 
 /// The service's consumer: what [`build`] runs, and what
 /// `teipsum-order events replay` re-applies parked events through.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        topics: CONSUMES.to_vec(),
-        handler: Box::new(teipsum_kit::events::only(events::KINDS, events::apply)),
-    }
+    teipsum_events::consumer(Subscription::ORDER, events::apply)
 }
 
 /// Build the service from its context.

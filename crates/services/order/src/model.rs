@@ -10,11 +10,9 @@ use uuid::Uuid;
 /// A line of an order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Item {
-    /// Product.
     pub product_id: Uuid,
     /// Its name when the order was placed.
     pub name: String,
-    /// Units.
     pub quantity: i32,
     /// Price of one unit when the order was placed.
     pub unit_price_minor: i64,
@@ -22,10 +20,8 @@ pub struct Item {
     pub line_total_minor: i64,
 }
 
-/// An order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Order {
-    /// Id.
     pub id: Uuid,
     /// Who placed it.
     pub user_id: Uuid,

@@ -9,6 +9,7 @@ use rdkafka::producer::FutureRecord;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use teipsum_conventions::env as vars;
+use teipsum_events::{Event, OrderCancelled, OrderLine, OrderPlaced, Product, ProductDeleted};
 use teipsum_kit::{
     events::Envelope,
     jwt::{self, Claims, Role, Signer},
@@ -150,14 +151,18 @@ impl Saga {
     /// and inventory services know it.
     async fn product(&self, price_minor: i64, currency: &str) -> Uuid {
         let id = Uuid::new_v4();
-        self.publish(&Envelope::new(
-            "admin-product",
-            "product-created",
-            1,
-            id,
-            json!({"product_id": id, "version": 1, "name": format!("Product {id}"), "description": "", "sku": "SKU-1",
-                   "price_minor": price_minor, "currency": currency, "category": "tests", "image_urls": [], "active": true}),
-        ), "product-events")
+        self.emit(Event::ProductCreated(Product {
+            product_id: id,
+            version: 1,
+            name: format!("Product {id}"),
+            description: String::new(),
+            sku: "SKU-1".to_owned(),
+            price_minor,
+            currency: currency.to_owned(),
+            category: "tests".to_owned(),
+            image_urls: vec![],
+            active: true,
+        }))
         .await;
         let sql = format!("SELECT count(*) FROM products WHERE id = '{id}'");
         self.wait("the order service to know the product", || {
@@ -170,6 +175,11 @@ impl Saga {
         })
         .await;
         id
+    }
+
+    /// Publish `event` on its topic as its producer would.
+    async fn emit(&self, event: Event) {
+        self.publish(&event.envelope(), event.kind().topic()).await;
     }
 
     async fn publish(&self, event: &Envelope, topic: &str) {
@@ -997,16 +1007,10 @@ async fn stock_of_unknown_or_deleted_products_is_refused_and_their_orders_reject
 
     let product = saga.product(100, "EUR").await;
     saga.set_stock(product, 5).await;
-    saga.publish(
-        &Envelope::new(
-            "admin-product",
-            "product-deleted",
-            1,
-            product,
-            json!({"product_id": product, "version": 2}),
-        ),
-        "product-events",
-    )
+    saga.emit(Event::ProductDeleted(ProductDeleted {
+        product_id: product,
+        version: 2,
+    }))
     .await;
     let deleted = format!(
         "SELECT count(*) FROM inventory.products WHERE product_id = '{product}' AND deleted"
@@ -1022,17 +1026,14 @@ async fn stock_of_unknown_or_deleted_products_is_refused_and_their_orders_reject
 
     // An order placed before the order service heard of the deletion.
     let order_id = Uuid::now_v7();
-    saga.publish(
-        &Envelope::new(
-            "order",
-            "order-placed",
-            1,
-            order_id,
-            json!({"order_id": order_id, "user_id": Uuid::new_v4(),
-                   "items": [{"product_id": product, "quantity": 1}]}),
-        ),
-        "order-events",
-    )
+    saga.emit(Event::OrderPlaced(OrderPlaced {
+        order_id,
+        user_id: Uuid::new_v4(),
+        items: vec![OrderLine {
+            product_id: product,
+            quantity: 1,
+        }],
+    }))
     .await;
     let rejected = format!("SELECT reason FROM inventory.rejections WHERE order_id = '{order_id}'");
     saga.wait("inventory to answer the order", || {
@@ -1049,28 +1050,20 @@ async fn a_cancel_seen_before_its_placement_reserves_nothing() {
     saga.set_stock(product, 5).await;
     let (order_id, user_id) = (Uuid::now_v7(), Uuid::new_v4());
     // What a grown `order-events` can deliver: the cancel first.
-    saga.publish(
-        &Envelope::new(
-            "order",
-            "order-cancelled",
-            1,
-            order_id,
-            json!({"order_id": order_id, "user_id": user_id}),
-        ),
-        "order-events",
-    )
+    saga.emit(Event::OrderCancelled(OrderCancelled {
+        order_id,
+        user_id,
+        reason: None,
+    }))
     .await;
-    saga.publish(
-        &Envelope::new(
-            "order",
-            "order-placed",
-            1,
-            order_id,
-            json!({"order_id": order_id, "user_id": user_id,
-                   "items": [{"product_id": product, "quantity": 2}]}),
-        ),
-        "order-events",
-    )
+    saga.emit(Event::OrderPlaced(OrderPlaced {
+        order_id,
+        user_id,
+        items: vec![OrderLine {
+            product_id: product,
+            quantity: 2,
+        }],
+    }))
     .await;
     let rejected = format!("SELECT reason FROM inventory.rejections WHERE order_id = '{order_id}'");
     saga.wait("inventory to answer the late placement", || {

@@ -1,11 +1,7 @@
 //! The parts of a profile a user edits, validated.
 
 use serde::{Deserialize, Serialize};
-
-/// Why an edit was refused; shown to the client.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+use teipsum_kit::domain::{Invalid, is_invisible};
 
 fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, Invalid> {
     let trimmed = value.trim();
@@ -26,11 +22,6 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, 
     Ok(trimmed.to_owned())
 }
 
-/// Bidi overrides and zero-width characters.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
-
 /// A postal address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,9 +31,7 @@ pub struct Address {
     /// Anything else.
     #[serde(default)]
     pub line2: Option<String>,
-    /// City.
     pub city: String,
-    /// Postal code.
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
     pub country: String,
@@ -127,13 +116,9 @@ pub struct ProfileEdit {
 /// A checked edit.
 #[derive(Debug, Clone)]
 pub struct ValidEdit {
-    /// Name.
     pub display_name: String,
-    /// Address.
     pub shipping_address: Option<Address>,
-    /// Phone.
     pub phone: Option<String>,
-    /// Preferences.
     pub preferences: Preferences,
 }
 

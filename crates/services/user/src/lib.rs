@@ -4,10 +4,11 @@
 //! statistics from `user-login` events, both applied idempotently. Routes
 //! (under `/api/users/`): `GET/PUT me`, and `GET {id}` for admins.
 
-pub mod domain;
-pub mod events;
-pub mod routes;
+mod domain;
+mod events;
+mod routes;
 
+use teipsum_events::Subscription;
 use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
 use warp::Filter;
 
@@ -17,24 +18,18 @@ mod embedded {
 
 /// The user service.
 pub const SERVICE: Service = Service {
-    name: "user",
+    name: teipsum_events::service::USER,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
 };
 
-/// Topics the service consumes (must match `consumes` in config.ncl).
-pub const CONSUMES: [&str; 2] = ["user-registered", "user-login"];
-
 /// Largest request body accepted.
-pub const BODY_LIMIT: u64 = 16 * 1024;
+const BODY_LIMIT: u64 = 16 * 1024;
 
 /// The service's consumer: what [`build`] runs, and what
 /// `teipsum-user events replay` re-applies parked events through.
 pub fn consumer() -> ConsumerSpec {
-    ConsumerSpec {
-        topics: CONSUMES.to_vec(),
-        handler: Box::new(events::apply),
-    }
+    teipsum_events::consumer(Subscription::USER, events::apply)
 }
 
 /// Build the service from its context.

@@ -1,50 +1,25 @@
 //! `POST /api/admin/products/`.
 
+use teipsum_events::Event;
 use teipsum_kit::{
     db::Db,
-    events,
-    http::{Caller, ErrorResponse, json_reply, unexpected_response},
+    http::{Caller, json_reply},
 };
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
-use super::with_etag;
+use super::{ProductError, with_etag};
 use crate::{
-    domain::{Invalid, ProductInput},
-    product::{COLUMNS, Product, TOPIC},
+    domain::ProductInput,
+    product::{COLUMNS, Product},
 };
 
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateError {
-    /// A field is not acceptable.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// Another product has this SKU.
-    #[error("another product has this sku")]
-    SkuTaken,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(CreateError);
-
-impl ErrorResponse for CreateError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            CreateError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
-            CreateError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
-            CreateError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
-
 /// Create a product at version 1 and announce it with `product-created`.
-pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Response, CreateError> {
+pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Response, ProductError> {
     let valid = input.validated()?;
     let id = Uuid::now_v7();
     let product = db
-        .run(move |conn| -> Result<Product, CreateError> {
+        .run(move |conn| -> Result<Product, ProductError> {
             let mut tx = conn.transaction()?;
             let image_urls: Vec<&str> = valid.image_urls.iter().map(|u| u.as_str()).collect();
             // The partial unique index decides a SKU race; DO NOTHING turns
@@ -69,9 +44,9 @@ pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Respon
                         &valid.active,
                     ],
                 )?
-                .ok_or(CreateError::SkuTaken)?;
+                .ok_or(ProductError::SkuTaken)?;
             let product = Product::from_row(&row);
-            events::append(&mut tx, TOPIC, &product.event("product-created"))?;
+            Event::ProductCreated(product.payload()).append(&mut tx)?;
             tx.commit()?;
             Ok(product)
         })

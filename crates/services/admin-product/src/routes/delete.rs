@@ -1,83 +1,26 @@
 //! `DELETE /api/admin/products/{id}` with `If-Match`.
 
-use teipsum_kit::{
-    db::Db,
-    events,
-    http::{Caller, ErrorResponse, unexpected_response},
-};
+use teipsum_kit::{db::Db, domain::PathId, http::Caller};
 use warp::{Reply, http::StatusCode, reply::Response};
 
-use super::product_id;
-use crate::{
-    domain::Invalid,
-    precondition::{IfMatch, PreconditionError},
-    product::{TOPIC, deleted_event},
-};
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum DeleteError {
-    /// The id is not acceptable.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// `If-Match` is missing or malformed.
-    #[error(transparent)]
-    Precondition(#[from] PreconditionError),
-    /// Someone changed the product since the client read it.
-    #[error("the product changed since you read it (it is at version {current}); read it again")]
-    Stale {
-        /// The version it is at.
-        current: i64,
-    },
-    /// No such product (or it was deleted already).
-    #[error("product not found")]
-    NotFound,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(DeleteError);
-
-impl ErrorResponse for DeleteError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            DeleteError::Invalid(_) | DeleteError::Precondition(PreconditionError::Malformed) => {
-                (StatusCode::BAD_REQUEST, "INVALID_INPUT")
-            }
-            DeleteError::Precondition(PreconditionError::Required) => {
-                (StatusCode::PRECONDITION_REQUIRED, "PRECONDITION_REQUIRED")
-            }
-            DeleteError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
-            DeleteError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            DeleteError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
+use super::{ProductError, product_id};
+use crate::{precondition::IfMatch, product::deleted_event};
 
 /// Delete a product if the client has read its current version. The row
 /// stays as a tombstone with one more version, which `product-deleted`
 /// carries: consumers then know any older event about it is outdated.
 pub async fn delete(
-    id: String,
+    id: PathId,
     admin: Caller,
     db: Db,
     if_match: Option<String>,
-) -> Result<Response, DeleteError> {
+) -> Result<Response, ProductError> {
     let id = product_id(&id)?;
     let precondition = IfMatch::parse(if_match.as_deref())?;
     let version = db
-        .run(move |conn| -> Result<i64, DeleteError> {
+        .run(move |conn| -> Result<i64, ProductError> {
             let mut tx = conn.transaction()?;
-            let current: i64 = tx
-                .query_opt(
-                    "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                    &[&id],
-                )?
-                .ok_or(DeleteError::NotFound)?
-                .get(0);
-            if !precondition.matches(current) {
-                return Err(DeleteError::Stale { current });
-            }
+            precondition.lock(&mut tx, id)?;
             let version: i64 = tx
                 .query_one(
                     "UPDATE products SET deleted_at = now(), updated_at = now(), version = version + 1 \
@@ -85,7 +28,7 @@ pub async fn delete(
                     &[&id],
                 )?
                 .get(0);
-            events::append(&mut tx, TOPIC, &deleted_event(id, version))?;
+            deleted_event(id, version).append(&mut tx)?;
             tx.commit()?;
             Ok(version)
         })

@@ -3,16 +3,17 @@
 //! The admin check comes before the body is read, so that a caller without
 //! the right learns nothing from validation messages and writes nothing.
 
-pub mod create;
-pub mod delete;
-pub mod read;
-pub mod update;
+mod create;
+mod delete;
+mod read;
+mod update;
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use teipsum_kit::{
     db::Db,
-    http::{ApiError, admin, answer, json_body},
+    domain::{Invalid, PathId},
+    http::{ApiError, ErrorResponse, admin, answer, json_body, unexpected_response},
     jwt::Verifier,
 };
 use uuid::Uuid;
@@ -22,7 +23,50 @@ use warp::{
     reply::Response,
 };
 
-use crate::{BODY_LIMIT, domain::Invalid};
+use crate::{
+    BODY_LIMIT,
+    precondition::{IfMatch, PreconditionError},
+};
+
+/// What can go wrong with a request about products.
+#[derive(Debug, thiserror::Error)]
+pub enum ProductError {
+    /// A field, the id, the limit or the cursor is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// `If-Match` is missing or malformed.
+    #[error(transparent)]
+    Precondition(#[from] PreconditionError),
+    /// Someone changed the product since the client read it.
+    #[error("the product changed since you read it (it is at version {current}); read it again")]
+    Stale {
+        /// The version it is at.
+        current: i64,
+    },
+    /// No such product (or it was deleted).
+    #[error("product not found")]
+    NotFound,
+    /// Another product has this SKU.
+    #[error("another product has this sku")]
+    SkuTaken,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(ProductError);
+
+impl ErrorResponse for ProductError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            ProductError::Invalid(e) => e.response(),
+            ProductError::Precondition(e) => e.response(),
+            ProductError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
+            ProductError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ProductError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
+            ProductError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
 
 /// Every route of the service.
 pub fn routes(
@@ -30,9 +74,10 @@ pub fn routes(
     verifier: Arc<Verifier>,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
-    // `path!` ends the path: `/api/admin/products` and `/api/admin/products/`.
+    // `path!` ends the path: `/api/admin/products` and `/api/admin/products/`
+    // are the collection (an empty id does not match `one`).
     let collection = warp::path!("api" / "admin" / "products");
-    let one = warp::path!("api" / "admin" / "products" / String).and_then(non_empty);
+    let one = warp::path!("api" / "admin" / "products" / PathId);
     let if_match = warp::header::optional::<String>("if-match");
 
     let create = collection
@@ -82,15 +127,6 @@ pub fn routes(
         .or_else(explain)
 }
 
-/// `/api/admin/products/` is the collection, not a product with an empty id.
-async fn non_empty(id: String) -> Result<String, Rejection> {
-    if id.is_empty() {
-        Err(warp::reject::not_found())
-    } else {
-        Ok(id)
-    }
-}
-
 /// Warp's own rejections of a route that matched, turned into the errors
 /// they are. On a path with several methods, the other routes add a 405
 /// to every rejection, and the kit's handler looks for 405 before it looks
@@ -123,31 +159,29 @@ async fn explain(rejection: Rejection) -> Result<(Response,), Rejection> {
     Err(error.reject())
 }
 
-/// A product id from the path; anything but a UUID is a 400, not a 404,
-/// so that a client sees its own mistake.
-pub fn product_id(raw: &str) -> Result<Uuid, Invalid> {
-    Uuid::parse_str(raw).map_err(|_| Invalid("the product id must be a UUID".to_owned()))
+/// The product id of a path.
+fn product_id(id: &PathId) -> Result<Uuid, Invalid> {
+    id.uuid("product")
 }
 
-/// Query parameters by name: unknown and repeated names are refused, so that
-/// a misspelt `limt=` is an error rather than silently ignored.
-pub fn query_params(
-    pairs: Vec<(String, String)>,
-    known: &[&str],
-) -> Result<BTreeMap<String, String>, Invalid> {
-    let mut params = BTreeMap::new();
-    for (name, value) in pairs {
-        if !known.contains(&name.as_str()) {
-            return Err(Invalid(format!(
-                "unknown query parameter `{name}`; known: {}",
-                known.join(", ")
-            )));
+impl IfMatch {
+    /// Take the row of live product `id` until the transaction ends and
+    /// check the precondition against its version: the lock makes
+    /// check-then-write atomic, so of two changes from the same version the
+    /// second sees the first's and fails.
+    fn lock(&self, tx: &mut postgres::Transaction<'_>, id: Uuid) -> Result<(), ProductError> {
+        let current: i64 = tx
+            .query_opt(
+                "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+                &[&id],
+            )?
+            .ok_or(ProductError::NotFound)?
+            .get(0);
+        if !self.matches(current) {
+            return Err(ProductError::Stale { current });
         }
-        if params.insert(name.clone(), value).is_some() {
-            return Err(Invalid(format!("query parameter `{name}` is given twice")));
-        }
+        Ok(())
     }
-    Ok(params)
 }
 
 /// `response` with an `ETag` header.

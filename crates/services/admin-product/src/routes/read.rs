@@ -1,56 +1,28 @@
 //! `GET /api/admin/products/` and `GET /api/admin/products/{id}`.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
-    http::{Caller, ErrorResponse, PageLimit, json_reply, unexpected_response},
+    domain::{Cursor, PathId, query_params},
+    http::{Caller, PageLimit, json_reply},
 };
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
-use super::{product_id, query_params, with_etag};
-use crate::{
-    domain::Invalid,
-    product::{COLUMNS, Product},
-};
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// A malformed id, limit or cursor.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// No such product (or it was deleted).
-    #[error("product not found")]
-    NotFound,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(ReadError);
-
-impl ErrorResponse for ReadError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            ReadError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
-            ReadError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ReadError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
+use super::{ProductError, product_id, with_etag};
+use crate::product::{COLUMNS, Product};
 
 /// One product, with its version as the ETag.
-pub async fn get(id: String, _admin: Caller, db: Db) -> Result<Response, ReadError> {
+pub async fn get(id: PathId, _admin: Caller, db: Db) -> Result<Response, ProductError> {
     let id = product_id(&id)?;
     let product = db
-        .run(move |conn| -> Result<Product, ReadError> {
+        .run(move |conn| -> Result<Product, ProductError> {
             let row = conn
                 .query_opt(
                     &format!("SELECT {COLUMNS} FROM products WHERE id = $1 AND deleted_at IS NULL"),
                     &[&id],
                 )?
-                .ok_or(ReadError::NotFound)?;
+                .ok_or(ProductError::NotFound)?;
             Ok(Product::from_row(&row))
         })
         .await?;
@@ -60,30 +32,14 @@ pub async fn get(id: String, _admin: Caller, db: Db) -> Result<Response, ReadErr
     ))
 }
 
-/// Where the next page starts: after the product with this id. Opaque to
-/// clients (base64 of JSON), so that its content may change without
-/// breaking them.
+/// Where the next page starts: after the product with this id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Cursor {
+struct After {
     after: Uuid,
 }
 
-impl Cursor {
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("a cursor serializes"))
-    }
-
-    fn decode(raw: &str) -> Result<Self, Invalid> {
-        URL_SAFE_NO_PAD
-            .decode(raw.trim_end_matches('='))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| {
-                Invalid("cursor is not valid; pass the next_cursor of a page".to_owned())
-            })
-    }
-}
+impl Cursor for After {}
 
 /// A page of the list.
 #[derive(Debug, Serialize)]
@@ -100,18 +56,16 @@ pub async fn list(
     _admin: Caller,
     db: Db,
     query: Vec<(String, String)>,
-) -> Result<Response, ReadError> {
+) -> Result<Response, ProductError> {
     let params = query_params(query, &["limit", "cursor"])?;
-    let limit = PageLimit::parse(params.get("limit").map(String::as_str))
-        .map_err(Invalid)?
-        .get();
+    let limit = PageLimit::parse(params.get("limit").map(String::as_str))?.get();
     let after = params
         .get("cursor")
-        .map(|c| Cursor::decode(c))
+        .map(|c| After::decode(c))
         .transpose()?
         .map(|c| c.after);
     let mut items = db
-        .run(move |conn| -> Result<Vec<Product>, ReadError> {
+        .run(move |conn| -> Result<Vec<Product>, ProductError> {
             let rows = conn.query(
                 &format!(
                     "SELECT {COLUMNS} FROM products WHERE deleted_at IS NULL \
@@ -125,7 +79,7 @@ pub async fn list(
     // One more row than asked for tells whether there is a next page.
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|p| Cursor { after: p.id }.encode())
+        items.last().map(|p| After { after: p.id }.encode())
     } else {
         None
     };
@@ -138,12 +92,12 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let cursor = Cursor {
+        let cursor = After {
             after: Uuid::now_v7(),
         };
-        assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
+        assert_eq!(After::decode(&cursor.encode()).unwrap(), cursor);
         for bad in ["", "!!!", "e30", "eyJhZnRlciI6MX0"] {
-            assert!(Cursor::decode(bad).is_err(), "{bad}");
+            assert!(After::decode(bad).is_err(), "{bad}");
         }
     }
 }

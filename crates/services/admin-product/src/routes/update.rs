@@ -1,90 +1,36 @@
 //! `PUT /api/admin/products/{id}` with `If-Match`.
 
+use teipsum_events::Event;
 use teipsum_kit::{
     db::Db,
-    events,
-    http::{Caller, ErrorResponse, json_reply, unexpected_response},
+    domain::PathId,
+    http::{Caller, json_reply},
 };
 use warp::{http::StatusCode, reply::Response};
 
-use super::{is_unique_violation, product_id, with_etag};
+use super::{ProductError, is_unique_violation, product_id, with_etag};
 use crate::{
-    domain::{Invalid, ProductInput},
-    precondition::{IfMatch, PreconditionError},
-    product::{COLUMNS, Product, TOPIC},
+    domain::ProductInput,
+    precondition::IfMatch,
+    product::{COLUMNS, Product},
 };
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum UpdateError {
-    /// A field or the id is not acceptable.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// `If-Match` is missing or malformed.
-    #[error(transparent)]
-    Precondition(#[from] PreconditionError),
-    /// Someone changed the product since the client read it.
-    #[error("the product changed since you read it (it is at version {current}); read it again")]
-    Stale {
-        /// The version it is at.
-        current: i64,
-    },
-    /// No such product (or it was deleted).
-    #[error("product not found")]
-    NotFound,
-    /// Another product has this SKU.
-    #[error("another product has this sku")]
-    SkuTaken,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(UpdateError);
-
-impl ErrorResponse for UpdateError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            UpdateError::Invalid(_) | UpdateError::Precondition(PreconditionError::Malformed) => {
-                (StatusCode::BAD_REQUEST, "INVALID_INPUT")
-            }
-            UpdateError::Precondition(PreconditionError::Required) => {
-                (StatusCode::PRECONDITION_REQUIRED, "PRECONDITION_REQUIRED")
-            }
-            UpdateError::Stale { .. } => (StatusCode::PRECONDITION_FAILED, "PRECONDITION_FAILED"),
-            UpdateError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            UpdateError::SkuTaken => (StatusCode::CONFLICT, "SKU_TAKEN"),
-            UpdateError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
 
 /// Replace a product if the client has read its current version; the new
 /// version is announced with `product-updated`.
 pub async fn update(
-    id: String,
+    id: PathId,
     admin: Caller,
     db: Db,
     if_match: Option<String>,
     input: ProductInput,
-) -> Result<Response, UpdateError> {
+) -> Result<Response, ProductError> {
     let id = product_id(&id)?;
     let valid = input.validated()?;
     let precondition = IfMatch::parse(if_match.as_deref())?;
     let product = db
-        .run(move |conn| -> Result<Product, UpdateError> {
+        .run(move |conn| -> Result<Product, ProductError> {
             let mut tx = conn.transaction()?;
-            // The row lock makes check-then-write atomic: of two updates
-            // from the same version, the second sees the first's.
-            let current: i64 = tx
-                .query_opt(
-                    "SELECT version FROM products WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
-                    &[&id],
-                )?
-                .ok_or(UpdateError::NotFound)?
-                .get(0);
-            if !precondition.matches(current) {
-                return Err(UpdateError::Stale { current });
-            }
+            precondition.lock(&mut tx, id)?;
             let image_urls: Vec<&str> = valid.image_urls.iter().map(|u| u.as_str()).collect();
             let row = tx
                 .query_one(
@@ -108,13 +54,13 @@ pub async fn update(
                 )
                 .map_err(|e| {
                     if is_unique_violation(&e) {
-                        UpdateError::SkuTaken
+                        ProductError::SkuTaken
                     } else {
                         e.into()
                     }
                 })?;
             let product = Product::from_row(&row);
-            events::append(&mut tx, TOPIC, &product.event("product-updated"))?;
+            Event::ProductUpdated(product.payload()).append(&mut tx)?;
             tx.commit()?;
             Ok(product)
         })

@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use teipsum_kit::{
-    events::{self, Envelope},
-    http::{ErrorResponse, json_reply, unexpected_response},
-};
+use teipsum_events::{Event, UserLogin};
+use teipsum_kit::http::{ErrorResponse, json_reply, unexpected_response};
 use time::OffsetDateTime;
 use warp::{http::StatusCode, reply::Response};
 
@@ -165,17 +163,7 @@ pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, Logi
             let family = tokens::start_family(&state, &mut tx, &user)?;
             let issued = tokens::issue(&state, &mut tx, user, family)?;
             let at = OffsetDateTime::now_utc();
-            let event = Envelope::new(
-                "auth",
-                "user-login",
-                1,
-                user_id,
-                serde_json::json!({
-                    "user_id": user_id,
-                    "at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                }),
-            );
-            events::append(&mut tx, "user-login", &event)?;
+            Event::UserLogin(UserLogin { user_id, at }).append(&mut tx)?;
             tx.commit()?;
             Ok(issued)
         })

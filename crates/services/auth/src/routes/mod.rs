@@ -1,10 +1,10 @@
 //! The routes of `/api/auth/`.
 
-pub mod admin;
-pub mod login;
-pub mod logout;
-pub mod refresh;
-pub mod register;
+mod admin;
+mod login;
+mod logout;
+mod refresh;
+mod register;
 
 use std::sync::Arc;
 
@@ -16,6 +16,8 @@ use warp::{
 };
 
 use crate::{Auth, BODY_LIMIT};
+
+pub use admin::promote_from_cli;
 
 /// Seconds a client is asked to wait when every hashing slot is taken.
 pub const BUSY_RETRY_AFTER_SECS: u64 = 1;

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use teipsum_events::{Event, UserRegistered};
 use teipsum_kit::{
-    events::{self, Envelope},
+    domain::Invalid,
     http::{ErrorResponse, json_reply, unexpected_response},
 };
 use uuid::Uuid;
@@ -12,7 +13,7 @@ use warp::{http::StatusCode, reply::Response};
 
 use crate::{
     Auth, User,
-    domain::{DisplayName, Email, Invalid, Password},
+    domain::{DisplayName, Email, Password},
     passwords,
 };
 
@@ -52,7 +53,7 @@ impl super::RetryAfter for RegisterError {
 impl ErrorResponse for RegisterError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            RegisterError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            RegisterError::Invalid(e) => e.response(),
             RegisterError::EmailTaken => (StatusCode::CONFLICT, "EMAIL_TAKEN"),
             RegisterError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
             RegisterError::Unexpected(e) => unexpected_response(e),
@@ -85,19 +86,13 @@ pub async fn register(auth: Arc<Auth>, body: RegisterRequest) -> Result<Response
             if inserted == 0 {
                 return Err(RegisterError::EmailTaken);
             }
-            let event = Envelope::new(
-                "auth",
-                "user-registered",
-                1,
-                created.id,
-                serde_json::json!({
-                    "user_id": created.id,
-                    "email": created.email,
-                    "display_name": created.display_name,
-                    "role": created.role,
-                }),
-            );
-            events::append(&mut tx, "user-registered", &event)?;
+            Event::UserRegistered(UserRegistered {
+                user_id: created.id,
+                email: created.email.clone(),
+                display_name: created.display_name.clone(),
+                role: created.role.clone(),
+            })
+            .append(&mut tx)?;
             tx.commit()?;
             Ok(())
         })

@@ -1,52 +1,22 @@
 //! `GET /api/products/{id}`.
 
-use teipsum_kit::{
-    db::Db,
-    http::{ErrorResponse, unexpected_response},
-};
-use uuid::Uuid;
-use warp::{http::StatusCode, reply::Response};
+use teipsum_kit::{db::Db, domain::PathId};
+use warp::reply::Response;
 
-use super::{COLUMNS, Row, VISIBLE};
-use crate::{cache::cached_json, domain::Invalid};
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum DetailError {
-    /// The id is not a UUID.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// No such product, or not shown (inactive, deleted).
-    #[error("product not found")]
-    NotFound,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(DetailError);
-
-impl ErrorResponse for DetailError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            DetailError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
-            DetailError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            DetailError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
+use super::{COLUMNS, CatalogError, Row, VISIBLE};
+use crate::cache::cached_json;
 
 /// One product with its stock status. The ETag is `"<version>-<status>"`:
 /// the body changes exactly when one of the two does, and the tag tells no
 /// more than the body (not the count).
 pub async fn detail(
-    id: String,
+    id: PathId,
     db: Db,
     if_none_match: Option<String>,
-) -> Result<Response, DetailError> {
-    let id =
-        Uuid::parse_str(&id).map_err(|_| Invalid("the product id must be a UUID".to_owned()))?;
+) -> Result<Response, CatalogError> {
+    let id = id.uuid("product")?;
     let row = db
-        .run(move |conn| -> Result<Row, DetailError> {
+        .run(move |conn| -> Result<Row, CatalogError> {
             let row = conn
                 .query_opt(
                     &format!(
@@ -55,7 +25,7 @@ pub async fn detail(
                     ),
                     &[&id],
                 )?
-                .ok_or(DetailError::NotFound)?;
+                .ok_or(CatalogError::NotFound)?;
             Ok(Row::from_row(&row))
         })
         .await?;

@@ -2,38 +2,14 @@
 
 use postgres::types::ToSql;
 use serde::Serialize;
-use teipsum_kit::{
-    db::Db,
-    http::{ErrorResponse, unexpected_response},
-};
-use warp::{http::StatusCode, reply::Response};
+use teipsum_kit::{db::Db, domain::Cursor as _};
+use warp::reply::Response;
 
-use super::{COLUMNS, CatalogProduct, Row, VISIBLE};
+use super::{COLUMNS, CatalogError, CatalogProduct, Row, VISIBLE};
 use crate::{
     cache::{body_etag, cached_json},
-    domain::{Cursor, Invalid, ListQuery, Sort},
+    domain::{Cursor, ListQuery, Sort},
 };
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum ListError {
-    /// A parameter is not acceptable.
-    #[error(transparent)]
-    Invalid(#[from] Invalid),
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-teipsum_kit::unexpected_errors!(ListError);
-
-impl ErrorResponse for ListError {
-    fn response(&self) -> (StatusCode, &'static str) {
-        match self {
-            ListError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
-            ListError::Unexpected(e) => unexpected_response(e),
-        }
-    }
-}
 
 /// A page of the list.
 #[derive(Debug, Serialize)]
@@ -149,11 +125,11 @@ pub async fn list(
     db: Db,
     pairs: Vec<(String, String)>,
     if_none_match: Option<String>,
-) -> Result<Response, ListError> {
+) -> Result<Response, CatalogError> {
     let query = ListQuery::parse(pairs)?;
     let (sql, params) = page_sql(&query);
     let mut rows = db
-        .run(move |conn| -> Result<Vec<Row>, ListError> {
+        .run(move |conn| -> Result<Vec<Row>, CatalogError> {
             let refs: Vec<&(dyn ToSql + Sync)> = params
                 .iter()
                 .map(|p| p.as_ref() as &(dyn ToSql + Sync))

@@ -1,15 +1,44 @@
 //! The routes of `/api/products`: public, read-only, cacheable.
 
-pub mod detail;
-pub mod list;
+mod detail;
+mod list;
 
 use serde::Serialize;
-use teipsum_kit::{db::Db, http::answer};
+use teipsum_kit::{
+    db::Db,
+    domain::{Invalid, PathId, Price},
+    http::{ErrorResponse, answer, unexpected_response},
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use warp::{Filter, Rejection, reply::Response};
+use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
 use crate::domain::Stock;
+
+/// What can go wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A parameter or the id is not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// No such product, or not shown (inactive, deleted).
+    #[error("product not found")]
+    NotFound,
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+teipsum_kit::unexpected_errors!(CatalogError);
+
+impl ErrorResponse for CatalogError {
+    fn response(&self) -> (StatusCode, &'static str) {
+        match self {
+            CatalogError::Invalid(e) => e.response(),
+            CatalogError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            CatalogError::Unexpected(e) => unexpected_response(e),
+        }
+    }
+}
 
 /// Every route of the service.
 pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -23,15 +52,8 @@ pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> +
         .and(if_none_match)
         .then(list::list)
         .map(answer);
-    let detail = warp::path!("api" / "products" / String)
-        // `/api/products/` is the list, not a product with an empty id.
-        .and_then(|id: String| async move {
-            if id.is_empty() {
-                Err(warp::reject::not_found())
-            } else {
-                Ok(id)
-            }
-        })
+    // `/api/products/` is the list: an empty id does not match.
+    let detail = warp::path!("api" / "products" / PathId)
         .and(warp::get())
         .and(db)
         .and(if_none_match)
@@ -40,31 +62,15 @@ pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> +
     list.or(detail).unify()
 }
 
-/// A price as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Price {
-    /// Minor units.
-    pub amount_minor: i64,
-    /// ISO 4217 code.
-    pub currency: String,
-}
-
 /// A product as shoppers see it (`CatalogProduct` in docs/api.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct CatalogProduct {
-    /// Id.
     pub id: Uuid,
-    /// Name.
     pub name: String,
-    /// Description.
     pub description: String,
-    /// SKU.
     pub sku: String,
-    /// Price.
     pub price: Price,
-    /// Category slug.
     pub category: String,
-    /// Image URLs.
     pub image_urls: Vec<String>,
     /// Units available and their status.
     pub stock: Stock,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
+    domain::{Invalid, PathId},
     http::{Caller, ErrorResponse, admin, answer, json_body, json_reply, unexpected_response},
     jwt::Verifier,
 };
@@ -20,8 +21,8 @@ pub const MAX_QUANTITY: i64 = 1_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum StockError {
     /// Malformed input.
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// Nothing is known about this product's stock.
     #[error("no stock recorded for this product")]
     NotFound,
@@ -52,7 +53,7 @@ teipsum_kit::unexpected_errors!(StockError);
 impl ErrorResponse for StockError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            StockError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            StockError::Invalid(e) => e.response(),
             StockError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             StockError::UnknownProduct => (StatusCode::NOT_FOUND, "UNKNOWN_PRODUCT"),
             StockError::Deleted => (StatusCode::CONFLICT, "PRODUCT_DELETED"),
@@ -89,9 +90,8 @@ pub struct Adjust {
     delta: i64,
 }
 
-fn product_id(raw: &str) -> Result<Uuid, StockError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| StockError::Invalid("the product id must be a UUID".to_owned()))
+fn product_id(id: &PathId) -> Result<Uuid, Invalid> {
+    id.uuid("product")
 }
 
 fn level(conn: &mut impl postgres::GenericClient, id: Uuid) -> Result<Level, StockError> {
@@ -139,8 +139,29 @@ fn lock_level(tx: &mut impl postgres::GenericClient, id: Uuid) -> Result<(), Sto
     Ok(())
 }
 
+/// Change the stock of `id` in one transaction: refuse a product inventory
+/// cannot stock, take the level's row, run `change`, announce the new level
+/// and answer with it.
+async fn change_level(
+    db: &Db,
+    id: Uuid,
+    change: impl FnOnce(&mut postgres::Transaction<'_>) -> Result<(), StockError> + Send + 'static,
+) -> Result<Level, StockError> {
+    db.run(move |conn| {
+        let mut tx = conn.transaction()?;
+        stockable(&mut tx, id)?;
+        lock_level(&mut tx, id)?;
+        change(&mut tx)?;
+        stock::announce(&mut tx, id)?;
+        let level = level(&mut tx, id)?;
+        tx.commit()?;
+        Ok(level)
+    })
+    .await
+}
+
 /// `GET /api/admin/inventory/{product_id}`.
-pub async fn show(id: String, db: Db, _admin: Caller) -> Result<Response, StockError> {
+pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockError> {
     let id = product_id(&id)?;
     let level = db.run(move |conn| level(&mut **conn, id)).await?;
     Ok(json_reply(StatusCode::OK, &level))
@@ -155,7 +176,7 @@ pub async fn show(id: String, db: Db, _admin: Caller) -> Result<Response, StockE
 /// the row before it records itself; a release records itself and then
 /// waits for the row, adding its units back after this one).
 pub async fn set(
-    id: String,
+    id: PathId,
     db: Db,
     caller: Caller,
     body: SetStock,
@@ -163,39 +184,30 @@ pub async fn set(
     let id = product_id(&id)?;
     let on_hand = body.on_hand;
     if !(0..=MAX_QUANTITY).contains(&on_hand) {
-        return Err(StockError::Invalid(format!(
-            "on_hand must be 0 to {MAX_QUANTITY}"
-        )));
+        return Err(Invalid(format!("on_hand must be 0 to {MAX_QUANTITY}")).into());
     }
-    let level = db
-        .run(move |conn| -> Result<Level, StockError> {
-            let mut tx = conn.transaction()?;
-            stockable(&mut tx, id)?;
-            lock_level(&mut tx, id)?;
-            let set = tx.query_opt(
+    let level = change_level(&db, id, move |tx| {
+        let set = tx.query_opt(
                 "UPDATE inventory.inventory i SET quantity = $2 - r.held \
                  FROM (SELECT coalesce(sum(quantity), 0)::BIGINT AS held FROM inventory.reservations \
                        WHERE product_id = $1 AND released_at IS NULL) r \
                  WHERE i.product_id = $1 AND r.held <= $2 RETURNING i.quantity",
                 &[&id, &on_hand],
             )?;
-            if set.is_none() {
-                let reserved = stock::reserved(&mut tx, id)?;
-                return Err(StockError::BelowReserved { reserved });
-            }
-            stock::announce(&mut tx, id)?;
-            let level = level(&mut tx, id)?;
-            tx.commit()?;
-            Ok(level)
-        })
-        .await?;
+        if set.is_none() {
+            let reserved = stock::reserved(tx, id)?;
+            return Err(StockError::BelowReserved { reserved });
+        }
+        Ok(())
+    })
+    .await?;
     tracing::info!(product_id = %id, on_hand, admin = %caller.claims.sub, "stock set");
     Ok(json_reply(StatusCode::OK, &level))
 }
 
 /// `POST /api/admin/inventory/{product_id}/adjust`: add or remove units.
 pub async fn adjust(
-    id: String,
+    id: PathId,
     db: Db,
     caller: Caller,
     body: Adjust,
@@ -204,37 +216,32 @@ pub async fn adjust(
     // unsigned_abs: `i64::MIN.abs()` overflows.
     let delta = body.delta;
     if delta == 0 || delta.unsigned_abs() > MAX_QUANTITY as u64 {
-        return Err(StockError::Invalid(format!(
+        return Err(Invalid(format!(
             "delta must be non-zero and at most {MAX_QUANTITY} either way"
-        )));
+        ))
+        .into());
     }
-    let level = db
-        .run(move |conn| -> Result<Level, StockError> {
-            let mut tx = conn.transaction()?;
-            stockable(&mut tx, id)?;
-            lock_level(&mut tx, id)?;
-            let current = level(&mut tx, id)?;
-            if current.quantity + delta < 0 {
-                return Err(StockError::Insufficient {
-                    available: current.quantity,
-                });
-            }
-            if current.on_hand + delta > MAX_QUANTITY {
-                return Err(StockError::Invalid(format!(
-                    "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
-                    current.on_hand
-                )));
-            }
-            tx.execute(
-                "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
-                &[&id, &delta],
-            )?;
-            stock::announce(&mut tx, id)?;
-            let level = level(&mut tx, id)?;
-            tx.commit()?;
-            Ok(level)
-        })
-        .await?;
+    let level = change_level(&db, id, move |tx| {
+        let current = level(tx, id)?;
+        if current.quantity + delta < 0 {
+            return Err(StockError::Insufficient {
+                available: current.quantity,
+            });
+        }
+        if current.on_hand + delta > MAX_QUANTITY {
+            return Err(Invalid(format!(
+                "{} units on hand plus {delta} would exceed {MAX_QUANTITY}",
+                current.on_hand
+            ))
+            .into());
+        }
+        tx.execute(
+            "UPDATE inventory.inventory SET quantity = quantity + $2 WHERE product_id = $1",
+            &[&id, &delta],
+        )?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(product_id = %id, delta, admin = %caller.claims.sub, "stock adjusted");
     Ok(json_reply(StatusCode::OK, &level))
 }
@@ -246,20 +253,20 @@ pub fn routes(
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
     let admin = admin(verifier);
-    let show = warp::path!("api" / "admin" / "inventory" / String)
+    let show = warp::path!("api" / "admin" / "inventory" / PathId)
         .and(warp::get())
         .and(db.clone())
         .and(admin.clone())
         .then(show)
         .map(answer);
-    let set = warp::path!("api" / "admin" / "inventory" / String)
+    let set = warp::path!("api" / "admin" / "inventory" / PathId)
         .and(warp::put())
         .and(db.clone())
         .and(admin.clone())
         .and(json_body(BODY_LIMIT))
         .then(set)
         .map(answer);
-    let adjust = warp::path!("api" / "admin" / "inventory" / String / "adjust")
+    let adjust = warp::path!("api" / "admin" / "inventory" / PathId / "adjust")
         .and(warp::post())
         .and(db)
         .and(admin)

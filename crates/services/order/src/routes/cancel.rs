@@ -1,8 +1,9 @@
 //! `POST /api/orders/{id}/cancel`.
 
+use teipsum_events::{Event, OrderCancelled};
 use teipsum_kit::{
     db::Db,
-    events::{self, Envelope},
+    domain::PathId,
     http::{Caller, json_reply},
 };
 use warp::{http::StatusCode, reply::Response};
@@ -12,7 +13,7 @@ use crate::model;
 
 /// Cancel a placed or confirmed order; inventory then releases its stock.
 /// Cancelling a cancelled order answers with it again.
-pub async fn cancel(id: String, db: Db, caller: Caller) -> Result<Response, OrderError> {
+pub async fn cancel(id: PathId, db: Db, caller: Caller) -> Result<Response, OrderError> {
     let id = order_id(&id)?;
     let order = db
         .run(move |conn| -> Result<model::Order, OrderError> {
@@ -33,14 +34,12 @@ pub async fn cancel(id: String, db: Db, caller: Caller) -> Result<Response, Orde
                         "UPDATE orders SET status = 'CANCELLED', updated_at = now() WHERE id = $1",
                         &[&id],
                     )?;
-                    let event = Envelope::new(
-                        "order",
-                        "order-cancelled",
-                        1,
-                        id,
-                        serde_json::json!({"order_id": id, "user_id": owner}),
-                    );
-                    events::append(&mut tx, "order-events", &event)?;
+                    Event::OrderCancelled(OrderCancelled {
+                        order_id: id,
+                        user_id: owner,
+                        reason: None,
+                    })
+                    .append(&mut tx)?;
                 }
                 "CANCELLED" => {}
                 other => return Err(OrderError::InvalidState(other.to_lowercase())),

@@ -1,31 +1,28 @@
 //! `GET /api/orders/?limit=&cursor=`: the caller's orders, newest first.
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use teipsum_kit::{
     db::Db,
-    http::{Caller, json_reply},
+    domain::{Cursor, query_params},
+    http::{Caller, PageLimit, json_reply},
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
 use super::OrderError;
-use crate::{
-    domain::Invalid,
-    model::{self, Order},
-};
-
-/// Largest page.
-pub const MAX_LIMIT: i64 = 100;
+use crate::model::{self, Order};
 
 /// Where the next page starts: after this (created_at, id).
 #[derive(Serialize, Deserialize)]
-struct Cursor {
+#[serde(deny_unknown_fields)]
+struct After {
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     id: Uuid,
 }
+
+impl Cursor for After {}
 
 #[derive(Serialize)]
 struct Page {
@@ -33,37 +30,15 @@ struct Page {
     next_cursor: Option<String>,
 }
 
-fn parse_query(raw: &str) -> Result<(i64, Option<Cursor>), Invalid> {
-    let mut limit = 20;
-    let mut cursor = None;
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "limit" => {
-                limit = value
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|l| (1..=MAX_LIMIT).contains(l))
-                    .ok_or_else(|| Invalid(format!("limit must be 1 to {MAX_LIMIT}")))?;
-            }
-            "cursor" => {
-                let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(value)
-                    .map_err(|_| Invalid("cursor is not one this service gave out".to_owned()))?;
-                cursor =
-                    Some(serde_json::from_slice(&bytes).map_err(|_| {
-                        Invalid("cursor is not one this service gave out".to_owned())
-                    })?);
-            }
-            other => return Err(Invalid(format!("unknown query parameter `{other}`"))),
-        }
-    }
-    Ok((limit, cursor))
-}
-
 /// A page of the caller's orders (keyset pagination: stable while orders are added).
-pub async fn list(db: Db, caller: Caller, query: String) -> Result<Response, OrderError> {
-    let (limit, cursor) = parse_query(&query)?;
+pub async fn list(
+    db: Db,
+    caller: Caller,
+    query: Vec<(String, String)>,
+) -> Result<Response, OrderError> {
+    let params = query_params(query, &["limit", "cursor"])?;
+    let limit = PageLimit::parse(params.get("limit").map(String::as_str))?.get();
+    let cursor = params.get("cursor").map(|c| After::decode(c)).transpose()?;
     let user_id = caller.claims.sub;
     let page = db
         .run(move |conn| -> Result<Page, OrderError> {
@@ -81,12 +56,11 @@ pub async fn list(db: Db, caller: Caller, query: String) -> Result<Response, Ord
             items.truncate(limit as usize);
             let next_cursor = more.then(|| {
                 let last = items.last().expect("a full page");
-                let cursor = Cursor {
+                After {
                     created_at: last.created_at,
                     id: last.id,
-                };
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(serde_json::to_vec(&cursor).expect("serializes"))
+                }
+                .encode()
             });
             Ok(Page { items, next_cursor })
         })

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use teipsum_kit::{
     db::Db,
+    domain::{Invalid, PathId},
     http::{ErrorResponse, answer, authenticated, json_body, unexpected_response},
     jwt::Verifier,
 };
 use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
-use crate::{BODY_LIMIT, domain::Invalid, limits::Limits};
+use crate::{BODY_LIMIT, limits::Limits};
 
 pub use cancel::cancel;
 pub use list::list;
@@ -68,7 +69,7 @@ teipsum_kit::unexpected_errors!(OrderError);
 impl ErrorResponse for OrderError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
-            OrderError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            OrderError::Invalid(e) => e.response(),
             OrderError::UnknownProduct(_) => (StatusCode::UNPROCESSABLE_ENTITY, "UNKNOWN_PRODUCT"),
             OrderError::Unavailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "PRODUCT_UNAVAILABLE"),
             OrderError::MixedCurrency => (StatusCode::UNPROCESSABLE_ENTITY, "MIXED_CURRENCY"),
@@ -82,9 +83,9 @@ impl ErrorResponse for OrderError {
     }
 }
 
-/// An order id from the path.
-fn order_id(raw: &str) -> Result<uuid::Uuid, OrderError> {
-    uuid::Uuid::parse_str(raw).map_err(|_| Invalid("the order id must be a UUID".to_owned()).into())
+/// The order id of a path.
+fn order_id(id: &PathId) -> Result<uuid::Uuid, Invalid> {
+    id.uuid("order")
 }
 
 /// Every route of the service.
@@ -109,16 +110,16 @@ pub fn routes(
         .and(warp::get())
         .and(db.clone())
         .and(caller.clone())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::query::<Vec<(String, String)>>())
         .then(list)
         .map(answer);
-    let show = warp::path!("api" / "orders" / String)
+    let show = warp::path!("api" / "orders" / PathId)
         .and(warp::get())
         .and(db.clone())
         .and(caller.clone())
         .then(show)
         .map(answer);
-    let cancel = warp::path!("api" / "orders" / String / "cancel")
+    let cancel = warp::path!("api" / "orders" / PathId / "cancel")
         .and(warp::post())
         .and(db)
         .and(caller)

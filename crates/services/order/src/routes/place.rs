@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
+use teipsum_events::{Event, OrderLine, OrderPlaced};
 use teipsum_kit::{
     db::Db,
-    events::{self, Envelope},
+    domain::Invalid,
     http::{Caller, json_reply},
 };
 use uuid::Uuid;
@@ -168,10 +169,10 @@ fn create(
         }
         let line_total = price
             .checked_mul(i64::from(line.quantity))
-            .ok_or_else(|| crate::domain::Invalid("the order total is too large".to_owned()))?;
+            .ok_or_else(|| Invalid::new("the order total is too large"))?;
         total = total
             .checked_add(line_total)
-            .ok_or_else(|| crate::domain::Invalid("the order total is too large".to_owned()))?;
+            .ok_or_else(|| Invalid::new("the order total is too large"))?;
         items.push((line, name.clone(), *price, line_total));
     }
     let currency = currency.expect("at least one line");
@@ -186,18 +187,18 @@ fn create(
             &[&order_id, &line.product_id, name, &line.quantity, price, line_total],
         )?;
     }
-    let event = Envelope::new(
-        "order",
-        "order-placed",
-        1,
+    Event::OrderPlaced(OrderPlaced {
         order_id,
-        serde_json::json!({
-            "order_id": order_id,
-            "user_id": user_id,
-            "items": lines.iter().map(|l| serde_json::json!({"product_id": l.product_id, "quantity": l.quantity})).collect::<Vec<_>>(),
-        }),
-    );
-    events::append(tx, "order-events", &event)?;
+        user_id,
+        items: lines
+            .iter()
+            .map(|l| OrderLine {
+                product_id: l.product_id,
+                quantity: i64::from(l.quantity),
+            })
+            .collect(),
+    })
+    .append(tx)?;
     model::load(tx, order_id)?
         .ok_or_else(|| anyhow::anyhow!("the order just inserted is gone").into())
 }

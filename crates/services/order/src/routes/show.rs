@@ -2,6 +2,7 @@
 
 use teipsum_kit::{
     db::Db,
+    domain::PathId,
     http::{Caller, json_reply},
 };
 use warp::{http::StatusCode, reply::Response};
@@ -11,7 +12,7 @@ use crate::model;
 
 /// One order, to its owner or an admin. Someone else's order is "not
 /// found": the answer does not tell which order ids exist.
-pub async fn show(id: String, db: Db, caller: Caller) -> Result<Response, OrderError> {
+pub async fn show(id: PathId, db: Db, caller: Caller) -> Result<Response, OrderError> {
     let id = order_id(&id)?;
     let order = db
         .run(move |conn| -> Result<_, OrderError> { Ok(model::load(&mut **conn, id)?) })

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use teipsum_kit::{
     db::Db,
+    domain::{Invalid, PathId},
     http::{
         Caller, ErrorResponse, admin, answer, authenticated, json_body, json_reply,
         unexpected_response,
@@ -17,7 +18,7 @@ use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
 use crate::{
     BODY_LIMIT,
-    domain::{Address, Invalid, Preferences, ProfileEdit},
+    domain::{Address, Preferences, ProfileEdit},
 };
 
 /// A profile as clients see it.
@@ -55,7 +56,7 @@ impl ErrorResponse for ProfileError {
     fn response(&self) -> (StatusCode, &'static str) {
         match self {
             ProfileError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
-            ProfileError::Invalid(_) => (StatusCode::BAD_REQUEST, "INVALID_INPUT"),
+            ProfileError::Invalid(e) => e.response(),
             ProfileError::Unexpected(e) => unexpected_response(e),
         }
     }
@@ -128,8 +129,8 @@ pub async fn update_me(
 }
 
 /// `GET /api/users/{id}` (admins).
-pub async fn get_one(db: Db, id: String, _admin: Caller) -> Result<Response, ProfileError> {
-    let id = Uuid::parse_str(&id).map_err(|_| Invalid("the user id must be a UUID".to_owned()))?;
+pub async fn get_one(db: Db, id: PathId, _admin: Caller) -> Result<Response, ProfileError> {
+    let id = id.uuid("user")?;
     Ok(json_reply(StatusCode::OK, &load(&db, id).await?))
 }
 
@@ -153,7 +154,7 @@ pub fn routes(
         .and(json_body(BODY_LIMIT))
         .then(update_me)
         .map(answer);
-    let get_one = warp::path!("api" / "users" / String)
+    let get_one = warp::path!("api" / "users" / PathId)
         .and(warp::get())
         .and(db)
         .and(admin(verifier))

@@ -1,0 +1,141 @@
+//! What each consuming service acts on, and the typed handler the kit's
+//! consumer runs for it.
+
+use postgres::Transaction;
+use teipsum_kit::{
+    ConsumerSpec,
+    events::{Envelope, HandleError, Handler},
+};
+
+use crate::{Event, Kind, service};
+
+/// The kinds of event a service acts on; it subscribes to their topics and
+/// acknowledges every other kind on them without touching its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The consuming service.
+    pub service: &'static str,
+    /// What it acts on.
+    pub kinds: &'static [Kind],
+}
+
+const PRODUCTS: [Kind; 3] = [
+    Kind::ProductCreated,
+    Kind::ProductUpdated,
+    Kind::ProductDeleted,
+];
+
+impl Subscription {
+    /// Profiles from accounts and logins.
+    pub const USER: Subscription = Subscription {
+        service: service::USER,
+        kinds: &[Kind::UserRegistered, Kind::UserLogin],
+    };
+    /// The catalog's read model: products and stock levels.
+    pub const CATALOG: Subscription = Subscription {
+        service: service::CATALOG,
+        kinds: &[PRODUCTS[0], PRODUCTS[1], PRODUCTS[2], Kind::StockChanged],
+    };
+    /// Orders: their prices from products, their fate from inventory.
+    pub const ORDER: Subscription = Subscription {
+        service: service::ORDER,
+        kinds: &[
+            PRODUCTS[0],
+            PRODUCTS[1],
+            PRODUCTS[2],
+            Kind::StockReserved,
+            Kind::ReservationRejected,
+        ],
+    };
+    /// Inventory: the orders to reserve for, and which products exist.
+    pub const INVENTORY: Subscription = Subscription {
+        service: service::INVENTORY,
+        kinds: &[
+            Kind::OrderPlaced,
+            Kind::OrderCancelled,
+            PRODUCTS[0],
+            PRODUCTS[1],
+            PRODUCTS[2],
+        ],
+    };
+    /// Every service that consumes.
+    pub const ALL: [Subscription; 4] = [
+        Subscription::USER,
+        Subscription::CATALOG,
+        Subscription::ORDER,
+        Subscription::INVENTORY,
+    ];
+
+    /// The subscription of `service`, if it consumes.
+    pub fn of(service: &str) -> Option<Subscription> {
+        Subscription::ALL.into_iter().find(|s| s.service == service)
+    }
+
+    /// The topics to subscribe to, sorted.
+    pub fn topics(&self) -> Vec<&'static str> {
+        let mut topics: Vec<&'static str> = self.kinds.iter().map(|k| k.topic()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
+    }
+
+    /// Whether the service acts on events of type `kind` on `topic`.
+    pub fn acts_on(&self, topic: &str, kind: &str) -> bool {
+        self.kinds
+            .iter()
+            .any(|k| k.name() == kind && k.topic() == topic)
+    }
+
+    /// The services whose events this one reads, sorted.
+    pub fn sources(&self) -> Vec<&'static str> {
+        let mut sources: Vec<&'static str> = self.kinds.iter().map(|k| k.producer()).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        sources
+    }
+}
+
+/// What a service does with one decoded event, inside the consumer's
+/// transaction; the envelope is there for its `occurred_at` and `id`.
+pub type Apply = fn(&mut Transaction<'_>, &Envelope, Event) -> Result<(), HandleError>;
+
+/// The consumer of `subscription`: its topics, and a handler that skips the
+/// kinds it does not act on, decodes the others (one that does not decode
+/// is parked) and hands them to `apply`.
+pub fn consumer(subscription: Subscription, apply: Apply) -> ConsumerSpec {
+    ConsumerSpec {
+        topics: subscription.topics(),
+        handler: Box::new(Typed {
+            subscription,
+            apply,
+        }),
+    }
+}
+
+struct Typed {
+    subscription: Subscription,
+    apply: Apply,
+}
+
+impl Handler for Typed {
+    fn handle(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        topic: &str,
+        envelope: &Envelope,
+    ) -> Result<(), HandleError> {
+        if !self.subscription.acts_on(topic, &envelope.kind) {
+            return Ok(());
+        }
+        let event = Event::decode(envelope)?;
+        (self.apply)(tx, envelope, event)
+    }
+
+    fn wants(&self, topic: &str, kind: &str) -> bool {
+        self.subscription.acts_on(topic, kind)
+    }
+
+    fn understands(&self, _topic: &str, kind: &str, version: u32) -> bool {
+        Kind::from_name(kind).is_some_and(|k| k.version() == version)
+    }
+}
