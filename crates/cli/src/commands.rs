@@ -136,11 +136,19 @@ pub fn explain_text(plan: &Plan, service: &str) -> Option<String> {
         "{} ({}), environment {} on host {}",
         s.name, s.description, plan.environment, s.host
     );
-    let _ = writeln!(
-        out,
-        "  unit        {} (Type=notify, WatchdogSec={}s, Restart=on-failure)",
-        s.unit, s.watchdog_sec
-    );
+    let profile = &s.profile;
+    let mut unit = vec![format!("Type={}", profile.kind.as_str())];
+    if let Some(secs) = profile.watchdog_sec {
+        unit.push(format!("WatchdogSec={secs}s"));
+    }
+    unit.push(format!("Restart={}", profile.restart.policy.as_str()));
+    if let Some(delay) = profile.restart.delay() {
+        unit.push(format!("RestartSec={delay}"));
+    }
+    if let Some(secs) = profile.timeout_stop_sec {
+        unit.push(format!("TimeoutStopSec={secs}s"));
+    }
+    let _ = writeln!(out, "  unit        {} ({})", s.unit, unit.join(", "));
     let _ = writeln!(out, "  binary      {}", s.binary);
     let _ = writeln!(out, "  user/group  {}/{}", s.user, s.group);
     let _ = writeln!(
@@ -161,6 +169,7 @@ pub fn explain_text(plan: &Plan, service: &str) -> Option<String> {
     );
     let _ = writeln!(out, "  produces    {}", none(&s.produces));
     let _ = writeln!(out, "  consumes    {}", none(&s.consumes));
+    let _ = writeln!(out, "  client id   {}", s.kafka_client_id);
     if let Some(group) = &s.consumer_group {
         let _ = writeln!(out, "  group       {group}");
     }

@@ -174,7 +174,7 @@ pub fn render_unit(plan: &Plan, name: &str, bin_dir: &str) -> Result<String, Str
                 known.join(", ")
             )
         })?;
-        unit::service_unit(service)
+        unit::service_unit(plan, service)
     };
     Ok(unit::to_unit_file(&unit, bin_dir))
 }

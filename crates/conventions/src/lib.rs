@@ -19,6 +19,12 @@ pub mod env {
     pub const KAFKA_BROKERS: &str = "TEIPSUM_KAFKA_BROKERS";
     /// Kafka consumer group of the service.
     pub const KAFKA_GROUP: &str = "TEIPSUM_KAFKA_GROUP";
+    /// Kafka client id of the service's producer and consumer
+    /// (`teipsum-order`); the service name when unset.
+    pub const KAFKA_CLIENT_ID: &str = "TEIPSUM_KAFKA_CLIENT_ID";
+    /// Name of the credential holding the CA of a remote database server
+    /// (`postgres-ca`); used when that credential file exists.
+    pub const DATABASE_CA_CREDENTIAL: &str = "TEIPSUM_DATABASE_CA_CREDENTIAL";
     /// Expected (and, for auth, issued) `iss` claim.
     pub const JWT_ISSUER: &str = "TEIPSUM_JWT_ISSUER";
     /// Expected (and, for auth, issued) `aud` claim.
@@ -65,6 +71,8 @@ pub mod credentials {
     pub const JWT_SIGNING_KEY: &str = "jwt-signing-key";
     /// SPKI PEM Ed25519 public key that verifies access tokens.
     pub const JWT_PUBLIC_KEY: &str = "jwt-public-key";
+    /// PEM CA certificates that sign a remote PostgreSQL server's certificate.
+    pub const POSTGRES_CA: &str = "postgres-ca";
 }
 
 /// systemd unit of a service (`teipsum-order.service`).
@@ -79,6 +87,11 @@ pub fn binary_name(platform: &str, service: &str) -> String {
 
 /// Kafka consumer group of a service (`teipsum-order`).
 pub fn consumer_group(platform: &str, service: &str) -> String {
+    format!("{platform}-{service}")
+}
+
+/// Kafka client id of a service (`teipsum-order`).
+pub fn kafka_client_id(platform: &str, service: &str) -> String {
     format!("{platform}-{service}")
 }
 

@@ -684,7 +684,13 @@ async fn order_placement_is_rate_limited_at_the_edge_but_listing_is_not() {
     let stack = start("prod", None);
     let shop = Shop::new(&stack);
     let ana = shop.account("ana@example.org").await;
-    let limit = &stack.plan.nginx.order_rate_limit;
+    let limit = stack
+        .plan
+        .nginx
+        .rate_limits
+        .iter()
+        .find(|l| l.methods.iter().any(|m| m == "POST"))
+        .expect("the order placement zone");
     // An empty order: the service refuses it (400) without writing, so only
     // the edge's limit can turn an answer into 429.
     let mut answers = Vec::new();

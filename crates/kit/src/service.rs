@@ -270,7 +270,10 @@ where
     } else {
         None
     };
-    let ca = settings.optional_credential("postgres-ca")?;
+    let ca = match &settings.database_ca_credential {
+        Some(name) => settings.optional_credential(name)?,
+        None => None,
+    };
     let db = Db::new(&settings.database, 16, ca.as_deref())?;
     let started = start_with(service, settings, build, verifier, db.clone()).await;
     if started.is_err() {
@@ -310,7 +313,7 @@ where
     process::status("applying migrations");
     db.migrate(service.name, (service.migrations)()).await?;
 
-    let client_id = format!("teipsum-{}", service.name);
+    let client_id = settings.kafka_client_id.clone();
     let producer = kafka::producer(&settings.kafka_brokers, &client_id)?;
     let context = Context {
         settings: settings.clone(),
@@ -352,10 +355,14 @@ where
         context.retention(),
     )];
     if let Some(consumer) = parts.consumer {
-        let group = settings
-            .kafka_group
-            .clone()
-            .unwrap_or_else(|| teipsum_conventions::consumer_group("teipsum", service.name));
+        let group =
+            settings
+                .kafka_group
+                .clone()
+                .ok_or(crate::settings::SettingsError::Missing {
+                    name: teipsum_conventions::env::KAFKA_GROUP,
+                    what: "the consumer group of a service that consumes, as the plan names it",
+                })?;
         let member = kafka::replica_member_id(&client_id, addr.port());
         let kafka_consumer =
             kafka::consumer_as(&settings.kafka_brokers, &group, &client_id, &member)?;
@@ -730,7 +737,8 @@ fn command_settings() -> Result<CommandSettings, String> {
     })?;
     let ca = var(env::SYSTEMD_CREDENTIALS_DIRECTORY)
         .or_else(|| var(env::CREDENTIALS_DIR))
-        .map(|dir| std::path::PathBuf::from(dir).join("postgres-ca"))
+        .zip(var(env::DATABASE_CA_CREDENTIAL))
+        .map(|(dir, name)| std::path::PathBuf::from(dir).join(name))
         .filter(|path| path.exists())
         .map(|path| std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display())))
         .transpose()?;

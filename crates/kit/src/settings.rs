@@ -87,6 +87,10 @@ pub struct Settings {
     pub kafka_brokers: String,
     /// Consumer group, when the service consumes.
     pub kafka_group: Option<String>,
+    /// Kafka client id; the service name when unset.
+    pub kafka_client_id: String,
+    /// The credential holding a remote database's CA, when the unit names one.
+    pub database_ca_credential: Option<String>,
     /// Expected `iss` of access tokens.
     pub jwt_issuer: String,
     /// Expected `aud` of access tokens.
@@ -174,8 +178,13 @@ impl Settings {
             .get(env::SYSTEMD_CREDENTIALS_DIRECTORY)
             .or_else(|| source.get(env::CREDENTIALS_DIR))
             .map(PathBuf::from);
+        let service = require(env::SERVICE, "the service name, e.g. order")?;
         Ok(Settings {
-            service: require(env::SERVICE, "the service name, e.g. order")?,
+            kafka_client_id: source
+                .get(env::KAFKA_CLIENT_ID)
+                .unwrap_or_else(|| service.clone()),
+            database_ca_credential: source.get(env::DATABASE_CA_CREDENTIAL),
+            service,
             listen,
             database,
             kafka_brokers: require(env::KAFKA_BROKERS, "bootstrap servers, e.g. 127.0.0.1:9092")?,

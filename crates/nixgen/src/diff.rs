@@ -7,7 +7,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use teipsum_spec::plan::{Plan, ServicePlan, TopicPlan};
+use teipsum_spec::plan::{
+    AccessRule, EdgeResponsePlan, KafkaMode, NginxPlan, Plan, Property, RateLimitPlan, Restart,
+    ServicePlan, TopicPlan, UnitProfile, UnitSetting, UnitValue,
+};
 
 /// What happens to the running host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,6 +50,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Vec<Change> {
     diff_edge(old, new, &mut changes);
     diff_postgres(old, new, &mut changes);
     diff_kafka(old, new, &mut changes);
+    diff_sandbox(old, new, &mut changes);
     changes
 }
 
@@ -112,10 +116,24 @@ fn service_changes(old: &ServicePlan, new: &ServicePlan) -> Vec<String> {
     if old.after != new.after || old.requires != new.requires || old.wants != new.wants {
         out.push("ordering changed".to_owned());
     }
-    if old.watchdog_sec != new.watchdog_sec {
+    out.extend(profile_changes(&old.profile, &new.profile));
+    if old.kafka_client_id != new.kafka_client_id {
         out.push(format!(
-            "watchdog {}s → {}s",
-            old.watchdog_sec, new.watchdog_sec
+            "Kafka client id {} → {}",
+            old.kafka_client_id, new.kafka_client_id
+        ));
+    }
+    if old.consumer_group != new.consumer_group {
+        out.push(format!(
+            "consumer group {} → {}",
+            old.consumer_group.as_deref().unwrap_or("none"),
+            new.consumer_group.as_deref().unwrap_or("none")
+        ));
+    }
+    if old.database_ca_credential != new.database_ca_credential {
+        out.push(format!(
+            "database CA credential {} → {}",
+            old.database_ca_credential, new.database_ca_credential
         ));
     }
     if old.description != new.description {
@@ -123,6 +141,77 @@ fn service_changes(old: &ServicePlan, new: &ServicePlan) -> Vec<String> {
     }
     if out.is_empty() {
         out.push("unit changed".to_owned());
+    }
+    out
+}
+
+/// What changed in how systemd runs a unit, one phrase per setting.
+fn profile_changes(old: &UnitProfile, new: &UnitProfile) -> Vec<String> {
+    let mut out = Vec::new();
+    let secs = |v: Option<u64>| v.map_or("none".to_owned(), |s| format!("{s}s"));
+    if old.kind != new.kind {
+        out.push(format!(
+            "Type={} → Type={}",
+            old.kind.as_str(),
+            new.kind.as_str()
+        ));
+    }
+    if old.watchdog_sec != new.watchdog_sec {
+        out.push(format!(
+            "watchdog {} → {}",
+            secs(old.watchdog_sec),
+            secs(new.watchdog_sec)
+        ));
+    }
+    out.extend(restart_changes(&old.restart, &new.restart));
+    if old.timeout_stop_sec != new.timeout_stop_sec {
+        out.push(format!(
+            "stop timeout {} → {}",
+            secs(old.timeout_stop_sec),
+            secs(new.timeout_stop_sec)
+        ));
+    }
+    if old.sandboxed != new.sandboxed {
+        out.push(if new.sandboxed {
+            "now sandboxed".to_owned()
+        } else {
+            "no longer sandboxed".to_owned()
+        });
+    }
+    if old.wanted_by != new.wanted_by {
+        out.push(format!(
+            "wanted by {} → {}",
+            old.wanted_by.join(" "),
+            new.wanted_by.join(" ")
+        ));
+    }
+    out
+}
+
+/// What changed in a unit's restart.
+fn restart_changes(old: &Restart, new: &Restart) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.policy != new.policy {
+        out.push(format!(
+            "Restart={} → Restart={}",
+            old.policy.as_str(),
+            new.policy.as_str()
+        ));
+    }
+    if old.delay_ms != new.delay_ms {
+        let delay = |r: &Restart| r.delay().unwrap_or_else(|| "default".to_owned());
+        out.push(format!("RestartSec {} → {}", delay(old), delay(new)));
+    }
+    if old.start_limit_interval_sec != new.start_limit_interval_sec {
+        let limit = |r: &Restart| {
+            r.start_limit_interval_sec
+                .map_or("default".to_owned(), |s| format!("{s}s"))
+        };
+        out.push(format!(
+            "start limit interval {} → {}",
+            limit(old),
+            limit(new)
+        ));
     }
     out
 }
@@ -159,7 +248,7 @@ fn diff_databases(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
 }
 
 fn diff_topics(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
-    let unit = teipsum_conventions::topics_unit(&new.platform);
+    let unit = new.kafka.topics_unit.unit.clone();
     let before = by_name(&old.kafka.topics, |t| &t.name);
     let after = by_name(&new.kafka.topics, |t| &t.name);
     for (name, t) in &after {
@@ -236,17 +325,25 @@ fn diff_routes(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             Some(old_r) if old_r != r => changes.push(Change {
                 sign: '~',
                 what: format!(
-                    "route {prefix}: {} → {}{}",
+                    "route {prefix}: {} → {}{}{}",
                     old_r.service,
                     r.service,
-                    if old_r.rate_limited != r.rate_limited {
-                        if r.rate_limited {
-                            ", now rate-limited"
+                    if old_r.rate_limits != r.rate_limits {
+                        if r.rate_limits.is_empty() {
+                            ", no longer rate-limited".to_owned()
                         } else {
-                            ", no longer rate-limited"
+                            format!(", now rate-limited by {}", r.rate_limits.join(", "))
                         }
                     } else {
-                        ""
+                        String::new()
+                    },
+                    if old_r.micro_cache_secs != r.micro_cache_secs {
+                        format!(
+                            ", micro-cache {}s → {}s",
+                            old_r.micro_cache_secs, r.micro_cache_secs
+                        )
+                    } else {
+                        String::new()
                     }
                 ),
                 effects: reload(),
@@ -274,22 +371,165 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
     {
         what.push("security headers".to_owned());
     }
-    if o.auth_rate_limit != n.auth_rate_limit {
+    let before = by_name(&o.rate_limits, |l| &l.zone);
+    let after = by_name(&n.rate_limits, |l| &l.zone);
+    for (zone, l) in &after {
+        let describe = |l: &RateLimitPlan| {
+            let methods = if l.methods.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} only)", l.methods.join(", "))
+            };
+            format!("{} burst {} in {}{methods}", l.rate, l.burst, l.zone_size)
+        };
+        match before.get(zone) {
+            None => what.push(format!(
+                "{} rate limit {zone} added: {}",
+                l.purpose,
+                describe(l)
+            )),
+            Some(old_l) if old_l != l => what.push(format!(
+                "{} rate limit {} → {}",
+                l.purpose,
+                describe(old_l),
+                describe(l)
+            )),
+            Some(_) => {}
+        }
+    }
+    for (zone, l) in &before {
+        if !after.contains_key(zone) {
+            what.push(format!("{} rate limit {zone} removed", l.purpose));
+        }
+    }
+    if o.limit_key != n.limit_key || o.limit_status != n.limit_status {
         what.push(format!(
-            "authentication rate limit {} burst {} → {} burst {}",
-            o.auth_rate_limit.rate,
-            o.auth_rate_limit.burst,
-            n.auth_rate_limit.rate,
-            n.auth_rate_limit.burst
+            "rate limits count ${} (IPv6 by /{}) and answer {} → ${} (IPv6 by /{}) and answer {}",
+            o.limit_key.variable,
+            o.limit_key.ipv6_prefix_bits,
+            o.limit_status,
+            n.limit_key.variable,
+            n.limit_key.ipv6_prefix_bits,
+            n.limit_status
         ));
     }
-    if o.order_rate_limit != n.order_rate_limit {
+    match (&o.micro_cache, &n.micro_cache) {
+        (None, Some(c)) => what.push(format!("micro-cache {} added at {}", c.name, c.path)),
+        (Some(c), None) => what.push(format!("micro-cache {} removed", c.name)),
+        (Some(a), Some(b)) if a != b => what.push(format!(
+            "micro-cache {} ({} keys, at most {}, at {}) → {} ({} keys, at most {}, at {})",
+            a.name, a.keys_size, a.max_size, a.path, b.name, b.keys_size, b.max_size, b.path
+        )),
+        _ => {}
+    }
+    let locations = |plan: &NginxPlan| -> BTreeMap<String, String> {
+        plan.static_locations
+            .iter()
+            .map(|l| {
+                (
+                    l.path.clone(),
+                    format!(
+                        "Cache-Control \"{}\"{}{}",
+                        l.cache_control,
+                        if l.always { " always" } else { "" },
+                        l.try_files
+                            .as_ref()
+                            .map_or(String::new(), |t| format!(", try_files {t}"))
+                    ),
+                )
+            })
+            .collect()
+    };
+    let (before, after) = (locations(o), locations(n));
+    for (path, rule) in &after {
+        match before.get(path) {
+            None => what.push(format!("location {path} added: {rule}")),
+            Some(old_rule) if old_rule != rule => {
+                what.push(format!("location {path}: {old_rule} → {rule}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for path in before.keys() {
+        if !after.contains_key(path) {
+            what.push(format!("location {path} removed"));
+        }
+    }
+    let answer = |r: &EdgeResponsePlan| format!("{} {} \"{}\"", r.status, r.code, r.message);
+    match (&o.api_fallback, &n.api_fallback) {
+        (None, Some(f)) => what.push(format!(
+            "unknown API paths under {} answer {}",
+            f.path,
+            answer(&f.response)
+        )),
+        (Some(f), None) => what.push(format!(
+            "unknown API paths under {} no longer answered by nginx",
+            f.path
+        )),
+        (Some(a), Some(b)) if a != b => what.push(format!(
+            "unknown API paths under {}: {} → {}",
+            b.path,
+            answer(&a.response),
+            answer(&b.response)
+        )),
+        _ => {}
+    }
+    if o.edge_errors != n.edge_errors {
+        let before: BTreeMap<u16, String> = o
+            .edge_errors
+            .iter()
+            .map(|e| (e.status, answer(e)))
+            .collect();
+        let after: BTreeMap<u16, String> = n
+            .edge_errors
+            .iter()
+            .map(|e| (e.status, answer(e)))
+            .collect();
+        for (status, a) in &after {
+            if before.get(status) != Some(a) {
+                what.push(format!("edge error {a}"));
+            }
+        }
+        for status in before.keys() {
+            if !after.contains_key(status) {
+                what.push(format!("edge error {status} left to nginx"));
+            }
+        }
+        if before == after {
+            what.push("edge error locations".to_owned());
+        }
+    }
+    if o.proxy_headers != n.proxy_headers {
+        let headers = |p: &NginxPlan| {
+            p.proxy_headers
+                .iter()
+                .map(|h| format!("{} {}", h.name, h.value))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        what.push(format!("proxy headers {} → {}", headers(o), headers(n)));
+    }
+    for preset in &n.presets {
+        match o.presets.iter().find(|p| p.option == preset.option) {
+            Some(old_p) if old_p == preset => {}
+            Some(old_p) if old_p.enabled != preset.enabled => what.push(format!(
+                "{} {}",
+                preset.option,
+                if preset.enabled { "on" } else { "off" }
+            )),
+            Some(_) => what.push(format!("{} settings changed", preset.option)),
+            None => what.push(format!("{} added", preset.option)),
+        }
+    }
+    for preset in &o.presets {
+        if !n.presets.iter().any(|p| p.option == preset.option) {
+            what.push(format!("{} removed", preset.option));
+        }
+    }
+    if o.server_tokens != n.server_tokens {
         what.push(format!(
-            "order placement rate limit {} burst {} → {} burst {}",
-            o.order_rate_limit.rate,
-            o.order_rate_limit.burst,
-            n.order_rate_limit.rate,
-            n.order_rate_limit.burst
+            "server tokens {}",
+            if n.server_tokens { "on" } else { "off" }
         ));
     }
     if o.client_max_body_size != n.client_max_body_size {
@@ -298,11 +538,7 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             o.client_max_body_size, n.client_max_body_size
         ));
     }
-    if o.gzip != n.gzip
-        || o.keepalive != n.keepalive
-        || o.upstreams != n.upstreams
-        || old.frontend != new.frontend
-    {
+    if o.keepalive != n.keepalive || o.upstreams != n.upstreams || old.frontend != new.frontend {
         what.push("upstreams or static files".to_owned());
     }
     if !what.is_empty() {
@@ -310,6 +546,18 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             sign: '~',
             what: format!("nginx: {}", what.join("; ")),
             effects: vec![Effect::Reload("nginx.service".to_owned())],
+        });
+    }
+    let restart = restart_changes(&old.acme.order_restart, &new.acme.order_restart);
+    if !restart.is_empty() {
+        changes.push(Change {
+            sign: '~',
+            what: format!(
+                "unit acme-order-renew-{}.service: {}",
+                new.domain,
+                restart.join("; ")
+            ),
+            effects: vec![],
         });
     }
     if old.domain != new.domain || old.acme != new.acme {
@@ -360,6 +608,23 @@ fn diff_postgres(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             effects: vec![Effect::Restart("postgresql.service".to_owned())],
         });
     }
+    if o.access != n.access {
+        let before: BTreeSet<String> = o.access.iter().map(AccessRule::line).collect();
+        let after: BTreeSet<String> = n.access.iter().map(AccessRule::line).collect();
+        let mut what: Vec<String> = after
+            .difference(&before)
+            .map(|l| format!("+ `{l}`"))
+            .chain(before.difference(&after).map(|l| format!("- `{l}`")))
+            .collect();
+        if what.is_empty() {
+            what.push("rules reordered".to_owned());
+        }
+        changes.push(Change {
+            sign: '~',
+            what: format!("postgresql access: {}", what.join(", ")),
+            effects: vec![Effect::Reload("postgresql.service".to_owned())],
+        });
+    }
     if o.backup != n.backup {
         changes.push(Change {
             sign: '~',
@@ -384,13 +649,116 @@ fn diff_kafka(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
                 "migrating between ZooKeeper and KRaft needs Kafka's migration procedure; topics restart empty otherwise".to_owned(),
             )],
         });
-    } else if o.settings != n.settings || o.package != n.package || o.mode != n.mode {
+    } else if o.settings != n.settings
+        || o.package != n.package
+        || o.mode != n.mode
+        || o.jvm_options != n.jvm_options
+    {
+        let mut what = vec!["Kafka broker settings".to_owned()];
+        if let (
+            KafkaMode::Zookeeper {
+                zookeeper_conf: a,
+                zookeeper_restart: ra,
+                ..
+            },
+            KafkaMode::Zookeeper {
+                zookeeper_conf: b,
+                zookeeper_restart: rb,
+                ..
+            },
+        ) = (&o.mode, &n.mode)
+        {
+            if a != b {
+                let conf = |c: &[Property]| {
+                    c.iter()
+                        .map(|p| format!("{}={}", p.name, p.value))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                what.push(format!("ZooKeeper {} → {}", conf(a), conf(b)));
+            }
+            let restart = restart_changes(ra, rb);
+            if !restart.is_empty() {
+                what.push(format!("ZooKeeper unit: {}", restart.join("; ")));
+            }
+        }
         changes.push(Change {
             sign: '~',
-            what: "Kafka broker settings".to_owned(),
+            what: what.join("; "),
             effects: vec![Effect::Restart("apache-kafka.service".to_owned())],
         });
     }
+    let restart = restart_changes(&o.broker_restart, &n.broker_restart);
+    if !restart.is_empty() {
+        changes.push(Change {
+            sign: '~',
+            what: format!("unit apache-kafka.service: {}", restart.join("; ")),
+            effects: vec![],
+        });
+    }
+    let (a, b) = (&o.topics_unit, &n.topics_unit);
+    if a != b {
+        let mut what = profile_changes(&a.profile, &b.profile);
+        if a.wait_secs != b.wait_secs {
+            what.push(format!(
+                "waits {}s → {}s for the broker",
+                a.wait_secs, b.wait_secs
+            ));
+        }
+        if a.after != b.after || a.wants != b.wants || a.requires != b.requires {
+            what.push("ordering changed".to_owned());
+        }
+        if a.dynamic_user != b.dynamic_user
+            || a.binary != b.binary
+            || a.description != b.description
+        {
+            what.push("unit changed".to_owned());
+        }
+        changes.push(Change {
+            sign: '~',
+            what: format!("unit {}: {}", b.unit, what.join("; ")),
+            effects: vec![Effect::Rerun(b.unit.clone())],
+        });
+    }
+}
+
+/// A sandbox change restarts every service and runs the topics unit again.
+fn diff_sandbox(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
+    if old.sandbox == new.sandbox {
+        return;
+    }
+    let render = |s: &UnitSetting| {
+        let value = match &s.value {
+            UnitValue::Bool(b) => b.to_string(),
+            UnitValue::Str(v) => v.clone(),
+            UnitValue::List(items) => items.join(" "),
+        };
+        format!("{}={value}", s.name)
+    };
+    let before: BTreeSet<String> = old.sandbox.iter().map(render).collect();
+    let after: BTreeSet<String> = new.sandbox.iter().map(render).collect();
+    let mut what: Vec<String> = after
+        .difference(&before)
+        .map(|s| format!("+{s}"))
+        .chain(before.difference(&after).map(|s| format!("-{s}")))
+        .collect();
+    if what.is_empty() {
+        what.push("settings reordered".to_owned());
+    }
+    let mut effects: Vec<Effect> = new
+        .services
+        .iter()
+        .filter(|s| s.profile.sandboxed)
+        .map(|s| Effect::Restart(s.unit.clone()))
+        .collect();
+    if new.kafka.topics_unit.profile.sandboxed {
+        effects.push(Effect::Rerun(new.kafka.topics_unit.unit.clone()));
+    }
+    changes.push(Change {
+        sign: '~',
+        what: format!("sandbox of every unit: {}", what.join(", ")),
+        effects,
+    });
 }
 
 fn mode(mode: &teipsum_spec::plan::KafkaMode) -> &'static str {

@@ -4,7 +4,7 @@
 //! and is listed, with the module it comes from, in `nix/option-allowlist.txt`
 //! (a test checks every emitted path against it).
 
-use teipsum_spec::plan::{KafkaMode, PackageInput, Plan, Setting};
+use teipsum_spec::plan::{KafkaMode, PackageInput, Plan, Restart, Setting};
 
 use crate::{
     edge::{self, Edge},
@@ -81,10 +81,9 @@ pub fn postgresql(plan: &Plan) -> Nix {
         ),
     );
     let mut hba = String::new();
-    for d in &pg.databases {
-        hba.push_str(&format!("local {} {} peer\n", d.name, d.role));
-        hba.push_str(&format!("local {} postgres peer\n", d.name));
-        hba.push_str(&format!("local {} all reject\n", d.name));
+    for rule in &pg.access {
+        hba.push_str(&rule.line());
+        hba.push('\n');
     }
     postgresql.set_with(
         "authentication",
@@ -150,25 +149,30 @@ pub fn kafka(plan: &Plan) -> Nix {
     // on a slow ZooKeeper (18 s by default) or a full disk would stay down,
     // the topics unit would time out and the services run without topics.
     let mut broker = Attrs::new();
-    broker.set("serviceConfig", restart_on_failure());
-    broker.set_with(
+    restart(&mut broker, &k.broker_restart);
+    broker.comment(
         "startLimitIntervalSec",
         "Retry for as long as it takes, every RestartSec.",
-        0_u32,
     );
     match &k.mode {
         KafkaMode::Zookeeper {
             zookeeper_port,
             zookeeper_jvm_options,
+            zookeeper_conf,
+            zookeeper_restart,
         } => {
             let mut zookeeper = Attrs::new();
             zookeeper.set("enable", true);
             zookeeper.set("port", *zookeeper_port);
             zookeeper.set("extraCmdLineOptions", zookeeper_jvm_options.clone());
+            let conf: String = zookeeper_conf
+                .iter()
+                .map(|p| format!("{}={}\n", p.name, p.value))
+                .collect();
             zookeeper.set_with(
                 "extraConf",
                 "Loopback only, and no AdminServer (it would listen on 8080).",
-                "initLimit=5\nsyncLimit=2\ntickTime=2000\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n",
+                conf,
             );
             top.set_path(&["services", "zookeeper"], zookeeper);
             broker.set("after", vec!["zookeeper.service"]);
@@ -178,8 +182,7 @@ pub fn kafka(plan: &Plan) -> Nix {
                 vec!["zookeeper.service"],
             );
             let mut coordinator = Attrs::new();
-            coordinator.set("serviceConfig", restart_on_failure());
-            coordinator.set("startLimitIntervalSec", 0_u32);
+            restart(&mut coordinator, zookeeper_restart);
             systemd_services.set_with(
                 "zookeeper",
                 "Neither has the ZooKeeper unit of nixpkgs a Restart=.",
@@ -208,12 +211,21 @@ pub fn kafka(plan: &Plan) -> Nix {
     Nix::Attrs(top)
 }
 
-/// `Restart=on-failure` after a pause, for the units nixpkgs leaves without one.
-fn restart_on_failure() -> Attrs {
+/// The plan's restart of a unit that nixpkgs defines: `serviceConfig`'s
+/// `Restart=` and `RestartSec=`, and `startLimitIntervalSec`.
+fn restart(unit: &mut Attrs, restart: &Restart) {
     let mut service = Attrs::new();
-    service.set("Restart", "on-failure");
-    service.set("RestartSec", "10s");
-    service
+    service.set("Restart", restart.policy.as_str());
+    if let Some(delay) = restart.delay() {
+        service.set("RestartSec", delay);
+    }
+    unit.set("serviceConfig", service);
+    if let Some(secs) = restart.start_limit_interval_sec {
+        unit.set(
+            "startLimitIntervalSec",
+            Nix::Int(i64::try_from(secs).unwrap_or(i64::MAX)),
+        );
+    }
 }
 
 /// `nginx.nix`: ACME, the virtual host, upstreams, routes, headers, limits, firewall.
@@ -224,7 +236,7 @@ pub fn nginx(plan: &Plan) -> Nix {
         upstreams,
         locations,
         body_limit,
-    } = edge::edge(plan, edge::NIXOS_CACHE_DIR);
+    } = edge::edge(plan);
 
     let mut top = Attrs::new();
     let mut firewall = Attrs::new();
@@ -260,15 +272,13 @@ pub fn nginx(plan: &Plan) -> Nix {
         "A route change reloads nginx instead of dropping connections.",
         true,
     );
-    nginx.set("recommendedTlsSettings", true);
-    nginx.set_with(
-        "recommendedProxySettings",
-        "Also sets `proxy_http_version 1.1` and `Connection \"\"`, which upstream keepalive needs.",
-        true,
-    );
-    nginx.set("recommendedOptimisation", true);
-    nginx.set("recommendedGzipSettings", nginx_plan.gzip);
-    nginx.set("serverTokens", false);
+    for preset in &nginx_plan.presets {
+        match &preset.why {
+            Some(why) => nginx.set_with(preset.option.as_str(), why.as_str(), preset.enabled),
+            None => nginx.set(preset.option.as_str(), preset.enabled),
+        };
+    }
+    nginx.set("serverTokens", nginx_plan.server_tokens);
     nginx.set("clientMaxBodySize", body_limit);
     let mut common = http.join("\n");
     common.push('\n');
@@ -328,10 +338,7 @@ pub fn nginx(plan: &Plan) -> Nix {
     let mut order = Attrs::new();
     order.set("after", vec!["nginx.service"]);
     order.set("wants", vec!["nginx.service"]);
-    let mut retry = Attrs::new();
-    retry.set("Restart", "on-failure");
-    order.set("serviceConfig", retry);
-    order.set("startLimitIntervalSec", 0_u32);
+    restart(&mut order, &plan.acme.order_restart);
     top.set_path(&["systemd", "services"], {
         let mut units = Attrs::new();
         units.set(format!("acme-order-renew-{}", plan.domain), order);
@@ -354,7 +361,7 @@ pub fn services(plan: &Plan) -> Nix {
         groups.set(s.group.as_str(), Attrs::new());
         units.set(
             s.unit.trim_end_matches(".service"),
-            unit::to_nix(&unit::service_unit(s), &package()),
+            unit::to_nix(&unit::service_unit(plan, s), &package()),
         );
     }
     let mut top = Attrs::new();

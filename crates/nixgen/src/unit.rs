@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use teipsum_spec::plan::{Plan, ServicePlan};
+use teipsum_spec::plan::{Plan, ServicePlan, UnitKind, UnitProfile, UnitSetting, UnitValue};
 
 use crate::nix::{Attrs, Nix, Part};
 
@@ -46,125 +46,112 @@ pub struct Unit {
     pub environment: BTreeMap<String, String>,
     /// `[Service]` settings, in the order they are printed, each with the
     /// reason it is there when the reason is not obvious.
-    pub service: Vec<(&'static str, Value, Option<&'static str>)>,
+    pub service: Vec<ServiceSetting>,
 }
 
-/// The sandbox every TeIpsum unit runs in (security baseline, systemd section).
-///
-/// Services reach only loopback (nginx in front, PostgreSQL's socket, the
-/// broker on 127.0.0.1), write nothing outside their runtime directory, and
-/// hold no capabilities.
-pub fn hardening() -> Vec<(&'static str, Value, Option<&'static str>)> {
-    use Value::{Bool, List, Str};
-    vec![
-        ("NoNewPrivileges", Bool(true), None),
-        (
-            "CapabilityBoundingSet",
-            List(vec![String::new()]),
-            Some("no capabilities at all"),
-        ),
-        ("AmbientCapabilities", List(vec![String::new()]), None),
-        (
-            "ProtectSystem",
-            Str("strict".into()),
-            Some("the file system is read-only for the service"),
-        ),
-        ("ProtectHome", Bool(true), None),
-        ("PrivateTmp", Bool(true), None),
-        ("PrivateDevices", Bool(true), None),
-        ("PrivateUsers", Bool(true), None),
-        ("PrivateMounts", Bool(true), None),
-        ("ProtectClock", Bool(true), None),
-        ("ProtectHostname", Bool(true), None),
-        ("ProtectKernelTunables", Bool(true), None),
-        ("ProtectKernelModules", Bool(true), None),
-        ("ProtectKernelLogs", Bool(true), None),
-        ("ProtectControlGroups", Bool(true), None),
-        ("ProtectProc", Str("invisible".into()), None),
-        ("ProcSubset", Str("pid".into()), None),
-        ("RestrictNamespaces", Bool(true), None),
-        ("RestrictRealtime", Bool(true), None),
-        ("RestrictSUIDSGID", Bool(true), None),
-        ("LockPersonality", Bool(true), None),
-        ("MemoryDenyWriteExecute", Bool(true), None),
-        ("RemoveIPC", Bool(true), None),
-        ("KeyringMode", Str("private".into()), None),
-        ("DevicePolicy", Str("closed".into()), None),
-        (
-            "RestrictAddressFamilies",
-            List(vec!["AF_UNIX".into(), "AF_INET".into(), "AF_INET6".into()]),
-            Some("AF_UNIX: sd_notify, journald and the PostgreSQL socket"),
-        ),
-        (
-            "IPAddressDeny",
-            List(vec!["any".into()]),
-            Some("loopback only: nginx in front, the broker on 127.0.0.1"),
-        ),
-        ("IPAddressAllow", List(vec!["localhost".into()]), None),
-        ("SystemCallArchitectures", Str("native".into()), None),
-        (
-            "SystemCallFilter",
-            List(vec![
-                "@system-service".into(),
-                "~@privileged".into(),
-                "~@resources".into(),
-            ]),
-            None,
-        ),
-        ("SystemCallErrorNumber", Str("EPERM".into()), None),
-        ("UMask", Str("0077".into()), None),
-    ]
+/// A `[Service]` line: name, value, and why it is there when that is not obvious.
+pub type ServiceSetting = (String, Value, Option<String>);
+
+/// `[Service]` settings of `profile` that follow `ExecStart=`: the restart
+/// and the stop timeout.
+fn restart_settings(profile: &UnitProfile) -> Vec<ServiceSetting> {
+    let restart = &profile.restart;
+    let mut settings = vec![(
+        "Restart".to_owned(),
+        Value::Str(restart.policy.as_str().to_owned()),
+        restart.why.clone(),
+    )];
+    if let Some(delay) = restart.delay() {
+        settings.push(("RestartSec".to_owned(), Value::Str(delay), None));
+    }
+    if let Some(secs) = profile.timeout_stop_sec {
+        settings.push((
+            "TimeoutStopSec".to_owned(),
+            Value::Str(format!("{secs}s")),
+            Some("time to drain requests on SIGTERM".to_owned()),
+        ));
+    }
+    settings
 }
 
-/// The unit of one service.
-pub fn service_unit(service: &ServicePlan) -> Unit {
+/// `Type=` and what goes with it.
+fn kind_settings(profile: &UnitProfile) -> Vec<ServiceSetting> {
+    match profile.kind {
+        UnitKind::Notify => vec![
+            (
+                "Type".to_owned(),
+                Value::Str(profile.kind.as_str().to_owned()),
+                Some("READY=1 once the pool, migrations, producer and listener are up".to_owned()),
+            ),
+            ("NotifyAccess".to_owned(), Value::Str("main".into()), None),
+        ],
+        UnitKind::Oneshot => vec![
+            (
+                "Type".to_owned(),
+                Value::Str(profile.kind.as_str().to_owned()),
+                None,
+            ),
+            ("RemainAfterExit".to_owned(), Value::Bool(true), None),
+        ],
+    }
+}
+
+/// The plan's sandbox, when `profile` runs in it.
+fn sandbox_settings(plan_sandbox: &[UnitSetting], profile: &UnitProfile) -> Vec<ServiceSetting> {
+    if !profile.sandboxed {
+        return vec![];
+    }
+    plan_sandbox
+        .iter()
+        .map(|setting| {
+            let value = match &setting.value {
+                UnitValue::Bool(b) => Value::Bool(*b),
+                UnitValue::Str(s) => Value::Str(s.clone()),
+                UnitValue::List(items) => Value::List(items.clone()),
+            };
+            (setting.name.clone(), value, setting.why.clone())
+        })
+        .collect()
+}
+
+fn set(name: &str, value: Value, why: Option<&str>) -> ServiceSetting {
+    (name.to_owned(), value, why.map(str::to_owned))
+}
+
+/// The unit of one service of `plan`.
+pub fn service_unit(plan: &Plan, service: &ServicePlan) -> Unit {
     use Value::{List, Str};
-    let mut settings = vec![
-        (
-            "Type",
-            Str("notify".into()),
-            Some("READY=1 once the pool, migrations, producer and listener are up"),
-        ),
-        ("NotifyAccess", Str("main".into()), None),
-        (
+    let profile = &service.profile;
+    let mut settings = kind_settings(profile);
+    if let Some(secs) = profile.watchdog_sec {
+        settings.push(set(
             "WatchdogSec",
-            Str(format!("{}s", service.watchdog_sec)),
+            Str(format!("{secs}s")),
             Some("the service pings at half this interval while healthy"),
-        ),
-        (
-            "ExecStart",
-            Value::Exec {
-                binary: service.binary.clone(),
-                args: vec![],
-            },
-            None,
-        ),
-        ("Restart", Str("on-failure".into()), None),
-        ("RestartSec", Str("2s".into()), None),
-        (
-            "TimeoutStopSec",
-            Str("30s".into()),
-            Some("time to drain requests on SIGTERM"),
-        ),
-        (
+        ));
+    }
+    settings.push(set(
+        "ExecStart",
+        Value::Exec {
+            binary: service.binary.clone(),
+            args: vec![],
+        },
+        None,
+    ));
+    settings.extend(restart_settings(profile));
+    let name = service.unit.trim_end_matches(".service").to_owned();
+    settings.extend([
+        set(
             "User",
             Str(service.user.clone()),
             Some("the user name is the PostgreSQL role: peer authentication"),
         ),
-        ("Group", Str(service.group.clone()), None),
-        (
-            "RuntimeDirectory",
-            Str(service.unit.trim_end_matches(".service").to_owned()),
-            None,
-        ),
-        (
-            "SyslogIdentifier",
-            Str(service.unit.trim_end_matches(".service").to_owned()),
-            None,
-        ),
-    ];
+        set("Group", Str(service.group.clone()), None),
+        set("RuntimeDirectory", Str(name.clone()), None),
+        set("SyslogIdentifier", Str(name.clone()), None),
+    ]);
     if !service.credentials.is_empty() {
-        settings.push((
+        settings.push(set(
             "LoadCredential",
             List(
                 service
@@ -176,24 +163,24 @@ pub fn service_unit(service: &ServicePlan) -> Unit {
             Some("secrets are files, read from $CREDENTIALS_DIRECTORY; never in the environment"),
         ));
     }
-    settings.push((
+    settings.push(set(
         "MemoryMax",
         Str(service.memory_max.clone()),
         Some("beyond it the kernel kills the service and systemd restarts it, not the host"),
     ));
-    settings.push((
+    settings.push(set(
         "TasksMax",
         Str(service.tasks_max.to_string()),
         Some("a bound on threads, above tokio's blocking pool"),
     ));
-    settings.extend(hardening());
+    settings.extend(sandbox_settings(&plan.sandbox, profile));
     Unit {
-        name: service.unit.trim_end_matches(".service").to_owned(),
+        name,
         description: service.description.clone(),
         after: service.after.clone(),
         wants: service.wants.clone(),
         requires: service.requires.clone(),
-        wanted_by: vec!["multi-user.target".into()],
+        wanted_by: profile.wanted_by.clone(),
         environment: service.environment.clone(),
         service: settings,
     }
@@ -201,14 +188,14 @@ pub fn service_unit(service: &ServicePlan) -> Unit {
 
 /// The oneshot that creates the declared topics before the services start.
 pub fn topics_unit(plan: &Plan) -> Unit {
-    use Value::{Bool, Str};
+    let topics = &plan.kafka.topics_unit;
     let mut args = vec![
         "topics".to_owned(),
         "apply".to_owned(),
         "--bootstrap".to_owned(),
         plan.kafka.bootstrap.clone(),
         "--wait".to_owned(),
-        "300".to_owned(),
+        topics.wait_secs.to_string(),
     ];
     for t in &plan.kafka.topics {
         args.push("--topic".to_owned());
@@ -217,44 +204,30 @@ pub fn topics_unit(plan: &Plan) -> Unit {
             t.name, t.partitions, t.replication_factor, t.retention_ms, t.cleanup_policy
         ));
     }
-    let mut settings = vec![
-        ("Type", Str("oneshot".into()), None),
-        ("RemainAfterExit", Bool(true), None),
-        (
-            "ExecStart",
-            Value::Exec {
-                binary: "teipsum".into(),
-                args,
-            },
-            Some("waits for the broker, creates missing topics, grows partitions, never shrinks"),
-        ),
-        ("DynamicUser", Bool(true), None),
-        (
-            "Restart",
-            Str("on-failure".into()),
-            Some(
-                "a broker that took longer than the wait: try again rather than leave the services without topics",
-            ),
-        ),
-        ("RestartSec", Str("10s".into()), None),
-    ];
-    settings.extend(hardening());
+    let mut settings = kind_settings(&topics.profile);
+    settings.push(set(
+        "ExecStart",
+        Value::Exec {
+            binary: topics.binary.clone(),
+            args,
+        },
+        Some("waits for the broker, creates missing topics, grows partitions, never shrinks"),
+    ));
+    if topics.dynamic_user {
+        settings.push(set("DynamicUser", Value::Bool(true), None));
+    }
+    settings.extend(restart_settings(&topics.profile));
+    settings.extend(sandbox_settings(&plan.sandbox, &topics.profile));
     Unit {
-        name: plan_topics_unit(plan),
-        description: format!("Create the {} Kafka topics", plan.platform),
-        after: vec!["apache-kafka.service".into()],
-        wants: vec![],
-        requires: vec!["apache-kafka.service".into()],
-        wanted_by: vec!["multi-user.target".into()],
+        name: topics.unit.trim_end_matches(".service").to_owned(),
+        description: topics.description.clone(),
+        after: topics.after.clone(),
+        wants: topics.wants.clone(),
+        requires: topics.requires.clone(),
+        wanted_by: topics.profile.wanted_by.clone(),
         environment: BTreeMap::new(),
         service: settings,
     }
-}
-
-fn plan_topics_unit(plan: &Plan) -> String {
-    teipsum_conventions::topics_unit(&plan.platform)
-        .trim_end_matches(".service")
-        .to_owned()
 }
 
 /// The NixOS definition of a unit (`systemd.services.<name>`).
@@ -294,8 +267,8 @@ pub fn to_nix(unit: &Unit, package: &Nix) -> Nix {
             }
         };
         match why {
-            Some(why) => service.set_with(*key, *why, nix),
-            None => service.set(*key, nix),
+            Some(why) => service.set_with(key.as_str(), why.as_str(), nix),
+            None => service.set(key.as_str(), nix),
         };
     }
     attrs.set("serviceConfig", service);

@@ -80,8 +80,12 @@ fn start(binary: &Path) -> (Nginx, u16) {
         .arg("0777")
         .arg(&dir)
         .status();
-    let edge = teipsum_nixgen::edge::edge(plan, &dir.join("cache").display().to_string());
-    let zone = &plan.nginx.auth_rate_limit.zone;
+    let mut plan = plan.clone();
+    if let Some(cache) = &mut plan.nginx.micro_cache {
+        cache.path = dir.join("cache").display().to_string();
+    }
+    let edge = teipsum_nixgen::edge::edge(&plan);
+    let zone = &plan.nginx.rate_limits[0].zone;
     let port = free_port();
     let d = dir.display();
     let mut conf = format!(

@@ -11,6 +11,7 @@ pub mod diagnostic;
 pub mod fields;
 pub mod load;
 pub mod plan;
+mod policy;
 pub mod raw;
 pub mod validate;
 

@@ -35,6 +35,9 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Every TCP listener of the environment, sorted by host and port.
     pub listeners: Vec<Listener>,
+    /// The systemd sandbox of every sandboxed unit (services and the
+    /// topics unit), in print order.
+    pub sandbox: Vec<UnitSetting>,
 }
 
 impl Plan {
@@ -69,6 +72,9 @@ pub struct AcmePlan {
     pub server: String,
     /// Whether the CA issues untrusted staging certificates.
     pub staging: bool,
+    /// The restart of the certificate order unit (nixpkgs sets a delay
+    /// but no `Restart=`).
+    pub order_restart: Restart,
 }
 
 /// A postgresql.conf / server.properties value.
@@ -104,6 +110,9 @@ pub struct PostgresPlan {
     pub settings: BTreeMap<String, Setting>,
     /// One database per service, sorted by name.
     pub databases: Vec<DatabasePlan>,
+    /// Who may connect to which database, and how (`pg_hba.conf`), in
+    /// the order PostgreSQL tries them.
+    pub access: Vec<AccessRule>,
     /// Dumps.
     pub backup: BackupPlan,
 }
@@ -117,6 +126,29 @@ pub struct DatabasePlan {
     pub role: String,
     /// The service that owns it.
     pub service: String,
+}
+
+/// One `pg_hba.conf` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRule {
+    /// Connection type (`local`: the Unix socket).
+    pub connection: String,
+    /// Database it applies to.
+    pub database: String,
+    /// Role it applies to (`all` for any).
+    pub user: String,
+    /// Authentication method (`peer`, `reject`).
+    pub method: String,
+}
+
+impl AccessRule {
+    /// The line as `pg_hba.conf` reads it.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.connection, self.database, self.user, self.method
+        )
+    }
 }
 
 /// `services.postgresqlBackup`.
@@ -142,6 +174,10 @@ pub enum KafkaMode {
         zookeeper_port: u16,
         /// ZooKeeper's JVM options (`services.zookeeper.extraCmdLineOptions`).
         zookeeper_jvm_options: Vec<String>,
+        /// zoo.cfg lines (`services.zookeeper.extraConf`), in print order.
+        zookeeper_conf: Vec<Property>,
+        /// The restart systemd gives ZooKeeper's unit (nixpkgs sets none).
+        zookeeper_restart: Restart,
     },
     /// KRaft: the broker is its own controller.
     Kraft {
@@ -150,6 +186,15 @@ pub enum KafkaMode {
         /// Controller listener port.
         controller_port: u16,
     },
+}
+
+/// A `name=value` line of a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Property {
+    /// Name.
+    pub name: String,
+    /// Value, as the file spells it.
+    pub value: String,
 }
 
 /// Which pinned nixpkgs a package comes from.
@@ -189,6 +234,34 @@ pub struct KafkaPlan {
     pub settings: BTreeMap<String, Setting>,
     /// Topics, sorted by name.
     pub topics: Vec<TopicPlan>,
+    /// The restart systemd gives the broker's unit (nixpkgs sets none).
+    pub broker_restart: Restart,
+    /// The oneshot that creates the topics before the services start.
+    pub topics_unit: TopicsUnitPlan,
+}
+
+/// The oneshot unit running `teipsum topics apply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicsUnitPlan {
+    /// systemd unit (`teipsum-topics.service`).
+    pub unit: String,
+    /// Unit description.
+    pub description: String,
+    /// Executable inside the package (`teipsum`).
+    pub binary: String,
+    /// Seconds `topics apply` waits for the broker before it fails (and
+    /// systemd tries again after the restart delay).
+    pub wait_secs: u64,
+    /// Units it must start after.
+    pub after: Vec<String>,
+    /// Units it pulls in softly.
+    pub wants: Vec<String>,
+    /// Units it cannot run without.
+    pub requires: Vec<String>,
+    /// Whether systemd allocates a throw-away user for it.
+    pub dynamic_user: bool,
+    /// How systemd runs it.
+    pub profile: UnitProfile,
 }
 
 /// A topic.
@@ -228,10 +301,28 @@ pub struct NginxPlan {
     pub client_max_body_size: String,
     /// Idle keepalive connections per upstream.
     pub keepalive: u32,
-    /// `limit_req` on authentication routes.
-    pub auth_rate_limit: RateLimitPlan,
-    /// `limit_req` on `POST`s that place orders.
-    pub order_rate_limit: RateLimitPlan,
+    /// Whether nginx names its version in headers and error pages.
+    pub server_tokens: bool,
+    /// The variable rate limits count clients by.
+    pub limit_key: LimitKeyPlan,
+    /// Status of a request refused by a rate limit.
+    pub limit_status: u16,
+    /// Rate-limit zones, in print order; routes name the ones they use.
+    pub rate_limits: Vec<RateLimitPlan>,
+    /// The micro-cache, when some route is cached.
+    pub micro_cache: Option<CacheZonePlan>,
+    /// Headers nginx sets on every proxied request.
+    pub proxy_headers: Vec<Header>,
+    /// The storefront's locations, in print order.
+    pub static_locations: Vec<StaticLocationPlan>,
+    /// The JSON answer to an API path no route serves, when the API has no
+    /// route of its own at its root.
+    pub api_fallback: Option<ApiFallbackPlan>,
+    /// Errors nginx answers itself in front of a service, as JSON.
+    pub edge_errors: Vec<EdgeResponsePlan>,
+    /// nginx settings NixOS's `recommended*` options stand for, spelled
+    /// out for the edge that runs without NixOS (`teipsum dev`).
+    pub presets: Vec<NginxPreset>,
     /// Headers on every response, sorted by name.
     pub security_headers: Vec<Header>,
     /// CSP of API responses.
@@ -244,17 +335,117 @@ pub struct NginxPlan {
     pub routes: Vec<RoutePlan>,
 }
 
+/// How rate limits tell clients apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitKeyPlan {
+    /// nginx variable (without `$`) holding the key.
+    pub variable: String,
+    /// An IPv6 client counts by this prefix of its address (an IPv4
+    /// client by its whole address): one host commonly holds a whole /64.
+    pub ipv6_prefix_bits: u8,
+}
+
 /// A `limit_req_zone`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitPlan {
     /// Zone name.
     pub zone: String,
+    /// What it protects, in words (`authentication`).
+    pub purpose: String,
+    /// Only requests of these methods count (empty: every request).
+    pub methods: Vec<String>,
     /// Zone size (`10m` holds about 160 000 addresses).
     pub zone_size: String,
     /// `10r/s`.
     pub rate: String,
     /// Burst.
     pub burst: u32,
+}
+
+/// A `proxy_cache_path` and how locations use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheZonePlan {
+    /// Zone name.
+    pub name: String,
+    /// Directory on the edge host.
+    pub path: String,
+    /// Directory levels (`1:2`).
+    pub levels: String,
+    /// Size of the shared memory holding the keys (`10m`).
+    pub keys_size: String,
+    /// Most disk space (`256m`).
+    pub max_size: String,
+    /// Entries unused this long are dropped (`10m`).
+    pub inactive: String,
+    /// Whether one request per key fills the cache while the others wait.
+    pub lock: bool,
+    /// When an expired copy may still be served (`proxy_cache_use_stale`).
+    pub use_stale: Vec<String>,
+    /// Whether an expired copy is refreshed in the background.
+    pub background_update: bool,
+    /// Response header telling whether the cache answered.
+    pub status_header: String,
+}
+
+/// A storefront location: static files and how long browsers keep them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticLocationPlan {
+    /// The location match (`/`, `= /index.html`).
+    pub path: String,
+    /// `try_files` arguments.
+    pub try_files: Option<String>,
+    /// `Cache-Control` of its responses.
+    pub cache_control: String,
+    /// Whether errors carry that `Cache-Control` too (right for
+    /// `no-cache`, wrong for a year-long cache given to a 404).
+    pub always: bool,
+}
+
+/// An answer nginx gives itself, in the services' JSON error shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeResponsePlan {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable error code (`NOT_FOUND`).
+    pub code: String,
+    /// Message for a human.
+    pub message: String,
+    /// Named location answering it (`@teipsum_error_502`).
+    pub location: String,
+}
+
+impl EdgeResponsePlan {
+    /// The JSON body: `{"error":"<code>","message":"<message>"}`.
+    pub fn body(&self) -> String {
+        format!(
+            r#"{{"error":"{}","message":"{}"}}"#,
+            self.code, self.message
+        )
+    }
+}
+
+/// The answer to API paths no route serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiFallbackPlan {
+    /// The location (`/api/`).
+    pub path: String,
+    /// What it answers.
+    pub response: EdgeResponsePlan,
+}
+
+/// A group of nginx settings NixOS enables with one option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NginxPreset {
+    /// The `services.nginx` option (`recommendedTlsSettings`).
+    pub option: String,
+    /// Whether the edge uses it.
+    pub enabled: bool,
+    /// Why, when it matters to the rest of the edge.
+    pub why: Option<String>,
+    /// The http-level directives it stands for.
+    pub http: Vec<String>,
+    /// The directives it adds to every proxied location.
+    pub proxied: Vec<String>,
 }
 
 /// An HTTP header.
@@ -286,10 +477,8 @@ pub struct RoutePlan {
     pub service: String,
     /// nginx upstream name.
     pub upstream: String,
-    /// Whether the authentication rate limit applies.
-    pub rate_limited: bool,
-    /// Whether the order placement limit applies to its `POST`s.
-    pub placement_limited: bool,
+    /// The rate-limit zones that apply, in [`NginxPlan::rate_limits`] order.
+    pub rate_limits: Vec<String>,
     /// Seconds nginx may answer from its micro-cache (0: not cached).
     pub micro_cache_secs: u64,
 }
@@ -351,8 +540,13 @@ pub struct ServicePlan {
     pub credentials: Vec<CredentialPlan>,
     /// Non-secret settings, exactly as the unit's `Environment=`.
     pub environment: BTreeMap<String, String>,
-    /// systemd `WatchdogSec` in seconds.
-    pub watchdog_sec: u64,
+    /// Kafka client id of its producer and consumer (`teipsum-order`).
+    pub kafka_client_id: String,
+    /// Credential holding the CA that signs a remote database server's
+    /// certificate, when the host provides one.
+    pub database_ca_credential: String,
+    /// How systemd runs it (and `teipsum dev` restarts it).
+    pub profile: UnitProfile,
     /// Liveness path.
     pub health: String,
     /// Readiness path.
@@ -367,6 +561,115 @@ pub struct ServicePlan {
     pub memory_max: String,
     /// systemd `TasksMax=`.
     pub tasks_max: u32,
+}
+
+/// What systemd does with a unit: its type, restarts, timeouts, sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitProfile {
+    /// `Type=`.
+    pub kind: UnitKind,
+    /// `WatchdogSec=` in seconds, when the unit pings a watchdog.
+    pub watchdog_sec: Option<u64>,
+    /// What happens when it fails.
+    pub restart: Restart,
+    /// `TimeoutStopSec=` in seconds, when it differs from systemd's default.
+    pub timeout_stop_sec: Option<u64>,
+    /// Whether it runs in [`Plan::sandbox`].
+    pub sandboxed: bool,
+    /// Targets that pull it in (`multi-user.target`).
+    pub wanted_by: Vec<String>,
+}
+
+/// `Type=` of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnitKind {
+    /// Ready once it says `READY=1` (and only its main process may say it).
+    Notify,
+    /// Runs to completion, then counts as active.
+    Oneshot,
+}
+
+impl UnitKind {
+    /// The systemd spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitKind::Notify => "notify",
+            UnitKind::Oneshot => "oneshot",
+        }
+    }
+}
+
+/// When and how soon a unit is started again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restart {
+    /// `Restart=`.
+    pub policy: RestartPolicy,
+    /// `RestartSec=` in milliseconds (`None`: the unit's own default).
+    pub delay_ms: Option<u64>,
+    /// `startLimitIntervalSec` (`Some(0)`: retry for as long as it takes).
+    pub start_limit_interval_sec: Option<u64>,
+    /// Why, when the reason is not obvious.
+    pub why: Option<String>,
+}
+
+impl Restart {
+    /// `RestartSec=` as systemd reads it (`2s`, `500ms`).
+    pub fn delay(&self) -> Option<String> {
+        self.delay_ms.map(|ms| {
+            if ms % 1000 == 0 {
+                format!("{}s", ms / 1000)
+            } else {
+                format!("{ms}ms")
+            }
+        })
+    }
+}
+
+/// `Restart=` of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never.
+    No,
+    /// After an unclean exit, a signal, a timeout or a missed watchdog ping.
+    OnFailure,
+    /// Whenever it stops.
+    Always,
+}
+
+impl RestartPolicy {
+    /// The systemd spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
+/// A `[Service]` setting of the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitSetting {
+    /// Setting name (`ProtectSystem`).
+    pub name: String,
+    /// Its value.
+    pub value: UnitValue,
+    /// Why, when the reason is not obvious.
+    pub why: Option<String>,
+}
+
+/// The value of a [`UnitSetting`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum UnitValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// Text.
+    Str(String),
+    /// Repeated lines (an empty string resets the setting).
+    List(Vec<String>),
 }
 
 /// A TCP listener.

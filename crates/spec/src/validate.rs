@@ -11,6 +11,7 @@ use teipsum_conventions::{self as conventions, env};
 use crate::{
     diagnostic::{Diagnostic, FieldPath, Violation},
     plan::*,
+    policy,
     raw::*,
 };
 
@@ -1103,6 +1104,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), to_setting(v)?)))
             .collect(),
+        access: policy::access_rules(&databases),
         backup: BackupPlan {
             schedule: pg.backup.schedule.clone(),
             compression: pg.backup.compression.clone(),
@@ -1114,7 +1116,6 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
 
     let kafka = resolve_kafka(raw, name, environment);
 
-    let rate_limit_zone = format!("{platform}_auth");
     let mut routes: Vec<RoutePlan> = raw
         .services
         .iter()
@@ -1123,8 +1124,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 prefix: prefix.clone(),
                 service: service.clone(),
                 upstream: upstream_name(&platform, service),
-                rate_limited: s.auth_endpoint,
-                placement_limited: s.placement_endpoint,
+                rate_limits: policy::route_limits(&platform, s.auth_endpoint, s.placement_endpoint),
                 micro_cache_secs: parse_duration(&s.micro_cache).unwrap_or(0),
             })
         })
@@ -1138,18 +1138,27 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
         gzip: nginx_raw.gzip,
         client_max_body_size: nginx_raw.client_max_body_size.clone(),
         keepalive: nginx_raw.keepalive,
-        auth_rate_limit: RateLimitPlan {
-            zone: rate_limit_zone,
-            zone_size: "10m".to_owned(),
-            rate: nginx_raw.auth_rate_limit.rate.clone(),
-            burst: nginx_raw.auth_rate_limit.burst,
-        },
-        order_rate_limit: RateLimitPlan {
-            zone: format!("{platform}_orders"),
-            zone_size: "10m".to_owned(),
-            rate: nginx_raw.order_rate_limit.rate.clone(),
-            burst: nginx_raw.order_rate_limit.burst,
-        },
+        server_tokens: false,
+        limit_key: policy::limit_key(&platform),
+        limit_status: policy::LIMIT_STATUS,
+        rate_limits: policy::rate_limits(
+            &platform,
+            (
+                &nginx_raw.auth_rate_limit.rate,
+                nginx_raw.auth_rate_limit.burst,
+            ),
+            (
+                &nginx_raw.order_rate_limit.rate,
+                nginx_raw.order_rate_limit.burst,
+            ),
+            &routes,
+        ),
+        micro_cache: policy::micro_cache(&platform, &routes),
+        proxy_headers: policy::proxy_headers(),
+        static_locations: policy::static_locations(&raw.frontend.route, raw.frontend.spa_fallback),
+        api_fallback: policy::api_fallback(&platform, &routes),
+        edge_errors: policy::edge_errors(&platform),
+        presets: policy::presets(nginx_raw.gzip),
         security_headers: nginx_raw
             .security_headers
             .iter()
@@ -1206,6 +1215,14 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                 ),
             );
             set(env::KAFKA_BROKERS, kafka.bootstrap.clone());
+            set(
+                env::KAFKA_CLIENT_ID,
+                policy::kafka_client_id(&platform, service),
+            );
+            set(
+                env::DATABASE_CA_CREDENTIAL,
+                policy::database_ca_credential(),
+            );
             set(env::JWT_ISSUER, environment.jwt.issuer.clone());
             set(env::JWT_AUDIENCE, environment.jwt.audience.clone());
             set(env::LOG, environment.log_level.clone());
@@ -1306,7 +1323,9 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
                     })
                     .collect(),
                 environment: environment_vars,
-                watchdog_sec,
+                kafka_client_id: policy::kafka_client_id(&platform, service),
+                database_ca_credential: policy::database_ca_credential(),
+                profile: policy::service_profile(watchdog_sec),
                 health: s.health.clone(),
                 ready: s.ready.clone(),
                 after,
@@ -1337,6 +1356,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
             }
             .to_owned(),
             staging: environment.acme.ca == "letsencrypt_staging",
+            order_restart: policy::acme_order_restart(),
         },
         postgres,
         kafka,
@@ -1348,6 +1368,7 @@ fn resolve(raw: &RawPlatform, name: &str, environment: &RawEnvironment) -> Plan 
         },
         services,
         listeners,
+        sandbox: policy::sandbox(),
     }
 }
 
@@ -1433,6 +1454,8 @@ fn resolve_kafka(
                 "-Xms512m".to_owned(),
                 "-Xmx512m".to_owned(),
             ],
+            zookeeper_conf: policy::zookeeper_conf(),
+            zookeeper_restart: policy::coordination_restart(),
         }
     };
     for (key, value) in &k.settings {
@@ -1488,6 +1511,8 @@ fn resolve_kafka(
         bootstrap,
         settings,
         topics,
+        broker_restart: policy::coordination_restart(),
+        topics_unit: policy::topics_unit(&raw.name),
     }
 }
 

@@ -12,9 +12,11 @@
       # non-secret settings only
       environment = {
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_admin_product user=teipsum_admin_product";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-admin-product";
         TEIPSUM_LISTEN = "127.0.0.1:9096";
         TEIPSUM_LOG = "info";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
@@ -105,9 +107,11 @@
       environment = {
         TEIPSUM_ACCESS_TTL_SECS = "900";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_auth user=teipsum_auth";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-auth";
         TEIPSUM_LISTEN = "127.0.0.1:9090";
         TEIPSUM_LOG = "info";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
@@ -199,9 +203,11 @@
       # non-secret settings only
       environment = {
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_catalog user=teipsum_catalog";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-catalog";
         TEIPSUM_KAFKA_GROUP = "teipsum-catalog";
         TEIPSUM_LISTEN = "127.0.0.1:9098";
         TEIPSUM_LOG = "info";
@@ -288,9 +294,11 @@
       # non-secret settings only
       environment = {
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_inventory user=teipsum_inventory";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-inventory";
         TEIPSUM_KAFKA_GROUP = "teipsum-inventory";
         TEIPSUM_LISTEN = "127.0.0.1:8110";
         TEIPSUM_LOG = "info";
@@ -382,9 +390,11 @@
       # non-secret settings only
       environment = {
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_order user=teipsum_order";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-order";
         TEIPSUM_KAFKA_GROUP = "teipsum-order";
         TEIPSUM_LISTEN = "127.0.0.1:8100";
         TEIPSUM_LOG = "info";
@@ -480,9 +490,11 @@
       # non-secret settings only
       environment = {
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_user user=teipsum_user";
+        TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
         TEIPSUM_JWT_ISSUER = "https://teipsum.store";
         TEIPSUM_KAFKA_BROKERS = "127.0.0.1:9092";
+        TEIPSUM_KAFKA_CLIENT_ID = "teipsum-user";
         TEIPSUM_KAFKA_GROUP = "teipsum-user";
         TEIPSUM_LISTEN = "127.0.0.1:9093";
         TEIPSUM_LOG = "info";

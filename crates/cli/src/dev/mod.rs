@@ -398,7 +398,7 @@ impl Stack {
         let cache_dir = nginx_dir.join("cache");
         std::fs::create_dir_all(&cache_dir).map_err(|e| DevError::Failed(e.to_string()))?;
         let _ = Command::new("chmod").arg("0777").arg(&cache_dir).status();
-        let mut edge = teipsum_nixgen::edge::edge(plan, &cache_dir.display().to_string());
+        let mut edge = nginx::local_edge(plan, &cache_dir);
         for (n, route) in options.extra_routes.iter().enumerate() {
             let server = match plan.service(&route.target) {
                 Some(service) => format!("{}:{}", service.address, service.port),
@@ -442,6 +442,7 @@ impl Stack {
             DevError::Failed(format!("storefront {}: {e}", options.frontend.display()))
         })?;
         let conf = nginx::render(
+            plan,
             &edge,
             &nginx::DevEdge {
                 http_port: options.http_port,

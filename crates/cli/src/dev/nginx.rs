@@ -1,14 +1,18 @@
 //! The nginx configuration of `teipsum dev`: the edge the NixOS module
 //! describes (the same [`Edge`]: routes, upstreams, headers, limits), with a
 //! self-signed certificate and unprivileged ports instead of ACME and 80/443,
-//! and the settings NixOS's `recommended*` options add, spelled out.
+//! and the settings NixOS's `recommended*` options add spelled out as the
+//! plan lists them ([`NginxPlan::presets`]), so that the two cannot drift.
+//! [`DevEdge`] says only where things are on this machine; every setting
+//! comes from the plan.
 //!
 //! Debian's nginx is 1.22, so HTTP/2 is enabled with `listen ... ssl http2`
 //! rather than `http2 on`.
 
 use std::{fmt::Write, path::Path};
 
-use teipsum_nixgen::edge::Edge;
+use teipsum_nixgen::edge::{self, Edge};
+use teipsum_spec::plan::{NginxPlan, Plan};
 
 /// Where and how the development edge runs.
 #[derive(Debug, Clone)]
@@ -31,26 +35,30 @@ pub struct DevEdge<'a> {
     pub domain: &'a str,
 }
 
-/// The Mozilla "intermediate" cipher list NixOS uses by default.
-pub const CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-/// What `recommendedProxySettings` sets in every proxied location.
-const PROXY_HEADERS: [&str; 6] = [
-    "proxy_set_header Host $host;",
-    "proxy_set_header X-Real-IP $remote_addr;",
-    "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-    "proxy_set_header X-Forwarded-Proto $scheme;",
-    "proxy_set_header X-Forwarded-Host $host;",
-    "proxy_set_header X-Forwarded-Server $host;",
-];
-
 /// Text of a quoted nginx path (paths with spaces or quotes are refused earlier).
 fn path(p: &Path) -> String {
     format!("\"{}\"", p.display())
 }
 
-/// The whole `nginx.conf`.
-pub fn render(edge: &Edge, dev: &DevEdge<'_>) -> String {
+/// The plan's edge with its micro-cache under `cache_dir` instead of the
+/// host's directory.
+pub fn local_edge(plan: &Plan, cache_dir: &Path) -> Edge {
+    let mut local = plan.clone();
+    if let Some(cache) = &mut local.nginx.micro_cache {
+        cache.path = cache_dir.display().to_string();
+    }
+    edge::edge(&local)
+}
+
+/// The whole `nginx.conf` of `plan`'s edge, the micro-cache under
+/// `<state>/cache`.
+pub fn conf(plan: &Plan, dev: &DevEdge<'_>) -> String {
+    render(plan, &local_edge(plan, &dev.state.join("cache")), dev)
+}
+
+/// The whole `nginx.conf` of `edge` (the plan's, perhaps with more routes).
+pub fn render(plan: &Plan, edge: &Edge, dev: &DevEdge<'_>) -> String {
+    let nginx: &NginxPlan = &plan.nginx;
     let mut out = String::new();
     let s = dev.state;
     let _ = writeln!(
@@ -84,33 +92,17 @@ pub fn render(edge: &Edge, dev: &DevEdge<'_>) -> String {
     ] {
         let _ = writeln!(out, "  {directive} {};", path(&s.join("tmp").join(dir)));
     }
-    // recommendedOptimisation
+    for preset in nginx.presets.iter().filter(|p| p.enabled) {
+        let _ = writeln!(out, "  # {}", preset.option);
+        for line in &preset.http {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     let _ = writeln!(
         out,
-        "  sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_timeout 65;"
+        "  server_tokens {};",
+        if nginx.server_tokens { "on" } else { "off" }
     );
-    // recommendedTlsSettings and the default protocols and ciphers
-    let _ = writeln!(out, "  ssl_protocols TLSv1.2 TLSv1.3;");
-    let _ = writeln!(out, "  ssl_ciphers {CIPHERS};");
-    let _ = writeln!(
-        out,
-        "  ssl_session_timeout 1d; ssl_session_cache shared:SSL:10m; ssl_session_tickets off; ssl_prefer_server_ciphers off;"
-    );
-    // recommendedGzipSettings
-    let _ = writeln!(
-        out,
-        "  gzip on; gzip_vary on; gzip_comp_level 5; gzip_min_length 256; gzip_proxied expired no-cache no-store private auth;"
-    );
-    let _ = writeln!(
-        out,
-        "  gzip_types application/javascript application/json image/svg+xml text/css text/javascript text/plain text/xml;"
-    );
-    // recommendedProxySettings (http level)
-    let _ = writeln!(
-        out,
-        "  proxy_redirect off; proxy_connect_timeout 60s; proxy_send_timeout 60s; proxy_read_timeout 60s; proxy_http_version 1.1;"
-    );
-    let _ = writeln!(out, "  server_tokens off;");
     let _ = writeln!(out, "  client_max_body_size {};", edge.body_limit);
     for line in &edge.http {
         let _ = writeln!(out, "  {line}");
@@ -145,8 +137,10 @@ pub fn render(edge: &Edge, dev: &DevEdge<'_>) -> String {
         let _ = writeln!(out, "    location {} {{", location.path);
         if let Some(upstream) = &location.proxy_pass {
             let _ = writeln!(out, "      proxy_pass {upstream};");
-            for header in PROXY_HEADERS {
-                let _ = writeln!(out, "      {header}");
+            for preset in nginx.presets.iter().filter(|p| p.enabled) {
+                for directive in &preset.proxied {
+                    let _ = writeln!(out, "      {directive}");
+                }
             }
         }
         if let Some(try_files) = &location.try_files {
@@ -160,4 +154,111 @@ pub fn render(edge: &Edge, dev: &DevEdge<'_>) -> String {
     let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "}}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! The development edge prints the plan: only a plan (and where files
+    //! are on this machine) goes in, and each policy field of the plan,
+    //! changed, changes `nginx.conf`.
+
+    use std::path::{Path, PathBuf};
+
+    use teipsum_spec::{Plan, load_spec};
+
+    use super::{DevEdge, conf};
+
+    fn plan() -> Plan {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        load_spec(&root.join("config.ncl"))
+            .expect("config.ncl is valid")
+            .plans["prod"]
+            .clone()
+    }
+
+    fn render(plan: &Plan) -> String {
+        let here = PathBuf::from("/srv/dev");
+        conf(
+            plan,
+            &DevEdge {
+                http_port: 8080,
+                https_port: 8443,
+                certificate: &here.join("cert.pem"),
+                key: &here.join("key.pem"),
+                root: &here.join("www"),
+                state: &here.join("nginx"),
+                mime_types: None,
+                domain: &plan.domain,
+            },
+        )
+    }
+
+    fn changed(change: impl FnOnce(&mut Plan)) -> String {
+        let before = render(&plan());
+        let mut plan = plan();
+        change(&mut plan);
+        let after = render(&plan);
+        assert_ne!(before, after, "nginx.conf ignores the change");
+        after
+    }
+
+    #[test]
+    fn the_development_edge_takes_only_a_plan_and_local_paths() {
+        let _: fn(&Plan, &DevEdge<'_>) -> String = conf;
+        // Rendering twice gives the same text: nothing else is read.
+        assert_eq!(render(&plan()), render(&plan()));
+    }
+
+    #[test]
+    fn the_recommended_settings_are_the_plans() {
+        let text = render(&plan());
+        for line in [
+            "ssl_protocols TLSv1.2 TLSv1.3;",
+            "gzip on;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+            "server_tokens off;",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+        let text = changed(|p| {
+            for preset in &mut p.nginx.presets {
+                match preset.option.as_str() {
+                    "recommendedGzipSettings" => preset.enabled = false,
+                    "recommendedTlsSettings" => {
+                        preset.http = vec!["ssl_protocols TLSv1.3;".to_owned()]
+                    }
+                    "recommendedProxySettings" => preset
+                        .proxied
+                        .push("proxy_set_header X-Shop yes;".to_owned()),
+                    _ => {}
+                }
+            }
+            p.nginx.server_tokens = true;
+        });
+        assert!(!text.contains("gzip on;"), "{text}");
+        assert!(!text.contains("TLSv1.2"), "{text}");
+        assert!(text.contains("ssl_protocols TLSv1.3;"), "{text}");
+        assert!(text.contains("proxy_set_header X-Shop yes;"), "{text}");
+        assert!(text.contains("server_tokens on;"), "{text}");
+    }
+
+    #[test]
+    fn cache_limits_and_locations_are_the_plans() {
+        let text = changed(|p| {
+            let cache = p.nginx.micro_cache.as_mut().expect("a cached route");
+            cache.name = "shop_micro".into();
+            p.nginx.rate_limits[0].rate = "3r/s".into();
+            p.nginx.static_locations[0].cache_control = "no-store".into();
+        });
+        assert!(
+            text.contains("proxy_cache_path /srv/dev/nginx/cache levels=1:2 keys_zone=shop_micro:"),
+            "{text}"
+        );
+        assert!(text.contains("rate=3r/s;"), "{text}");
+        assert!(
+            text.contains("add_header Cache-Control \"no-store\" always;"),
+            "{text}"
+        );
+        assert!(!text.contains("teipsum_micro"), "{text}");
+    }
 }
