@@ -1,10 +1,15 @@
 //! The corpus of invalid specs: every file in `tests/invalid/` must be
 //! rejected with a diagnostic at the field path and of the rule its
 //! `# expect: <path> <code>` line names, and nothing else may be accepted.
+//!
+//! Next to each `<case>.ncl`, `<case>.snap` holds the full text `teipsum
+//! check` prints for it (without colour): every message, hint and Nickel
+//! report a user reads. Review changes with `cargo insta review` (or
+//! `INSTA_UPDATE=always`, then `git diff crates/spec/tests/invalid`).
 
 use std::path::{Path, PathBuf};
 
-use teipsum_spec::{LoadError, load_spec};
+use teipsum_spec::{LoadError, Severity, load_spec, render};
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
@@ -63,6 +68,44 @@ fn every_invalid_spec_is_rejected_naming_its_field_and_rule() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What `teipsum check crates/spec/tests/invalid/<case>.ncl` prints, run from
+/// the repository root, with this checkout's absolute path taken out.
+fn check_output(file: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shown = Path::new("crates/spec/tests/invalid").join(file.file_name().unwrap());
+    let text = match load_spec(file) {
+        Ok(_) => "accepted".to_owned(),
+        Err(LoadError::Io { .. }) => "I/O error".to_owned(),
+        Err(LoadError::Invalid(diagnostics)) => render(&shown, &diagnostics, Severity::Error),
+    };
+    let mut text = text;
+    for prefix in [std::fs::canonicalize(&root).unwrap(), root] {
+        text = text.replace(&format!("{}/", prefix.display()), "");
+    }
+    text
+}
+
+#[test]
+fn every_invalid_spec_reads_as_reviewed() {
+    for file in corpus() {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let what = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ");
+        insta::with_settings!({
+            snapshot_path => "invalid",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => what,
+        }, {
+            insta::assert_snapshot!(name, check_output(&file));
+        });
+    }
 }
 
 #[test]
