@@ -204,11 +204,11 @@ pub enum Violation {
         port: u16,
     },
     /// Two routes with the same prefix.
-    #[error("route `{prefix}` is already routed to service `{other}`")]
+    #[error("route `{prefix}` is already routed to {other}")]
     DuplicateRoute {
         /// The prefix.
         prefix: String,
-        /// The service that has it.
+        /// Who has it: ``service `auth` `` or `the storefront`.
         other: String,
     },
     /// A route prefix that captures another one.
@@ -444,7 +444,7 @@ impl Violation {
                 return (!notes.is_empty()).then(|| notes.join("\n"));
             }
             Violation::Shape { .. } => {
-                "the compiler and platform.ncl disagree; rebuild teipsum from this repository"
+                "platform.ncl allows this value but the compiler cannot represent it: change the value, or rebuild teipsum from this repository if platform.ncl changed"
                     .to_owned()
             }
             Violation::BadName { kind, .. } => format!(

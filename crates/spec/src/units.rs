@@ -84,7 +84,7 @@ pub enum UnitError {
     #[error("`{0}` is not a memory size; write a number and `K`, `M` or `G`: `512M`, `2G`")]
     NotAMemorySize(String),
     /// Well formed but too large for the compiler to count.
-    #[error("`{0}` is too large")]
+    #[error("`{0}` is too large for the compiler to count")]
     TooLarge(String),
 }
 

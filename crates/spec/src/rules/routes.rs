@@ -47,7 +47,7 @@ pub(super) fn check(raw: &RawPlatform, errors: &mut Vec<Diagnostic>) {
                     path.clone(),
                     Violation::DuplicateRoute {
                         prefix: prefix.to_string(),
-                        other: other_owner.to_string(),
+                        other: format!("service `{other_owner}`"),
                     },
                 ));
             } else if other_prefix.starts_with(prefix) {
