@@ -32,7 +32,7 @@ pub fn check(file: &Path, json: bool) -> u8 {
     if json {
         report::diagnostics_json(&spec.warnings);
     } else {
-        report::diagnostics_text(file, &spec.warnings, "warning");
+        report::diagnostics_text(file, &spec.warnings, teipsum_spec::Severity::Warning);
         println!("{}", summary(file, &spec));
     }
     EXIT_OK

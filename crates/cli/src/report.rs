@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use teipsum_spec::{Diagnostic, LoadError};
+use teipsum_spec::{Diagnostic, LoadError, Severity};
 
 /// Print why the spec could not be loaded, on stderr, and return the exit code.
 pub fn load_error(file: &std::path::Path, error: &LoadError, json: bool) -> u8 {
@@ -15,7 +15,7 @@ pub fn load_error(file: &std::path::Path, error: &LoadError, json: bool) -> u8 {
             if json {
                 diagnostics_json(diagnostics);
             } else {
-                diagnostics_text(file, diagnostics, "error");
+                diagnostics_text(file, diagnostics, Severity::Error);
             }
             crate::EXIT_INVALID
         }
@@ -35,26 +35,9 @@ pub fn diagnostics_json(diagnostics: &[Diagnostic]) {
     }
 }
 
-/// Human-readable diagnostics on stderr.
-pub fn diagnostics_text(file: &std::path::Path, diagnostics: &[Diagnostic], severity: &str) {
-    let mut err = std::io::stderr().lock();
-    for d in diagnostics {
-        let _ = writeln!(err, "{severity}[{}]: {d}", d.violation.code());
-        if let Some(report) = &d.report {
-            // Nickel's report shows the source lines; indent it under ours.
-            for line in report.trim_end().lines() {
-                let _ = writeln!(err, "  | {line}");
-            }
-        }
-        let _ = writeln!(err);
-    }
-    if severity == "error" {
-        let _ = writeln!(
-            err,
-            "{}: {} problem{} found; nothing was written",
-            file.display(),
-            diagnostics.len(),
-            if diagnostics.len() == 1 { "" } else { "s" }
-        );
-    }
+/// Human-readable diagnostics on stderr, as [`teipsum_spec::render`] writes them.
+pub fn diagnostics_text(file: &std::path::Path, diagnostics: &[Diagnostic], severity: Severity) {
+    let text = teipsum_spec::render(file, diagnostics, severity);
+    // A closed stderr is not worth a panic either.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

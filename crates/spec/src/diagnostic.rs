@@ -204,11 +204,11 @@ pub enum Violation {
         port: u16,
     },
     /// Two routes with the same prefix.
-    #[error("route `{prefix}` is already routed to service `{other}`")]
+    #[error("route `{prefix}` is already routed to {other}")]
     DuplicateRoute {
         /// The prefix.
         prefix: String,
-        /// The service that has it.
+        /// Who has it: ``service `auth` `` or `the storefront`.
         other: String,
     },
     /// A route prefix that captures another one.
@@ -346,12 +346,6 @@ pub enum Violation {
         /// Upper bound, human-readable.
         max: &'static str,
     },
-    /// A value that is not a duration.
-    #[error("`{value}` is not a duration")]
-    BadDuration {
-        /// The value.
-        value: String,
-    },
     /// A KRaft cluster id with the wrong shape.
     #[error("`{cluster_id}` is not a KRaft cluster id")]
     BadClusterId {
@@ -432,7 +426,6 @@ impl Violation {
             Violation::SplitHosts { .. } => "split-hosts",
             Violation::DurationOutOfRange { .. } => "duration-out-of-range",
             Violation::LimitOutOfRange { .. } => "limit-out-of-range",
-            Violation::BadDuration { .. } => "bad-duration",
             Violation::BadClusterId { .. } => "bad-cluster-id",
             Violation::BadHeader { .. } => "bad-header",
             Violation::UnsafeCsp { .. } => "unsafe-csp",
@@ -451,7 +444,7 @@ impl Violation {
                 return (!notes.is_empty()).then(|| notes.join("\n"));
             }
             Violation::Shape { .. } => {
-                "the compiler and platform.ncl disagree; rebuild teipsum from this repository"
+                "platform.ncl allows this value but the compiler cannot represent it: change the value, or rebuild teipsum from this repository if platform.ncl changed"
                     .to_owned()
             }
             Violation::BadName { kind, .. } => format!(
@@ -514,9 +507,6 @@ impl Violation {
             }
             Violation::DurationOutOfRange { .. } | Violation::LimitOutOfRange { .. } => {
                 return None;
-            }
-            Violation::BadDuration { .. } => {
-                "write a number and a unit: `30s`, `15min`, `2h`, `7d`".to_owned()
             }
             Violation::BadClusterId { .. } => {
                 "22 characters of base64url (16 random bytes), as `kafka-storage.sh random-uuid` prints; or leave it out to derive one".to_owned()
@@ -594,6 +584,47 @@ impl Serialize for Diagnostic {
         s.serialize_field("location", &self.location)?;
         s.end()
     }
+}
+
+/// How serious a list of diagnostics is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The spec is rejected: nothing is written.
+    Error,
+    /// Allowed, but probably unintended.
+    Warning,
+}
+
+/// The diagnostics as `teipsum check` prints them (without colour): each
+/// with its rule code, path, message, location, hints and Nickel's report,
+/// then, for errors, a last line saying that nothing was written.
+pub fn render(file: &std::path::Path, diagnostics: &[Diagnostic], severity: Severity) -> String {
+    use std::fmt::Write;
+    let word = match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut out = String::new();
+    for d in diagnostics {
+        let _ = writeln!(out, "{word}[{}]: {d}", d.violation.code());
+        if let Some(report) = &d.report {
+            // Nickel's report shows the source lines; indent it under ours.
+            for line in report.trim_end().lines() {
+                let _ = writeln!(out, "  | {line}");
+            }
+        }
+        out.push('\n');
+    }
+    if severity == Severity::Error {
+        let _ = writeln!(
+            out,
+            "{}: {} problem{} found; nothing was written",
+            file.display(),
+            diagnostics.len(),
+            if diagnostics.len() == 1 { "" } else { "s" }
+        );
+    }
+    out
 }
 
 #[cfg(test)]

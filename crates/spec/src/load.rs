@@ -314,6 +314,8 @@ fn diagnostic(
 
     let mut message = contract_message.unwrap_or(nickel_message);
     let mut notes = notes;
+    let mut report = Some(report);
+    let mut location = location;
     // A misspelt field: point at the field itself and say what it could be.
     if let Some(extra) = single_extra_field(&message).map(str::to_owned) {
         if let Some(allowed) = crate::fields::allowed_fields(&path) {
@@ -324,6 +326,16 @@ fn diagnostic(
             notes.push(format!("fields allowed here: {}", allowed.join(", ")));
         }
         message = format!("unknown field `{extra}`");
+        // Nickel's report shows the schema's record contract and the record
+        // as evaluated (closures and all), and suggests relaxing the
+        // contract: nothing there helps the author of the spec.
+        report = None;
+        if location
+            .as_ref()
+            .is_some_and(|l| l.file == SCHEMA_NAME || l.file.ends_with("/platform.ncl"))
+        {
+            location = None;
+        }
         path = path.field(extra);
     }
     Diagnostic {
@@ -334,7 +346,7 @@ fn diagnostic(
             notes,
         },
         location,
-        report: Some(report),
+        report,
     }
 }
 

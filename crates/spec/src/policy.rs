@@ -1,6 +1,6 @@
 //! Policy the spec has no field for, decided here once: unit profiles and
 //! the sandbox, database access rules, the edge's cache, limits, locations
-//! and answers, Kafka client ids. [`crate::validate`] calls these while it
+//! and answers, Kafka client ids. `resolve` calls these while it
 //! resolves a plan; renderers only print what they return, so `teipsum diff`
 //! sees every one of these decisions change.
 

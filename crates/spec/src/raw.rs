@@ -1,13 +1,20 @@
 //! The spec exactly as Nickel exports it, before any cross-reference check.
 //!
-//! These types mirror `platform.ncl` field for field. Nickel's contracts have
-//! already checked shapes and formats when a value gets here; the serde layer
-//! is a second line (`deny_unknown_fields`, integer ranges) so that a schema
-//! and model drifting apart is caught as an error that names the field.
+//! These types mirror `platform.ncl` field for field, with every value
+//! already parsed: durations are [`Duration`]s, memory sizes [`MemorySize`]s,
+//! enum tags are enums, settings are scalars. Nickel's contracts have checked
+//! shapes and formats when a value gets here; the serde layer is a second line
+//! (`deny_unknown_fields`, integer ranges, the parsers of [`crate::units`]) so
+//! that a schema and model drifting apart is caught as an error that names the
+//! field. Nothing downstream parses a string of the spec again.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use crate::units::{
+    AcmeCa, CleanupPolicy, Compression, Coordination, Duration, LogLevel, MemorySize, System,
+};
 
 /// A whole platform spec.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,9 +57,9 @@ pub struct RawService {
     /// Whether nginx rate-limits the routes as authentication endpoints.
     pub auth_endpoint: bool,
     /// How long nginx may serve cached responses (`0s`: never).
-    pub micro_cache: String,
+    pub micro_cache: Duration,
     /// systemd `MemoryMax=` (`512M`).
-    pub memory_max: String,
+    pub memory_max: MemorySize,
     /// systemd `TasksMax=`.
     pub tasks_max: u32,
     /// Removed (registration granted the admin role to listed addresses);
@@ -75,9 +82,9 @@ pub struct RawOrderLimits {
     /// Most open orders per customer.
     pub max_open_orders: u32,
     /// How long an order may stay `PLACED`.
-    pub confirm_within: String,
+    pub confirm_within: Duration,
     /// How long a confirmed order counts as open after it was placed.
-    pub open_for: String,
+    pub open_for: Duration,
 }
 
 /// One Kafka topic.
@@ -90,10 +97,10 @@ pub struct RawTopic {
     pub partitions: u32,
     /// Replica count.
     pub replication_factor: u16,
-    /// Retention as a duration string (`30d`).
-    pub retention: String,
+    /// How long the broker keeps events (`retention.ms`).
+    pub retention: Duration,
     /// `delete` or `compact`.
-    pub cleanup_policy: String,
+    pub cleanup_policy: CleanupPolicy,
 }
 
 /// The storefront.
@@ -114,8 +121,8 @@ pub struct RawFrontend {
 pub struct RawHost {
     /// Address other hosts use.
     pub address: String,
-    /// Nix system string.
-    pub system: String,
+    /// Nix system.
+    pub system: System,
 }
 
 /// One deployment environment.
@@ -135,12 +142,12 @@ pub struct RawEnvironment {
     /// nginx edge.
     pub nginx: RawNginx,
     /// Services' log level.
-    pub log_level: String,
+    pub log_level: LogLevel,
     /// systemd `WatchdogSec` of the services.
-    pub watchdog: String,
+    pub watchdog: Duration,
     /// How long the oldest unsent outbox event may wait before a service
     /// stops its watchdog pings.
-    pub outbox_max_lag: String,
+    pub outbox_max_lag: Duration,
     /// Access token settings.
     pub jwt: RawJwt,
 }
@@ -152,7 +159,7 @@ pub struct RawAcme {
     /// Account contact.
     pub email: String,
     /// `letsencrypt` or `letsencrypt_staging`.
-    pub ca: String,
+    pub ca: AcmeCa,
 }
 
 /// PostgreSQL settings.
@@ -166,7 +173,7 @@ pub struct RawPostgres {
     /// Host name (in `hosts`).
     pub host: String,
     /// postgresql.conf settings.
-    pub settings: BTreeMap<String, serde_json::Value>,
+    pub settings: BTreeMap<String, RawSetting>,
     /// Dump schedule.
     pub backup: RawBackup,
 }
@@ -178,7 +185,7 @@ pub struct RawBackup {
     /// systemd calendar event.
     pub schedule: String,
     /// `none`, `gzip` or `zstd`.
-    pub compression: String,
+    pub compression: Compression,
     /// Dump directory.
     pub location: String,
 }
@@ -188,7 +195,7 @@ pub struct RawBackup {
 #[serde(deny_unknown_fields)]
 pub struct RawKafka {
     /// `zookeeper` or `kraft`.
-    pub mode: String,
+    pub mode: Coordination,
     /// Broker port.
     pub port: u16,
     /// Host name (in `hosts`).
@@ -201,7 +208,7 @@ pub struct RawKafka {
     #[serde(default)]
     pub cluster_id: Option<String>,
     /// Extra server.properties.
-    pub settings: BTreeMap<String, serde_json::Value>,
+    pub settings: BTreeMap<String, RawSetting>,
 }
 
 /// nginx settings.
@@ -245,7 +252,22 @@ pub struct RawJwt {
     /// `aud`.
     pub audience: String,
     /// Access token lifetime.
-    pub access_ttl: String,
+    pub access_ttl: Duration,
     /// Refresh token family lifetime.
-    pub refresh_ttl: String,
+    pub refresh_ttl: Duration,
+}
+
+/// A postgresql.conf or server.properties value: a scalar, as
+/// `platform.ncl`'s `SettingValue` allows.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawSetting {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integer that fits an `i64`.
+    Int(i64),
+    /// Any other number.
+    Float(f64),
+    /// Text (the rules check that it can be written safely).
+    Str(String),
 }

@@ -1,10 +1,15 @@
 //! The corpus of invalid specs: every file in `tests/invalid/` must be
 //! rejected with a diagnostic at the field path and of the rule its
 //! `# expect: <path> <code>` line names, and nothing else may be accepted.
+//!
+//! Next to each `<case>.ncl`, `<case>.snap` holds the full text `teipsum
+//! check` prints for it (without colour): every message, hint and Nickel
+//! report a user reads. Review changes with `cargo insta review` (or
+//! `INSTA_UPDATE=always`, then `git diff crates/spec/tests/invalid`).
 
 use std::path::{Path, PathBuf};
 
-use teipsum_spec::{LoadError, load_spec};
+use teipsum_spec::{LoadError, Severity, load_spec, render};
 
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid");
@@ -63,6 +68,74 @@ fn every_invalid_spec_is_rejected_naming_its_field_and_rule() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What `teipsum check crates/spec/tests/invalid/<case>.ncl` prints, run from
+/// the repository root, with this checkout's absolute path taken out.
+fn check_output(file: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shown = Path::new("crates/spec/tests/invalid").join(file.file_name().unwrap());
+    let text = match load_spec(file) {
+        Ok(_) => "accepted".to_owned(),
+        Err(LoadError::Io { .. }) => "I/O error".to_owned(),
+        Err(LoadError::Invalid(diagnostics)) => render(&shown, &diagnostics, Severity::Error),
+    };
+    let mut text = text;
+    for prefix in [std::fs::canonicalize(&root).unwrap(), root] {
+        text = text.replace(&format!("{}/", prefix.display()), "");
+    }
+    without_underline_widths(&without_addresses(&text))
+}
+
+/// Nickel underlines an `import "<path>"` to the path's width, which depends
+/// on where the clone is: keep three dashes.
+fn without_underline_widths(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("--- imported here") {
+            Some(end) => {
+                let start = line[..end].trim_end_matches('-').len();
+                format!("{}--- imported here{}", &line[..start], &line[end + 17..])
+            }
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + if text.ends_with('\n') { "\n" } else { "" }
+}
+
+/// `%<closure@0x7f9dd5041ec8>` → `%<closure@0x…>`: Nickel prints where a
+/// closure happens to live in memory, which differs from run to run.
+fn without_addresses(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("@0x") {
+        out.push_str(&rest[..i + 3]);
+        rest = rest[i + 3..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+        out.push('…');
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn every_invalid_spec_reads_as_reviewed() {
+    for file in corpus() {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let what = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches("# ");
+        insta::with_settings!({
+            snapshot_path => "invalid",
+            prepend_module_to_snapshot => false,
+            omit_expression => true,
+            description => what,
+        }, {
+            insta::assert_snapshot!(name, check_output(&file));
+        });
+    }
 }
 
 #[test]

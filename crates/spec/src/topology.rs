@@ -1,0 +1,93 @@
+//! Where things run in an environment: the edge host and every TCP listener.
+//!
+//! The rules use these to find clashes, and resolution to write the Plan's
+//! listeners, so both see the same placement.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    diagnostic::FieldPath,
+    raw::{RawEnvironment, RawService},
+    units::Coordination,
+};
+
+/// The host nginx and the services run on: the one named `main`, else the
+/// first by name; `None` for an environment without hosts.
+pub(crate) fn edge_host(environment: &RawEnvironment) -> Option<&str> {
+    if environment.hosts.contains_key("main") {
+        Some("main")
+    } else {
+        environment.hosts.keys().next().map(String::as_str)
+    }
+}
+
+/// A TCP listener of an environment and the field that declares it.
+pub(crate) struct Claim {
+    /// Host it listens on.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Who listens (`service `order``, `postgresql`).
+    pub owner: String,
+    /// The field that chose the port.
+    pub field: FieldPath,
+}
+
+/// Every TCP listener of an environment whose services run on `edge`, in a
+/// fixed order (the first claimant of a port keeps it).
+pub(crate) fn listeners(
+    services: &BTreeMap<String, RawService>,
+    environment: &RawEnvironment,
+    edge: &str,
+    path: &FieldPath,
+) -> Vec<Claim> {
+    let kafka = &environment.kafka;
+    let claim = |host: &str, port: u16, owner: &str, field: FieldPath| Claim {
+        host: host.to_owned(),
+        port,
+        owner: owner.to_owned(),
+        field,
+    };
+    let mut out = vec![
+        claim(edge, 80, "nginx (HTTP)", path.field("nginx")),
+        claim(edge, 443, "nginx (HTTPS)", path.field("nginx")),
+        claim(
+            &environment.postgres.host,
+            environment.postgres.port,
+            "postgresql",
+            path.field("postgres").field("port"),
+        ),
+        claim(
+            &kafka.host,
+            kafka.port,
+            "the Kafka broker",
+            path.field("kafka").field("port"),
+        ),
+    ];
+    out.push(match kafka.mode {
+        Coordination::Kraft => claim(
+            &kafka.host,
+            kafka.controller_port,
+            "the KRaft controller",
+            path.field("kafka").field("controller_port"),
+        ),
+        Coordination::Zookeeper => claim(
+            &kafka.host,
+            kafka.zookeeper_port,
+            "zookeeper",
+            path.field("kafka").field("zookeeper_port"),
+        ),
+    });
+    for (name, service) in services {
+        out.push(claim(
+            edge,
+            service.port,
+            &format!("service `{name}`"),
+            FieldPath::root()
+                .field("services")
+                .field(name)
+                .field("port"),
+        ));
+    }
+    out
+}
