@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use stack::{Stack, env, error_of};
+use teipsum_conventions::env as vars;
 use teipsum_testkit::{Credentials, Postgres, Tansu};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -547,7 +548,7 @@ fn a_refresh_lifetime_out_of_bounds_is_refused_at_start() {
             conninfo.clone(),
             &broker.bootstrap,
             &credentials,
-            &[("TEIPSUM_REFRESH_TTL_SECS", bad)],
+            &[(vars::REFRESH_TTL_SECS, bad)],
         ) {
             command.env(k, v);
         }
@@ -652,7 +653,7 @@ async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
-    let stack = Stack::start_with(&[("TEIPSUM_PASSWORD_HASH_CONCURRENCY", "1")]);
+    let stack = Stack::start_with(&[(vars::PASSWORD_HASH_CONCURRENCY, "1")]);
     stack.register("ana@teipsum.test").await;
     // Owned requests, spawned at once: 24 hashes wanted together.
     let send = |path: &str, body: Value| {

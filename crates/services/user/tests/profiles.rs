@@ -8,6 +8,7 @@ mod stack;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stack::{Stack, error_of};
+use teipsum_conventions::env as vars;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_authorization_rule_holds() {
@@ -174,10 +175,10 @@ async fn forged_tokens_of_every_classic_kind_are_rejected() {
 fn events_command(stack: &Stack, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(teipsum_testkit::binary("teipsum-user"))
         .args(args)
-        .env("TEIPSUM_DATABASE", stack.pg.conninfo("teipsum_user"))
+        .env(vars::DATABASE, stack.pg.conninfo("teipsum_user"))
         .env(
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "user-login=auth;user-registered=auth",
+            vars::TOPIC_PRODUCERS,
+            teipsum_testkit::plan_setting("user", vars::TOPIC_PRODUCERS).expect("user consumes"),
         )
         .output()
         .unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 
 /// Fields drop in order: the services stop before the broker and database.
 pub struct Stack {
@@ -25,43 +25,24 @@ pub struct Stack {
     pub public_pem: String,
 }
 
-pub const ISSUER: &str = "https://teipsum.test";
-pub const AUDIENCE: &str = "teipsum";
-
+/// `service`'s environment from the Plan (`teipsum_testkit::service_env`)
+/// on this stack's database, broker and credentials, with `extra` on top.
 pub fn env(
     service: &str,
     conninfo: String,
     broker: &str,
     credentials: &Credentials,
-    extra: &[(&'static str, &str)],
+    extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-        ("TEIPSUM_DATABASE", conninfo),
-        ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
-        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-        ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
-        ("TEIPSUM_LOG", "warn".to_owned()),
-        (
-            "TEIPSUM_CREDENTIALS_DIR",
-            credentials.path().display().to_string(),
-        ),
-    ];
-    match service {
-        "auth" => {
-            env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
-            env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        }
-        _ => {
-            env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")));
-            env.push((
-                "TEIPSUM_TOPIC_PRODUCERS",
-                "user-login=auth;user-registered=auth".to_owned(),
-            ));
-        }
-    }
-    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let instance = TestInstance {
+        database: conninfo,
+        brokers: broker,
+        credentials: credentials.path(),
+    };
+    let mut env = teipsum_testkit::service_env(service, &instance)
+        .unwrap_or_else(|e| panic!("the plan's environment of {service}: {e}"));
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.into_iter().collect()
 }
 
 impl Stack {
@@ -70,10 +51,10 @@ impl Stack {
     }
 
     /// The stack with `auth_env` added to the auth service's environment.
-    pub fn start_with(auth_env: &[(&'static str, &str)]) -> Stack {
+    pub fn start_with(auth_env: &[(&str, &str)]) -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&[("user-registered", 3), ("user-login", 3)]);
+        broker.create_topics(&teipsum_testkit::plan_topics(&["auth", "user"]).expect("the plan's topics"));
         let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
         let credentials = Credentials::new(&[
             ("jwt-signing-key", &private_pem),
@@ -173,7 +154,7 @@ impl Stack {
             .args(["promote-admin", "--email", email])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TEIPSUM_DATABASE", &self.auth_db)
+            .env(teipsum_conventions::env::DATABASE, &self.auth_db)
             .output()
             .unwrap();
         (

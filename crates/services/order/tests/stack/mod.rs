@@ -5,7 +5,10 @@
 //! each uses part of it.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
 
 use futures::future::join_all;
 use rdkafka::producer::FutureRecord;
@@ -17,10 +20,8 @@ use teipsum_kit::{
     jwt::{self, Claims, Role, Signer},
     kafka,
 };
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use uuid::Uuid;
-
-pub const ISSUER: &str = "https://teipsum.test";
 
 /// Fields drop in order: the services stop before the broker and database.
 pub struct Saga {
@@ -34,37 +35,27 @@ pub struct Saga {
     pub admin: String,
 }
 
+/// `service`'s environment from the Plan (`teipsum_testkit::service_env`)
+/// on this stack's database, broker and credentials.
 pub fn env(
     service: &str,
     conninfo: String,
     broker: &str,
     credentials: &Credentials,
-) -> Vec<(String, String)> {
-    [
-        ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-        ("TEIPSUM_DATABASE", conninfo),
-        ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
-        ("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")),
-        // The spec's producers of every topic (as the Plan renders them).
-        (
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "inventory-events=inventory;order-events=order;product-events=admin-product;user-login=auth;user-registered=auth".to_owned(),
-        ),
-        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-        ("TEIPSUM_JWT_AUDIENCE", "teipsum".to_owned()),
-        (
-            "TEIPSUM_LOG",
-            std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
-        ),
-        (
-            "TEIPSUM_CREDENTIALS_DIR",
-            credentials.path().display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+) -> BTreeMap<String, String> {
+    let instance = TestInstance {
+        database: conninfo,
+        brokers: broker,
+        credentials: credentials.path(),
+    };
+    teipsum_testkit::service_env(service, &instance)
+        .unwrap_or_else(|e| panic!("the plan's environment of {service}: {e}"))
+}
+
+/// The token issuer and audience every service of the Plan checks.
+pub fn issuer_and_audience() -> (&'static str, &'static str) {
+    let setting = |name| teipsum_testkit::plan_setting("order", name).expect("order checks tokens");
+    (setting(vars::JWT_ISSUER), setting(vars::JWT_AUDIENCE))
 }
 
 /// Limits loose enough for the tests that are not about them (one buyer
@@ -93,11 +84,10 @@ impl Saga {
     pub fn start_with(limits: Limits) -> Saga {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&[
-            ("product-events", 3),
-            ("order-events", 3),
-            ("inventory-events", 3),
-        ]);
+        // The topics of both services, admin-product's `product-events` among them.
+        broker.create_topics(
+            &teipsum_testkit::plan_topics(&["order", "inventory"]).expect("the plan's topics"),
+        );
         let (private, public) = jwt::generate_keypair();
         let credentials = Credentials::new(&[("jwt-public-key", &public)]);
         let mut order_env = env(
@@ -121,7 +111,7 @@ impl Saga {
                 limits.open_for_secs.to_string(),
             ),
         ]);
-        let order = ServiceProcess::spawn("teipsum-order", order_env);
+        let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect());
         let inventory = ServiceProcess::spawn(
             "teipsum-inventory",
             env(
@@ -129,7 +119,9 @@ impl Saga {
                 pg.create_database("teipsum_inventory"),
                 &broker.bootstrap,
                 &credentials,
-            ),
+            )
+            .into_iter()
+            .collect(),
         );
         let signer = Signer::new(private.as_bytes()).unwrap();
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
@@ -294,9 +286,10 @@ impl Saga {
 
 pub fn token(signer: &Signer, user: Uuid, role: Role) -> String {
     let now = jwt::now();
+    let (iss, aud) = issuer_and_audience();
     signer.sign(&Claims {
-        iss: ISSUER.into(),
-        aud: "teipsum".into(),
+        iss: iss.into(),
+        aud: aud.into(),
         sub: user,
         role,
         iat: now,
