@@ -5,7 +5,8 @@
 //! Each expected output is stored once. `config.ncl`'s is `nix/generated`
 //! itself, the files `teipsum compile --check` guards (refresh them with
 //! `cargo run -p teipsum-cli -- compile`). The KRaft variant differs from it
-//! only in `kafka.nix` and the plan's Kafka section, so only its `kafka.nix`
+//! only in `kafka.nix` and the plan's Kafka section and listeners, so only
+//! its `kafka.nix`
 //! is stored, as an insta snapshot (`INSTA_UPDATE=always` or
 //! `cargo insta review` after reading the diff).
 
@@ -93,12 +94,13 @@ fn the_kraft_variant_differs_from_config_ncl_only_in_its_kafka_module() {
             .unwrap_or_else(|| panic!("config.ncl renders no {env}/{name}"))
     };
     let config = load_spec(&root().join("config.ncl")).unwrap();
-    let kraft = load_spec(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kraft.ncl"))
-        .unwrap();
+    let kraft =
+        load_spec(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kraft.ncl")).unwrap();
     for (env, plan) in &kraft.plans {
-        // The plans differ in their Kafka section alone.
+        // The plans differ in their Kafka section and the ports it listens on alone.
         let mut same_kafka = plan.clone();
         same_kafka.kafka = config.plans[env].kafka.clone();
+        same_kafka.listeners = config.plans[env].listeners.clone();
         assert!(same_kafka == config.plans[env], "{env}: beyond Kafka");
         for file in render(plan, "config.ncl") {
             match file.name {

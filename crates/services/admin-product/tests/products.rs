@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
-use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use teipsum_conventions::env as vars;
+use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use uuid::Uuid;
 

@@ -17,12 +17,12 @@ use std::{
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
+use teipsum_conventions::env as vars;
 use teipsum_kit::{
     events::Envelope,
     jwt::{self, Claims, Role, Signer},
     kafka,
 };
-use teipsum_conventions::env as vars;
 use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -85,7 +85,8 @@ impl Stack {
     fn start(with_admin: bool) -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&teipsum_testkit::plan_topics(&["catalog"]).expect("the plan's topics"));
+        broker
+            .create_topics(&teipsum_testkit::plan_topics(&["catalog"]).expect("the plan's topics"));
         let (private_pem, public_pem) = jwt::generate_keypair();
         let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
         let catalog = ServiceProcess::spawn(

@@ -15,8 +15,8 @@ use std::{
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
-use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use teipsum_conventions::env as vars;
+use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use uuid::Uuid;
 

@@ -7,7 +7,7 @@ mod stack;
 
 use futures::future::join_all;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use stack::{Saga, error_code, placed};
 use teipsum_kit::events::Envelope;
 use uuid::Uuid;

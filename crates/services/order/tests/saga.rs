@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use stack::{LOOSE, Limits, Saga, error_code, placed};
+use stack::{LOOSE, Limits, Saga, error_code, placed, token};
+use teipsum_kit::jwt::Role;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread")]

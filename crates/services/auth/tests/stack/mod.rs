@@ -41,7 +41,11 @@ pub fn env(
     };
     let mut env = teipsum_testkit::service_env(service, &instance)
         .unwrap_or_else(|e| panic!("the plan's environment of {service}: {e}"));
-    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     env.into_iter().collect()
 }
 
@@ -54,7 +58,9 @@ impl Stack {
     pub fn start_with(auth_env: &[(&str, &str)]) -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&teipsum_testkit::plan_topics(&["auth", "user"]).expect("the plan's topics"));
+        broker.create_topics(
+            &teipsum_testkit::plan_topics(&["auth", "user"]).expect("the plan's topics"),
+        );
         let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
         let credentials = Credentials::new(&[
             ("jwt-signing-key", &private_pem),

@@ -10,7 +10,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::future::join_all;
 use rdkafka::producer::FutureRecord;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
