@@ -94,6 +94,11 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install cargo-nextest --locked
 fi
+# cargo-machete: declared dependencies nothing uses (test.sh fails on one).
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  echo "setup: installing cargo-machete"
+  cargo install cargo-machete --locked
+fi
 # tansu: an Apache-2.0 Kafka-compatible broker, the real broker of the tests.
 # Its in-memory storage needs the `dynostore` feature (`postgres` lets it keep
 # data in PostgreSQL). Building it takes about 25 minutes on 2 cores, hence

@@ -29,6 +29,10 @@ step "a bare Debian root builds the native crates with only what setup.sh instal
 scripts/clean-room.sh --if-changed
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "the documentation builds without warnings (broken intra-doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+step "every declared dependency is used"
+cargo machete
 step "build"
 cargo build --workspace --locked
 teipsum="$CARGO_TARGET_DIR/debug/teipsum"

@@ -85,7 +85,7 @@ pub enum Command {
         #[arg(long, short, default_value = "prod")]
         env: String,
     },
-    /// Write the NixOS modules of the environments to nix/generated/<env>/.
+    /// Write the NixOS modules of the environments to `nix/generated/<env>/`.
     Compile {
         /// Environment, or `all`.
         #[arg(long, short, default_value = "all")]

@@ -4,7 +4,7 @@
 //! `platform.ncl` that `config.ncl` imports), applied on top of whatever the
 //! file applies itself. Nickel stops at the first broken contract and reports
 //! it with source spans but without the full field path; so when evaluation
-//! fails, [`locate_errors`] walks the spec field by field, evaluating each one
+//! fails, `locate_errors` walks the spec field by field, evaluating each one
 //! on its own, to find *every* failing field and name its path.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,5 @@
-//! The plans of the committed `config.ncl`: snapshots and determinism.
+//! The plans of the committed `config.ncl`: the committed plan files and
+//! determinism.
 
 use std::path::{Path, PathBuf};
 
@@ -58,16 +59,36 @@ fn kraft_mode_has_no_zookeeper_warning() {
     assert!(spec.warnings.is_empty(), "{:?}", spec.warnings);
 }
 
+/// The plans are stored once: as `nix/generated/<env>/plan.json`, which
+/// `teipsum diff` reads and `teipsum compile --check` guards.
 #[test]
-fn the_prod_plan_is_as_reviewed() {
+fn the_plans_are_the_committed_ones() {
     let spec = load_spec(&config()).unwrap();
-    insta::assert_json_snapshot!("prod", spec.plans["prod"]);
-}
-
-#[test]
-fn the_stage_plan_is_as_reviewed() {
-    let spec = load_spec(&config()).unwrap();
-    insta::assert_json_snapshot!("stage", spec.plans["stage"]);
+    for (env, plan) in &spec.plans {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../nix/generated")
+            .join(env)
+            .join("plan.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let (committed, now) = (&file["plan"], serde_json::to_value(plan).unwrap());
+        if *committed == now {
+            continue;
+        }
+        let fields = |v: &serde_json::Value| v.as_object().cloned().unwrap_or_default();
+        let (committed, now) = (fields(committed), fields(&now));
+        let changed: std::collections::BTreeSet<&String> = committed
+            .keys()
+            .chain(now.keys())
+            .filter(|field| committed.get(*field) != now.get(*field))
+            .collect();
+        panic!(
+            "{}: the plan's {changed:?} changed; run `cargo run -p teipsum-cli -- compile`, \
+             review the diff and commit it",
+            path.display()
+        );
+    }
 }
 
 #[test]

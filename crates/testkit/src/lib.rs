@@ -6,6 +6,13 @@
 //! same name; the test's OS user is mapped to those roles (`pg_ident.conf`),
 //! since tests do not run as one system user per service.
 
+mod plan_env;
+
+pub use plan_env::{
+    PlanEnvError, TEST_ENVIRONMENT, TestInstance, committed_plan, config_file, plan_service_env,
+    plan_setting, plan_topics, service_env,
+};
+
 use std::{
     net::TcpListener,
     path::{Path, PathBuf},

@@ -8,13 +8,18 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
+use teipsum_conventions::env as vars;
 use teipsum_kit::jwt::{self, Claims, Role, Signer};
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use uuid::Uuid;
 
-const ISSUER: &str = "https://teipsum.test";
-const AUDIENCE: &str = "teipsum";
 const DB: &str = "teipsum_admin_product";
+
+/// A setting of admin-product's unit in the Plan (the token issuer and
+/// audience it checks).
+fn setting(name: &str) -> &'static str {
+    teipsum_testkit::plan_setting("admin-product", name).expect("a setting of the plan")
+}
 
 /// Fields drop in order: the service stops before the broker and database.
 struct Stack {
@@ -30,25 +35,20 @@ impl Stack {
     fn start() -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&[("product-events", 3)]);
+        broker.create_topics(
+            &teipsum_testkit::plan_topics(&["admin-product"]).expect("the plan's topics"),
+        );
         let (private_pem, public_pem) = jwt::generate_keypair();
         let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
-        let env = [
-            ("TEIPSUM_SERVICE", "admin-product".to_owned()),
-            ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-            ("TEIPSUM_DATABASE", pg.create_database(DB)),
-            ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
-            ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-            ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
-            ("TEIPSUM_LOG", "warn".to_owned()),
-            (
-                "TEIPSUM_CREDENTIALS_DIR",
-                credentials.path().display().to_string(),
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let instance = TestInstance {
+            database: pg.create_database(DB),
+            brokers: &broker.bootstrap,
+            credentials: credentials.path(),
+        };
+        let env = teipsum_testkit::service_env("admin-product", &instance)
+            .expect("the plan's environment of admin-product")
+            .into_iter()
+            .collect();
         let service = ServiceProcess::spawn("teipsum-admin-product", env);
         Stack {
             service,
@@ -64,8 +64,8 @@ impl Stack {
     fn token(&self, role: Role) -> String {
         let now = jwt::now();
         self.signer.sign(&Claims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
+            iss: setting(vars::JWT_ISSUER).to_owned(),
+            aud: setting(vars::JWT_AUDIENCE).to_owned(),
             sub: Uuid::new_v4(),
             role,
             iat: now,
@@ -421,8 +421,8 @@ async fn customers_and_anonymous_callers_are_refused_on_every_route_and_nothing_
     let expired = {
         let now = jwt::now();
         stack.signer.sign(&Claims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
+            iss: setting(vars::JWT_ISSUER).to_owned(),
+            aud: setting(vars::JWT_AUDIENCE).to_owned(),
             sub: Uuid::new_v4(),
             role: Role::Admin,
             iat: now - 3600,
@@ -434,8 +434,8 @@ async fn customers_and_anonymous_callers_are_refused_on_every_route_and_nothing_
     let foreign_key = Signer::new(jwt::generate_keypair().0.as_bytes())
         .unwrap()
         .sign(&Claims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
+            iss: setting(vars::JWT_ISSUER).to_owned(),
+            aud: setting(vars::JWT_AUDIENCE).to_owned(),
             sub: Uuid::new_v4(),
             role: Role::Admin,
             iat: jwt::now(),

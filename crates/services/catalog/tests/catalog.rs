@@ -17,17 +17,16 @@ use std::{
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
+use teipsum_conventions::env as vars;
 use teipsum_kit::{
     events::Envelope,
     jwt::{self, Claims, Role, Signer},
     kafka,
 };
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-const ISSUER: &str = "https://teipsum.test";
-const AUDIENCE: &str = "teipsum";
 const CATALOG_DB: &str = "teipsum_catalog";
 const PRODUCTS: &str = "product-events";
 const INVENTORY: &str = "inventory-events";
@@ -51,35 +50,34 @@ struct Stack {
     producer: FutureProducer,
 }
 
+/// `service`'s environment from the Plan (`teipsum_testkit::service_env`)
+/// on this stack's database, broker and credentials; in consumer `group`
+/// instead of the Plan's when one is given.
 fn env(
     service: &str,
     conninfo: String,
     broker: &Tansu,
     credentials: &Credentials,
-    group: &str,
+    group: Option<&str>,
 ) -> Vec<(String, String)> {
-    [
-        ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-        ("TEIPSUM_DATABASE", conninfo),
-        ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
-        ("TEIPSUM_KAFKA_GROUP", group.to_owned()),
-        // The spec's producers of every topic (as the Plan renders them).
-        (
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "inventory-events=inventory;order-events=order;product-events=admin-product;user-login=auth;user-registered=auth".to_owned(),
-        ),
-        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-        ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
-        ("TEIPSUM_LOG", "warn".to_owned()),
-        (
-            "TEIPSUM_CREDENTIALS_DIR",
-            credentials.path().display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let instance = TestInstance {
+        database: conninfo,
+        brokers: &broker.bootstrap,
+        credentials: credentials.path(),
+    };
+    let mut env = teipsum_testkit::service_env(service, &instance)
+        .unwrap_or_else(|e| panic!("the plan's environment of {service}: {e}"));
+    if let Some(group) = group {
+        env.insert(vars::KAFKA_GROUP.to_owned(), group.to_owned());
+    }
+    env.into_iter().collect()
+}
+
+/// The token issuer and audience the catalog checks, from the Plan.
+fn issuer_and_audience() -> (&'static str, &'static str) {
+    let setting =
+        |name| teipsum_testkit::plan_setting("catalog", name).expect("the catalog checks tokens");
+    (setting(vars::JWT_ISSUER), setting(vars::JWT_AUDIENCE))
 }
 
 impl Stack {
@@ -87,7 +85,8 @@ impl Stack {
     fn start(with_admin: bool) -> Stack {
         let pg = Postgres::start();
         let broker = Tansu::start();
-        broker.create_topics(&[(PRODUCTS, 3), (INVENTORY, 3)]);
+        broker
+            .create_topics(&teipsum_testkit::plan_topics(&["catalog"]).expect("the plan's topics"));
         let (private_pem, public_pem) = jwt::generate_keypair();
         let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
         let catalog = ServiceProcess::spawn(
@@ -97,7 +96,7 @@ impl Stack {
                 pg.create_database(CATALOG_DB),
                 &broker,
                 &credentials,
-                "teipsum-catalog",
+                None,
             ),
         );
         let admin = with_admin.then(|| {
@@ -108,7 +107,7 @@ impl Stack {
                     pg.create_database("teipsum_admin_product"),
                     &broker,
                     &credentials,
-                    "teipsum-admin-product",
+                    None,
                 ),
             )
         });
@@ -127,9 +126,10 @@ impl Stack {
 
     fn admin_token(&self) -> String {
         let now = jwt::now();
+        let (iss, aud) = issuer_and_audience();
         self.signer.sign(&Claims {
-            iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
+            iss: iss.to_owned(),
+            aud: aud.to_owned(),
             sub: Uuid::new_v4(),
             role: Role::Admin,
             iat: now,
@@ -656,7 +656,7 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
             stack.pg.conninfo(CATALOG_DB),
             &stack.broker,
             &stack.credentials,
-            "teipsum-catalog-replay",
+            Some("teipsum-catalog-replay"),
         ),
     );
     stack.until_processed(distinct.len()).await;

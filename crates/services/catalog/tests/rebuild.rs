@@ -15,12 +15,11 @@ use std::{
 
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
+use teipsum_conventions::env as vars;
 use teipsum_kit::jwt::{self, Claims, Role, Signer};
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
+use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance};
 use uuid::Uuid;
 
-const ISSUER: &str = "https://teipsum.test";
-const AUDIENCE: &str = "teipsum";
 const ADMIN_DB: &str = "teipsum_admin_product";
 const INVENTORY_DB: &str = "teipsum_inventory";
 
@@ -28,43 +27,32 @@ const INVENTORY_DB: &str = "teipsum_inventory";
 /// groups first (seconds on a loaded test machine).
 const FIRST_EVENT: Duration = Duration::from_secs(60);
 
+/// `service`'s environment from the Plan (`teipsum_testkit::service_env`)
+/// on `conninfo`, `broker` and `credentials`.
 fn env(
     service: &str,
     conninfo: &str,
     broker: &Tansu,
     credentials: &Credentials,
 ) -> Vec<(String, String)> {
-    [
-        ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-        ("TEIPSUM_DATABASE", conninfo.to_owned()),
-        ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
-        ("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")),
-        (
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "inventory-events=inventory;order-events=order;product-events=admin-product;user-login=auth;user-registered=auth".to_owned(),
-        ),
-        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-        ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
-        ("TEIPSUM_LOG", "warn".to_owned()),
-        (
-            "TEIPSUM_CREDENTIALS_DIR",
-            credentials.path().display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let instance = TestInstance {
+        database: conninfo.to_owned(),
+        brokers: &broker.bootstrap,
+        credentials: credentials.path(),
+    };
+    teipsum_testkit::service_env(service, &instance)
+        .unwrap_or_else(|e| panic!("the plan's environment of {service}: {e}"))
+        .into_iter()
+        .collect()
 }
 
 /// A broker with the platform's topics, empty.
 fn broker() -> Tansu {
     let broker = Tansu::start();
-    broker.create_topics(&[
-        ("product-events", 3),
-        ("inventory-events", 3),
-        ("order-events", 3),
-    ]);
+    broker.create_topics(
+        &teipsum_testkit::plan_topics(&["admin-product", "inventory", "catalog"])
+            .expect("the plan's topics"),
+    );
     broker
 }
 
@@ -100,9 +88,10 @@ fn services(
 
 fn admin_token(signer: &Signer) -> String {
     let now = jwt::now();
+    let setting = |name| teipsum_testkit::plan_setting("admin-product", name).expect("a setting");
     signer.sign(&Claims {
-        iss: ISSUER.to_owned(),
-        aud: AUDIENCE.to_owned(),
+        iss: setting(vars::JWT_ISSUER).to_owned(),
+        aud: setting(vars::JWT_AUDIENCE).to_owned(),
         sub: Uuid::new_v4(),
         role: Role::Admin,
         iat: now,
@@ -141,7 +130,7 @@ fn announce(binary: &str, conninfo: &str) -> String {
         .args(["events", "announce"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TEIPSUM_DATABASE", conninfo)
+        .env(vars::DATABASE, conninfo)
         .output()
         .unwrap();
     assert!(

@@ -1,215 +1,16 @@
-//! Identity end to end: the real `teipsum-auth` and `teipsum-user` binaries,
-//! started as their units start them (settings in the environment, keys in
-//! a credential directory), against PostgreSQL and tansu.
+//! Auth end to end: registration, login, refresh families, lockout, the
+//! first administrator, with the real `teipsum-auth` (and `teipsum-user`
+//! where a token must be accepted) on the identity stack.
+
+mod stack;
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, free_port};
-
-/// Fields drop in order: the services stop before the broker and database.
-struct Stack {
-    auth: ServiceProcess,
-    /// The auth database's connection string, for `promote-admin`.
-    auth_db: String,
-    user: ServiceProcess,
-    pg: Postgres,
-    _broker: Tansu,
-    _credentials: Credentials,
-    http: Client,
-    private_pem: String,
-    public_pem: String,
-}
-
-const ISSUER: &str = "https://teipsum.test";
-const AUDIENCE: &str = "teipsum";
-
-fn env(
-    service: &str,
-    conninfo: String,
-    broker: &str,
-    credentials: &Credentials,
-    extra: &[(&'static str, &str)],
-) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
-        ("TEIPSUM_DATABASE", conninfo),
-        ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
-        ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
-        ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
-        ("TEIPSUM_LOG", "warn".to_owned()),
-        (
-            "TEIPSUM_CREDENTIALS_DIR",
-            credentials.path().display().to_string(),
-        ),
-    ];
-    match service {
-        "auth" => {
-            env.push(("TEIPSUM_ACCESS_TTL_SECS", "900".to_owned()));
-            env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        }
-        _ => {
-            env.push(("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")));
-            env.push((
-                "TEIPSUM_TOPIC_PRODUCERS",
-                "user-login=auth;user-registered=auth".to_owned(),
-            ));
-        }
-    }
-    env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-}
-
-impl Stack {
-    fn start() -> Stack {
-        Self::start_with(&[])
-    }
-
-    /// The stack with `auth_env` added to the auth service's environment.
-    fn start_with(auth_env: &[(&'static str, &str)]) -> Stack {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
-        broker.create_topics(&[("user-registered", 3), ("user-login", 3)]);
-        let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
-        let credentials = Credentials::new(&[
-            ("jwt-signing-key", &private_pem),
-            ("jwt-public-key", &public_pem),
-        ]);
-        let auth_db = pg.create_database("teipsum_auth");
-        let auth = ServiceProcess::spawn(
-            "teipsum-auth",
-            env(
-                "auth",
-                auth_db.clone(),
-                &broker.bootstrap,
-                &credentials,
-                auth_env,
-            ),
-        );
-        let user = ServiceProcess::spawn(
-            "teipsum-user",
-            env(
-                "user",
-                pg.create_database("teipsum_user"),
-                &broker.bootstrap,
-                &credentials,
-                &[],
-            ),
-        );
-        Stack {
-            auth,
-            auth_db,
-            user,
-            pg,
-            _broker: broker,
-            _credentials: credentials,
-            http: teipsum_testkit::http_client(),
-            private_pem,
-            public_pem,
-        }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> Response {
-        self.http
-            .post(format!("{}{path}", self.auth.base))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn register(&self, email: &str) -> Value {
-        let r = self
-            .post("/api/auth/register", &json!({"email": email, "password": "correct horse battery", "display_name": "Ana"}))
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        r.json().await.unwrap()
-    }
-
-    async fn login(&self, email: &str) -> Value {
-        let r = self
-            .post(
-                "/api/auth/login",
-                &json!({"email": email, "password": "correct horse battery"}),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        r.json().await.unwrap()
-    }
-
-    async fn user_get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut request = self.http.get(format!("{}{path}", self.user.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
-    }
-
-    /// The caller's profile, once the registration event has arrived.
-    async fn profile(&self, token: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let r = self.user_get("/api/users/me", Some(token)).await;
-            if r.status() == StatusCode::OK {
-                return r.json().await.unwrap();
-            }
-            assert_eq!(r.status(), StatusCode::NOT_FOUND);
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the profile never appeared"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// `teipsum-auth promote-admin --email <email>` as an operator runs it
-    /// on the host: the binary, the auth database; its exit status and output.
-    fn promote_admin(&self, email: &str) -> (bool, String) {
-        let out = std::process::Command::new(teipsum_testkit::binary("teipsum-auth"))
-            .args(["promote-admin", "--email", email])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TEIPSUM_DATABASE", &self.auth_db)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    }
-
-    async fn refresh(&self, token: &str) -> Response {
-        self.post("/api/auth/refresh", &json!({"refresh_token": token}))
-            .await
-    }
-
-    async fn login_with(&self, email: &str, password: &str) -> Response {
-        self.post(
-            "/api/auth/login",
-            &json!({"email": email, "password": password}),
-        )
-        .await
-    }
-
-    fn count(&self, database: &str, sql: &str) -> i64 {
-        self.pg.psql(database, sql).unwrap().parse().unwrap()
-    }
-}
-
-async fn error_of(response: Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.expect("errors are JSON");
-    assert!(body["message"].is_string(), "{body}");
-    (
-        status,
-        body["error"].as_str().expect("an error code").to_owned(),
-    )
-}
+use stack::{Stack, env, error_of};
+use teipsum_conventions::env as vars;
+use teipsum_testkit::{Credentials, Postgres, Tansu};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_identity_story_from_registration_to_logout() {
@@ -342,75 +143,6 @@ async fn reusing_a_spent_refresh_token_revokes_the_whole_family() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn every_authorization_rule_holds() {
-    let stack = Stack::start();
-    let ana = stack.register("ana@teipsum.test").await;
-    stack.register("bob@teipsum.test").await;
-    let boss = stack.register("boss@teipsum.test").await;
-    assert_eq!(
-        boss["role"], "customer",
-        "registration never makes an admin"
-    );
-    let (promoted, output) = stack.promote_admin("boss@teipsum.test");
-    assert!(promoted, "{output}");
-    let bob_token = stack.login("bob@teipsum.test").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let boss_token = stack.login("boss@teipsum.test").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ana_path = format!("/api/users/{}", ana["id"].as_str().unwrap());
-
-    assert_eq!(
-        error_of(stack.user_get("/api/users/me", None).await).await,
-        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into())
-    );
-    assert_eq!(
-        error_of(stack.user_get(&ana_path, None).await).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        error_of(stack.user_get(&ana_path, Some(&bob_token)).await).await,
-        (StatusCode::FORBIDDEN, "FORBIDDEN".into()),
-        "a customer cannot read someone else's profile"
-    );
-    // Bob's own profile is his, not Ana's.
-    let bob = stack.profile(&bob_token).await;
-    assert_ne!(bob["id"], ana["id"]);
-    // An admin can look anyone up, once the profile exists.
-    let ana_tokens = stack.login("ana@teipsum.test").await;
-    stack
-        .profile(ana_tokens["access_token"].as_str().unwrap())
-        .await;
-    let seen = stack.user_get(&ana_path, Some(&boss_token)).await;
-    assert_eq!(seen.status(), StatusCode::OK);
-    assert_eq!(
-        seen.json::<Value>().await.unwrap()["email"],
-        "ana@teipsum.test"
-    );
-    assert_eq!(
-        error_of(
-            stack
-                .user_get("/api/users/not-a-uuid", Some(&boss_token))
-                .await
-        )
-        .await
-        .0,
-        StatusCode::BAD_REQUEST
-    );
-    let malformed = stack
-        .http
-        .get(format!("{}/api/users/me", stack.user.base))
-        .header("authorization", "Basic YWxhZGRpbjpvcGVu")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_of(malformed).await.0, StatusCode::UNAUTHORIZED);
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
     let stack = Stack::start();
     stack.register("taken@teipsum.test").await;
@@ -504,98 +236,6 @@ async fn bad_input_is_a_4xx_json_error_and_writes_nothing() {
         "Ana",
         "a refused edit changes nothing"
     );
-}
-
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn forged_tokens_of_every_classic_kind_are_rejected() {
-    let stack = Stack::start();
-    stack.register("ana@teipsum.test").await;
-    let real = stack.login("ana@teipsum.test").await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let payload_of = |token: &str| -> Value {
-        use base64::Engine;
-        let part = token.split('.').nth(1).unwrap();
-        serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .unwrap(),
-        )
-        .unwrap()
-    };
-    let claims = payload_of(&real);
-    let ed = jsonwebtoken::EncodingKey::from_ed_pem(stack.private_pem.as_bytes()).unwrap();
-    let sign = |header: jsonwebtoken::Header, claims: &Value, key: &jsonwebtoken::EncodingKey| {
-        jsonwebtoken::encode(&header, claims, key).unwrap()
-    };
-    let eddsa = || {
-        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        h.typ = Some("at+jwt".into());
-        h
-    };
-    let with = |key: &str, value: Value| {
-        let mut c = claims.clone();
-        c[key] = value;
-        sign(eddsa(), &c, &ed)
-    };
-    let now = teipsum_kit::jwt::now();
-    let mut admin_claims = claims.clone();
-    admin_claims["role"] = "admin".into();
-    let parts: Vec<&str> = real.split('.').collect();
-    let forgeries = vec![
-        (
-            "alg none",
-            format!("{}.{}.", b64(br#"{"alg":"none","typ":"at+jwt"}"#), parts[1]),
-        ),
-        ("HS256 keyed with the public key", {
-            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-            h.typ = Some("at+jwt".into());
-            sign(
-                h,
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(stack.public_pem.as_bytes()),
-            )
-        }),
-        ("wrong audience", with("aud", "other".into())),
-        ("wrong issuer", with("iss", "https://evil.test".into())),
-        ("expired", with("exp", (now - 300).into())),
-        ("not yet valid", with("nbf", (now + 300).into())),
-        (
-            "tampered payload",
-            format!(
-                "{}.{}.{}",
-                parts[0],
-                b64(&serde_json::to_vec(&admin_claims).unwrap()),
-                parts[2]
-            ),
-        ),
-        ("wrong typ", {
-            let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-            h.typ = Some("JWT".into());
-            sign(h, &claims, &ed)
-        }),
-        ("no sub", {
-            let mut c = claims.clone();
-            c.as_object_mut().unwrap().remove("sub");
-            sign(eddsa(), &c, &ed)
-        }),
-    ];
-    // The real token works.
-    stack.profile(&real).await;
-    for (what, token) in forgeries {
-        let r = stack.user_get("/api/users/me", Some(&token)).await;
-        assert_eq!(
-            error_of(r).await,
-            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED".into()),
-            "{what}"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -908,7 +548,7 @@ fn a_refresh_lifetime_out_of_bounds_is_refused_at_start() {
             conninfo.clone(),
             &broker.bootstrap,
             &credentials,
-            &[("TEIPSUM_REFRESH_TTL_SECS", bad)],
+            &[(vars::REFRESH_TTL_SECS, bad)],
         ) {
             command.env(k, v);
         }
@@ -1013,7 +653,7 @@ async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
-    let stack = Stack::start_with(&[("TEIPSUM_PASSWORD_HASH_CONCURRENCY", "1")]);
+    let stack = Stack::start_with(&[(vars::PASSWORD_HASH_CONCURRENCY, "1")]);
     stack.register("ana@teipsum.test").await;
     // Owned requests, spawned at once: 24 hashes wanted together.
     let send = |path: &str, body: Value| {
@@ -1071,74 +711,4 @@ async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
     // The refusals left nothing behind: the next ones go through.
     stack.register("late@teipsum.test").await;
     stack.login("late@teipsum.test").await;
-}
-
-/// `teipsum-user events ...` as an operator runs it on the host.
-fn events_command(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(teipsum_testkit::binary("teipsum-user"))
-        .args(args)
-        .env("TEIPSUM_DATABASE", stack.pg.conninfo("teipsum_user"))
-        .env(
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "user-login=auth;user-registered=auth",
-        )
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn parked_events_are_listed_and_replayed_from_the_command_line() {
-    let stack = Stack::start();
-    let user_id = uuid::Uuid::new_v4();
-    let event = teipsum_kit::events::Envelope::new(
-        "auth",
-        "user-registered",
-        1,
-        user_id,
-        json!({"user_id": user_id, "email": "late@teipsum.test", "display_name": "Late", "role": "customer"}),
-    );
-    // Parked by an earlier build, and a message that is no event at all.
-    let payload = serde_json::to_string(&event).unwrap();
-    stack
-        .pg
-        .psql(
-            "teipsum_user",
-            &format!(
-                "INSERT INTO kit_parked_events (consumer, topic, partition, \"offset\", key, payload, error) VALUES \
-                 ('user', 'user-registered', 0, 3, '{user_id}', convert_to('{payload}', 'UTF8'), 'a bug of the old build'), \
-                 ('user', 'user-registered', 1, 4, NULL, convert_to('garbage', 'UTF8'), 'not an event envelope')"
-            ),
-        )
-        .unwrap();
-    let (ok, listed) = events_command(&stack, &["events", "parked"]);
-    assert!(ok, "{listed}");
-    assert!(listed.contains(&event.id.to_string()), "{listed}");
-    assert!(listed.contains("user-registered[0]@3"), "{listed}");
-    assert!(listed.contains("a bug of the old build"), "{listed}");
-
-    let (ok, said) = events_command(&stack, &["events", "replay", "--id", &event.id.to_string()]);
-    assert!(ok, "{said}");
-    assert!(said.contains("applied"), "{said}");
-    let profiles = format!("SELECT count(*) FROM profiles WHERE id = '{user_id}'");
-    assert_eq!(stack.count("teipsum_user", &profiles), 1);
-
-    // The rest: the garbage stays parked, and the command says so.
-    let (ok, said) = events_command(&stack, &["events", "replay", "--all"]);
-    assert!(!ok, "{said}");
-    assert!(said.contains("still failing"), "{said}");
-    assert_eq!(
-        stack.count("teipsum_user", "SELECT count(*) FROM kit_parked_events"),
-        1
-    );
-    assert_eq!(stack.count("teipsum_user", &profiles), 1, "applied once");
-    let (ok, said) = events_command(&stack, &["events", "replay"]);
-    assert!(!ok && said.contains("usage"), "{said}");
 }
