@@ -60,7 +60,7 @@ fn env(
 ) -> Vec<(String, String)> {
     [
         ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port().expect("a free port"))),
         ("TEIPSUM_DATABASE", conninfo),
         ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
         ("TEIPSUM_KAFKA_GROUP", group.to_owned()),
@@ -85,32 +85,32 @@ fn env(
 impl Stack {
     /// The catalog, and admin-product too when `with_admin`.
     fn start(with_admin: bool) -> Stack {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
-        broker.create_topics(&[(PRODUCTS, 3), (INVENTORY, 3)]);
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
+        broker.create_topics(&[(PRODUCTS, 3), (INVENTORY, 3)]).expect("the topics are created");
         let (private_pem, public_pem) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
+        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]).expect("the credential files are written");
         let catalog = ServiceProcess::spawn(
             "teipsum-catalog",
             env(
                 "catalog",
-                pg.create_database(CATALOG_DB),
+                pg.create_database(CATALOG_DB).expect("the database is created"),
                 &broker,
                 &credentials,
                 "teipsum-catalog",
             ),
-        );
+        ).expect("the service starts");
         let admin = with_admin.then(|| {
             ServiceProcess::spawn(
                 "teipsum-admin-product",
                 env(
                     "admin-product",
-                    pg.create_database("teipsum_admin_product"),
+                    pg.create_database("teipsum_admin_product").expect("the database is created"),
                     &broker,
                     &credentials,
                     "teipsum-admin-product",
                 ),
-            )
+            ).expect("the service starts")
         });
         let producer = kafka::producer(&broker.bootstrap, "catalog-test").unwrap();
         Stack {
@@ -119,7 +119,7 @@ impl Stack {
             pg,
             broker,
             credentials,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             signer: Signer::new(private_pem.as_bytes()).unwrap(),
             producer,
         }
@@ -658,7 +658,7 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
             &stack.credentials,
             "teipsum-catalog-replay",
         ),
-    );
+    ).expect("the service starts");
     stack.until_processed(distinct.len()).await;
     assert_eq!((stack.sql(snapshot), stack.sql(stock_snapshot)), before);
 }

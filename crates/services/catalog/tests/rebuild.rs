@@ -36,7 +36,7 @@ fn env(
 ) -> Vec<(String, String)> {
     [
         ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port().expect("a free port"))),
         ("TEIPSUM_DATABASE", conninfo.to_owned()),
         ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
         ("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")),
@@ -59,12 +59,12 @@ fn env(
 
 /// A broker with the platform's topics, empty.
 fn broker() -> Tansu {
-    let broker = Tansu::start();
+    let broker = Tansu::start().expect("tansu starts");
     broker.create_topics(&[
         ("product-events", 3),
         ("inventory-events", 3),
         ("order-events", 3),
-    ]);
+    ]).expect("the topics are created");
     broker
 }
 
@@ -86,15 +86,15 @@ fn services(
         admin: ServiceProcess::spawn(
             "teipsum-admin-product",
             env("admin-product", &pg.conninfo(ADMIN_DB), broker, credentials),
-        ),
+        ).expect("the service starts"),
         inventory: ServiceProcess::spawn(
             "teipsum-inventory",
             env("inventory", &pg.conninfo(INVENTORY_DB), broker, credentials),
-        ),
+        ).expect("the service starts"),
         catalog: ServiceProcess::spawn(
             "teipsum-catalog",
             env("catalog", &pg.conninfo(catalog_db), broker, credentials),
-        ),
+        ).expect("the service starts"),
     }
 }
 
@@ -137,7 +137,7 @@ async fn until(
 
 /// Run `binary events announce` against `conninfo`; its report line.
 fn announce(binary: &str, conninfo: &str) -> String {
-    let out = Command::new(teipsum_testkit::binary(binary))
+    let out = Command::new(teipsum_testkit::binary(binary).expect("the binary is built"))
         .args(["events", "announce"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -155,14 +155,14 @@ fn announce(binary: &str, conninfo: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows_every_product_and_its_stock()
  {
-    let pg = Postgres::start();
-    pg.create_database(ADMIN_DB);
-    pg.create_database(INVENTORY_DB);
-    pg.create_database("teipsum_catalog");
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    pg.create_database(ADMIN_DB).expect("the database is created");
+    pg.create_database(INVENTORY_DB).expect("the database is created");
+    pg.create_database("teipsum_catalog").expect("the database is created");
     let (private_pem, public_pem) = jwt::generate_keypair();
-    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
+    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]).expect("the credential files are written");
     let signer = Signer::new(private_pem.as_bytes()).unwrap();
-    let http = teipsum_testkit::http_client();
+    let http = teipsum_testkit::http_client().expect("an HTTP client");
     let token = admin_token(&signer);
 
     let first_broker = broker();
@@ -270,7 +270,7 @@ async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows
     for db in [ADMIN_DB, INVENTORY_DB] {
         pg.psql(db, "DELETE FROM kit_outbox").unwrap();
     }
-    pg.create_database("teipsum_catalog_rebuilt");
+    pg.create_database("teipsum_catalog_rebuilt").expect("the database is created");
     let second_broker = broker();
     let running = services(&pg, &second_broker, &credentials, "teipsum_catalog_rebuilt");
     let list_url = format!("{}/api/products", running.catalog.base);

@@ -39,7 +39,7 @@ fn env(
 ) -> Vec<(String, String)> {
     [
         ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port())),
+        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port().expect("a free port"))),
         ("TEIPSUM_DATABASE", conninfo),
         ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
         ("TEIPSUM_KAFKA_GROUP", format!("teipsum-{service}")),
@@ -88,18 +88,18 @@ impl Saga {
     }
 
     fn start_with(limits: Limits) -> Saga {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
         broker.create_topics(&[
             ("product-events", 3),
             ("order-events", 3),
             ("inventory-events", 3),
-        ]);
+        ]).expect("the topics are created");
         let (private, public) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public)]);
+        let credentials = Credentials::new(&[("jwt-public-key", &public)]).expect("the credential files are written");
         let mut order_env = env(
             "order",
-            pg.create_database("teipsum_order"),
+            pg.create_database("teipsum_order").expect("the database is created"),
             &broker.bootstrap,
             &credentials,
         );
@@ -118,16 +118,16 @@ impl Saga {
                 limits.open_for_secs.to_string(),
             ),
         ]);
-        let order = ServiceProcess::spawn("teipsum-order", order_env);
+        let order = ServiceProcess::spawn("teipsum-order", order_env).expect("the service starts");
         let inventory = ServiceProcess::spawn(
             "teipsum-inventory",
             env(
                 "inventory",
-                pg.create_database("teipsum_inventory"),
+                pg.create_database("teipsum_inventory").expect("the database is created"),
                 &broker.bootstrap,
                 &credentials,
             ),
-        );
+        ).expect("the service starts");
         let signer = Signer::new(private.as_bytes()).unwrap();
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {
@@ -137,7 +137,7 @@ impl Saga {
             broker,
             _credentials: credentials,
             signer,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             admin,
         }
     }
@@ -523,7 +523,7 @@ async fn killing_inventory_mid_stream_loses_no_order() {
             saga.inventory.kill();
         }
         if i == 55 {
-            saga.inventory.start();
+            saga.inventory.start().expect("inventory starts again");
         }
         let order = placed(
             saga.place(
@@ -883,7 +883,7 @@ async fn an_order_not_confirmed_in_time_expires_and_its_stock_returns() {
     );
     // Inventory comes back: it reserves for the order, then the expiry's
     // order-cancelled releases it, and the late answer changes nothing.
-    saga.inventory.start();
+    saga.inventory.start().expect("inventory starts again");
     let released = format!(
         "SELECT count(*) FROM inventory.reservations WHERE order_id = '{id}' AND released_at IS NOT NULL"
     );
