@@ -40,7 +40,10 @@ fn the_shipped_cli_links_neither_the_testkit_nor_the_service_runtime() {
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert!(names.contains(&"teipsum-kit"), "the tree is the CLI's: {tree}");
+    assert!(
+        names.contains(&"teipsum-kit"),
+        "the tree is the CLI's: {tree}"
+    );
     let found: Vec<String> = FORBIDDEN
         .iter()
         .filter(|(name, _)| names.contains(name))

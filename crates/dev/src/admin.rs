@@ -1,12 +1,7 @@
 //! The development administrator, made the way an operator makes the first
 //! one on a host.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    process::Command,
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use teipsum_testkit::ServiceProcess;
 

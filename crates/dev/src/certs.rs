@@ -33,18 +33,21 @@ pub fn development_certificate(
     }
     std::fs::create_dir_all(&dir).map_err(file(&dir))?;
 
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(DevError::Certificate)?;
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).map_err(DevError::Certificate)?;
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "TeIpsum development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_key = KeyPair::generate().map_err(DevError::Certificate)?;
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(DevError::Certificate)?;
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .map_err(DevError::Certificate)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), domain.to_owned()]).map_err(DevError::Certificate)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), domain.to_owned()])
+        .map_err(DevError::Certificate)?;
     params
         .subject_alt_names
         .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
@@ -53,7 +56,9 @@ pub fn development_certificate(
         .push(DnType::CommonName, "localhost");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let key = KeyPair::generate().map_err(DevError::Certificate)?;
-    let cert = params.signed_by(&key, &issuer).map_err(DevError::Certificate)?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(DevError::Certificate)?;
 
     std::fs::write(&ca_path, ca_cert.pem()).map_err(file(&ca_path))?;
     std::fs::write(&cert_path, cert.pem()).map_err(file(&cert_path))?;

@@ -322,11 +322,10 @@ fn storefront(path: &Path) -> Result<PathBuf, DevError> {
             path: path.to_owned(),
         });
     }
-    path.canonicalize()
-        .map_err(|source| DevError::Storefront {
-            path: path.to_owned(),
-            source,
-        })
+    path.canonicalize().map_err(|source| DevError::Storefront {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The cluster in `root/postgres` with the plan's databases; their
@@ -343,12 +342,13 @@ fn start_postgres(
     let postgres = Postgres::start_in(&root.join("postgres")).map_err(DevError::Postgres)?;
     let mut conninfo = BTreeMap::new();
     for database in &plan.postgres.databases {
-        let info = postgres
-            .create_database(&database.name)
-            .map_err(|source| DevError::Database {
-                name: database.name.clone(),
-                source,
-            })?;
+        let info =
+            postgres
+                .create_database(&database.name)
+                .map_err(|source| DevError::Database {
+                    name: database.name.clone(),
+                    source,
+                })?;
         conninfo.insert(database.name.clone(), info);
     }
     Ok((postgres, conninfo))
@@ -358,8 +358,8 @@ fn start_postgres(
 /// `teipsum topics apply`.
 fn start_broker(plan: &Plan) -> Result<Tansu, DevError> {
     step("tansu (Kafka-compatible broker)");
-    let broker = Tansu::start_on(free_port().map_err(DevError::FreePort)?)
-        .map_err(DevError::Broker)?;
+    let broker =
+        Tansu::start_on(free_port().map_err(DevError::FreePort)?).map_err(DevError::Broker)?;
     let topics = plan
         .kafka
         .topics

@@ -269,7 +269,11 @@ mod tests {
         let mut supervisor = Supervisor::start(vec![(process, policy(Restart::OnFailure))]);
         std::thread::sleep(Duration::from_secs(2));
         supervisor.stop();
-        assert_eq!(runs(dir.path()), 3, "the first start and two restarts, then the limit");
+        assert_eq!(
+            runs(dir.path()),
+            3,
+            "the first start and two restarts, then the limit"
+        );
     }
 
     #[test]

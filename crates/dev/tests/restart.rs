@@ -119,7 +119,10 @@ fn a_service_killed_with_sigkill_is_started_again_and_one_stopped_on_purpose_is_
     );
 
     // An intentional stop stays a stop.
-    assert!(stack.service("catalog").stop(), "catalog drains and exits 0");
+    assert!(
+        stack.service("catalog").stop(),
+        "catalog drains and exits 0"
+    );
     std::thread::sleep(delay + Duration::from_secs(2));
     assert!(
         !stack.service("catalog").is_running(),

@@ -371,7 +371,7 @@ async fn assert_json_error(what: &str, response: reqwest::Response) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_response_carries_the_security_headers() {
-    let mut stack = start("prod", None);
+    let stack = start("prod", None);
     let shop = Shop::new(&stack);
     let admin = shop.admin().await;
     let customer = shop.account("headers@example.org").await;

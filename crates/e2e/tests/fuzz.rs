@@ -20,8 +20,8 @@ use proptest::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use teipsum_dev::Stack;
 use teipsum_conventions::env;
+use teipsum_dev::Stack;
 use teipsum_e2e::start;
 use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use uuid::Uuid;

@@ -150,7 +150,9 @@ fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 3)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 3)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "relay_order");
     let committed = fill_outbox(&db, "things", &["a", "b", "c", "d"], 60);
     let producer = kafka::producer(&broker.bootstrap, "relay-test").unwrap();
@@ -206,7 +208,9 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 3)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 3)])
+        .expect("the topics are created");
     let (db, conninfo) = database(&pg, "relay_kill");
     let committed = fill_outbox(&db, "things", &["a", "b", "c"], 700);
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
@@ -305,7 +309,9 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_ot
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_dup");
     let event = Envelope::new(
         "test",
@@ -406,7 +412,9 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, conninfo) = database(&pg, "consumer_crash");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let committed_offset = || -> i64 {
@@ -659,7 +667,9 @@ fn ready_watchdog_and_stopping_reach_a_real_notify_socket() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    let conninfo = pg.create_database("probe").expect("the database is created");
+    let conninfo = pg
+        .create_database("probe")
+        .expect("the database is created");
     let dir = TempDir::new("notify").expect("a temporary directory");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
@@ -736,7 +746,11 @@ fn no_ready_is_sent_while_the_database_is_unreachable() {
         "host={} port=5432 dbname=probe user=probe",
         dir.path().display()
     );
-    let mut env = service_env(&nowhere, &broker.bootstrap, teipsum_testkit::free_port().expect("a free port"));
+    let mut env = service_env(
+        &nowhere,
+        &broker.bootstrap,
+        teipsum_testkit::free_port().expect("a free port"),
+    );
     env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
     let mut child = spawn_child(
         "no_ready_is_sent_while_the_database_is_unreachable",
@@ -766,7 +780,8 @@ mod reqwest {
             .build()
             .unwrap();
         runtime.block_on(async {
-            teipsum_testkit::http_client().expect("an HTTP client")
+            teipsum_testkit::http_client()
+                .expect("an HTTP client")
                 .get(url)
                 .send()
                 .await
@@ -903,7 +918,9 @@ fn a_read_only_database_holds_an_event_until_it_is_writable_then_applies_it_once
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     database(&pg, "consumer_ro");
     // As the superuser: the test's sessions are not the ones terminated below.
     let count = |sql: &str| -> i64 { pg.psql("consumer_ro", sql).unwrap().parse().unwrap() };
@@ -982,7 +999,9 @@ fn a_lock_timeout_is_retried_and_the_event_applied_once_the_lock_is_gone() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_lock");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     pg.psql(
@@ -1048,7 +1067,9 @@ fn parked_events_are_listed_and_replayed_once_through_a_fixed_handler() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_replay");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     // The handler of this build says Permanent to an event without `seq`.
@@ -1166,7 +1187,9 @@ fn an_event_from_a_service_that_does_not_produce_the_topic_is_parked_naming_both
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_trust");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let forged = Envelope::new(
@@ -1215,7 +1238,9 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[("things", 1)]).expect("the topics are created");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_version");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let before = thing("p", serde_json::json!({"seq": 0}));
@@ -1331,7 +1356,9 @@ fn a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events() {
     }
     let pg = Postgres::start().expect("PostgreSQL starts");
     let mut broker = Tansu::start().expect("tansu starts");
-    let conninfo = pg.create_database("probe").expect("the database is created");
+    let conninfo = pg
+        .create_database("probe")
+        .expect("the database is created");
     let dir = TempDir::new("notify-outbox").expect("a temporary directory");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();

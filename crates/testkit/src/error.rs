@@ -115,9 +115,9 @@ pub enum Error {
     Kafka {
         /// The broker.
         bootstrap: String,
-        /// librdkafka's error.
+        /// librdkafka's error (boxed: it is large, and errors travel in every `Result`).
         #[source]
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// The broker refused to create a topic.
     #[error("topic {topic}: {code}")]
@@ -190,7 +190,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An [`Error::Io`] maker for `map_err`.
-pub(crate) fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(
+    what: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.to_owned();
     move |source| Error::Io { what, path, source }
 }

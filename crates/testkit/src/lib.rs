@@ -20,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use error::{Error, Result};
 use error::io;
+pub use error::{Error, Result};
 pub use os::Signal;
 
 use rdkafka::{
@@ -200,7 +200,8 @@ impl Postgres {
             // (or `teipsum dev`) may act as the superuser and as every
             // service role created later.
             let hba = data.join("pg_hba.conf");
-            std::fs::write(&hba, "local all all peer map=teipsum\n").map_err(io("writing", &hba))?;
+            std::fs::write(&hba, "local all all peer map=teipsum\n")
+                .map_err(io("writing", &hba))?;
             let ident = data.join("pg_ident.conf");
             std::fs::write(
                 &ident,
@@ -409,8 +410,7 @@ impl Drop for Postgres {
 }
 
 /// How to install tansu, for error messages.
-pub const TANSU_HINT: &str =
-    "install it: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/setup.sh)";
+pub const TANSU_HINT: &str = "install it: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/setup.sh)";
 
 /// The tansu executable: `$TEIPSUM_TANSU`, else `~/.cargo/bin/tansu` (where
 /// scripts/setup.sh installs it), else `tansu` on `PATH`.
@@ -452,8 +452,19 @@ impl Tansu {
         let url = format!("tcp://127.0.0.1:{port}");
         let program = tansu_bin();
         let child = Command::new(&program)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "teipsum-test"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "teipsum-test",
+            ])
             .stdout(std::fs::File::create(&log).map_err(io("creating", &log))?)
             .stderr(std::fs::File::create(&err).map_err(io("creating", &err))?)
             .spawn()
@@ -494,7 +505,7 @@ impl Tansu {
     pub fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
         let kafka = |source| Error::Kafka {
             bootstrap: self.bootstrap.clone(),
-            source,
+            source: Box::new(source),
         };
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)

@@ -66,7 +66,8 @@ fn passwd() -> Vec<PasswdEntry> {
 
 /// `chown -R uid:gid path` (symbolic links themselves, never what they point to).
 pub fn chown_recursive(path: &Path, uid: u32, gid: u32) -> Result<()> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io("changing the owner of", path))?;
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(io("changing the owner of", path))?;
     let metadata = std::fs::symlink_metadata(path).map_err(io("reading", path))?;
     if metadata.is_dir() {
         let entries: Vec<PathBuf> = std::fs::read_dir(path)

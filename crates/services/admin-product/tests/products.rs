@@ -30,13 +30,22 @@ impl Stack {
     fn start() -> Stack {
         let pg = Postgres::start().expect("PostgreSQL starts");
         let broker = Tansu::start().expect("tansu starts");
-        broker.create_topics(&[("product-events", 3)]).expect("the topics are created");
+        broker
+            .create_topics(&[("product-events", 3)])
+            .expect("the topics are created");
         let (private_pem, public_pem) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]).expect("the credential files are written");
+        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+            .expect("the credential files are written");
         let env = [
             ("TEIPSUM_SERVICE", "admin-product".to_owned()),
-            ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port().expect("a free port"))),
-            ("TEIPSUM_DATABASE", pg.create_database(DB).expect("the database is created")),
+            (
+                "TEIPSUM_LISTEN",
+                format!("127.0.0.1:{}", free_port().expect("a free port")),
+            ),
+            (
+                "TEIPSUM_DATABASE",
+                pg.create_database(DB).expect("the database is created"),
+            ),
             ("TEIPSUM_KAFKA_BROKERS", broker.bootstrap.clone()),
             ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
             ("TEIPSUM_JWT_AUDIENCE", AUDIENCE.to_owned()),
@@ -49,7 +58,8 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        let service = ServiceProcess::spawn("teipsum-admin-product", env).expect("the service starts");
+        let service =
+            ServiceProcess::spawn("teipsum-admin-product", env).expect("the service starts");
         Stack {
             service,
             pg,

@@ -87,30 +87,37 @@ impl Stack {
     fn start(with_admin: bool) -> Stack {
         let pg = Postgres::start().expect("PostgreSQL starts");
         let broker = Tansu::start().expect("tansu starts");
-        broker.create_topics(&[(PRODUCTS, 3), (INVENTORY, 3)]).expect("the topics are created");
+        broker
+            .create_topics(&[(PRODUCTS, 3), (INVENTORY, 3)])
+            .expect("the topics are created");
         let (private_pem, public_pem) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]).expect("the credential files are written");
+        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+            .expect("the credential files are written");
         let catalog = ServiceProcess::spawn(
             "teipsum-catalog",
             env(
                 "catalog",
-                pg.create_database(CATALOG_DB).expect("the database is created"),
+                pg.create_database(CATALOG_DB)
+                    .expect("the database is created"),
                 &broker,
                 &credentials,
                 "teipsum-catalog",
             ),
-        ).expect("the service starts");
+        )
+        .expect("the service starts");
         let admin = with_admin.then(|| {
             ServiceProcess::spawn(
                 "teipsum-admin-product",
                 env(
                     "admin-product",
-                    pg.create_database("teipsum_admin_product").expect("the database is created"),
+                    pg.create_database("teipsum_admin_product")
+                        .expect("the database is created"),
                     &broker,
                     &credentials,
                     "teipsum-admin-product",
                 ),
-            ).expect("the service starts")
+            )
+            .expect("the service starts")
         });
         let producer = kafka::producer(&broker.bootstrap, "catalog-test").unwrap();
         Stack {
@@ -658,7 +665,8 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
             &stack.credentials,
             "teipsum-catalog-replay",
         ),
-    ).expect("the service starts");
+    )
+    .expect("the service starts");
     stack.until_processed(distinct.len()).await;
     assert_eq!((stack.sql(snapshot), stack.sql(stock_snapshot)), before);
 }

@@ -60,11 +60,13 @@ fn env(
 /// A broker with the platform's topics, empty.
 fn broker() -> Tansu {
     let broker = Tansu::start().expect("tansu starts");
-    broker.create_topics(&[
-        ("product-events", 3),
-        ("inventory-events", 3),
-        ("order-events", 3),
-    ]).expect("the topics are created");
+    broker
+        .create_topics(&[
+            ("product-events", 3),
+            ("inventory-events", 3),
+            ("order-events", 3),
+        ])
+        .expect("the topics are created");
     broker
 }
 
@@ -86,15 +88,18 @@ fn services(
         admin: ServiceProcess::spawn(
             "teipsum-admin-product",
             env("admin-product", &pg.conninfo(ADMIN_DB), broker, credentials),
-        ).expect("the service starts"),
+        )
+        .expect("the service starts"),
         inventory: ServiceProcess::spawn(
             "teipsum-inventory",
             env("inventory", &pg.conninfo(INVENTORY_DB), broker, credentials),
-        ).expect("the service starts"),
+        )
+        .expect("the service starts"),
         catalog: ServiceProcess::spawn(
             "teipsum-catalog",
             env("catalog", &pg.conninfo(catalog_db), broker, credentials),
-        ).expect("the service starts"),
+        )
+        .expect("the service starts"),
     }
 }
 
@@ -156,11 +161,15 @@ fn announce(binary: &str, conninfo: &str) -> String {
 async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows_every_product_and_its_stock()
  {
     let pg = Postgres::start().expect("PostgreSQL starts");
-    pg.create_database(ADMIN_DB).expect("the database is created");
-    pg.create_database(INVENTORY_DB).expect("the database is created");
-    pg.create_database("teipsum_catalog").expect("the database is created");
+    pg.create_database(ADMIN_DB)
+        .expect("the database is created");
+    pg.create_database(INVENTORY_DB)
+        .expect("the database is created");
+    pg.create_database("teipsum_catalog")
+        .expect("the database is created");
     let (private_pem, public_pem) = jwt::generate_keypair();
-    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]).expect("the credential files are written");
+    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+        .expect("the credential files are written");
     let signer = Signer::new(private_pem.as_bytes()).unwrap();
     let http = teipsum_testkit::http_client().expect("an HTTP client");
     let token = admin_token(&signer);
@@ -270,7 +279,8 @@ async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows
     for db in [ADMIN_DB, INVENTORY_DB] {
         pg.psql(db, "DELETE FROM kit_outbox").unwrap();
     }
-    pg.create_database("teipsum_catalog_rebuilt").expect("the database is created");
+    pg.create_database("teipsum_catalog_rebuilt")
+        .expect("the database is created");
     let second_broker = broker();
     let running = services(&pg, &second_broker, &credentials, "teipsum_catalog_rebuilt");
     let list_url = format!("{}/api/products", running.catalog.base);

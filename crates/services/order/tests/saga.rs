@@ -90,16 +90,20 @@ impl Saga {
     fn start_with(limits: Limits) -> Saga {
         let pg = Postgres::start().expect("PostgreSQL starts");
         let broker = Tansu::start().expect("tansu starts");
-        broker.create_topics(&[
-            ("product-events", 3),
-            ("order-events", 3),
-            ("inventory-events", 3),
-        ]).expect("the topics are created");
+        broker
+            .create_topics(&[
+                ("product-events", 3),
+                ("order-events", 3),
+                ("inventory-events", 3),
+            ])
+            .expect("the topics are created");
         let (private, public) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public)]).expect("the credential files are written");
+        let credentials = Credentials::new(&[("jwt-public-key", &public)])
+            .expect("the credential files are written");
         let mut order_env = env(
             "order",
-            pg.create_database("teipsum_order").expect("the database is created"),
+            pg.create_database("teipsum_order")
+                .expect("the database is created"),
             &broker.bootstrap,
             &credentials,
         );
@@ -123,11 +127,13 @@ impl Saga {
             "teipsum-inventory",
             env(
                 "inventory",
-                pg.create_database("teipsum_inventory").expect("the database is created"),
+                pg.create_database("teipsum_inventory")
+                    .expect("the database is created"),
                 &broker.bootstrap,
                 &credentials,
             ),
-        ).expect("the service starts");
+        )
+        .expect("the service starts");
         let signer = Signer::new(private.as_bytes()).unwrap();
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {

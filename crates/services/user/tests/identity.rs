@@ -34,7 +34,10 @@ fn env(
 ) -> Vec<(String, String)> {
     let mut env = vec![
         ("TEIPSUM_SERVICE", service.to_owned()),
-        ("TEIPSUM_LISTEN", format!("127.0.0.1:{}", free_port().expect("a free port"))),
+        (
+            "TEIPSUM_LISTEN",
+            format!("127.0.0.1:{}", free_port().expect("a free port")),
+        ),
         ("TEIPSUM_DATABASE", conninfo),
         ("TEIPSUM_KAFKA_BROKERS", broker.to_owned()),
         ("TEIPSUM_JWT_ISSUER", ISSUER.to_owned()),
@@ -70,13 +73,18 @@ impl Stack {
     fn start_with(auth_env: &[(&'static str, &str)]) -> Stack {
         let pg = Postgres::start().expect("PostgreSQL starts");
         let broker = Tansu::start().expect("tansu starts");
-        broker.create_topics(&[("user-registered", 3), ("user-login", 3)]).expect("the topics are created");
+        broker
+            .create_topics(&[("user-registered", 3), ("user-login", 3)])
+            .expect("the topics are created");
         let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
         let credentials = Credentials::new(&[
             ("jwt-signing-key", &private_pem),
             ("jwt-public-key", &public_pem),
-        ]).expect("the credential files are written");
-        let auth_db = pg.create_database("teipsum_auth").expect("the database is created");
+        ])
+        .expect("the credential files are written");
+        let auth_db = pg
+            .create_database("teipsum_auth")
+            .expect("the database is created");
         let auth = ServiceProcess::spawn(
             "teipsum-auth",
             env(
@@ -86,17 +94,20 @@ impl Stack {
                 &credentials,
                 auth_env,
             ),
-        ).expect("the service starts");
+        )
+        .expect("the service starts");
         let user = ServiceProcess::spawn(
             "teipsum-user",
             env(
                 "user",
-                pg.create_database("teipsum_user").expect("the database is created"),
+                pg.create_database("teipsum_user")
+                    .expect("the database is created"),
                 &broker.bootstrap,
                 &credentials,
                 &[],
             ),
-        ).expect("the service starts");
+        )
+        .expect("the service starts");
         Stack {
             auth,
             auth_db,
@@ -166,13 +177,15 @@ impl Stack {
     /// `teipsum-auth promote-admin --email <email>` as an operator runs it
     /// on the host: the binary, the auth database; its exit status and output.
     fn promote_admin(&self, email: &str) -> (bool, String) {
-        let out = std::process::Command::new(teipsum_testkit::binary("teipsum-auth").expect("the binary is built"))
-            .args(["promote-admin", "--email", email])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TEIPSUM_DATABASE", &self.auth_db)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new(
+            teipsum_testkit::binary("teipsum-auth").expect("the binary is built"),
+        )
+        .args(["promote-admin", "--email", email])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TEIPSUM_DATABASE", &self.auth_db)
+        .output()
+        .unwrap();
         (
             out.status.success(),
             format!(
@@ -896,10 +909,15 @@ fn a_refresh_lifetime_out_of_bounds_is_refused_at_start() {
     let credentials = Credentials::new(&[
         ("jwt-signing-key", &private_pem),
         ("jwt-public-key", &public_pem),
-    ]).expect("the credential files are written");
-    let conninfo = pg.create_database("teipsum_auth").expect("the database is created");
+    ])
+    .expect("the credential files are written");
+    let conninfo = pg
+        .create_database("teipsum_auth")
+        .expect("the database is created");
     for bad in ["5", "99999999999"] {
-        let mut command = std::process::Command::new(teipsum_testkit::binary("teipsum-auth").expect("the binary is built"));
+        let mut command = std::process::Command::new(
+            teipsum_testkit::binary("teipsum-auth").expect("the binary is built"),
+        );
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());
@@ -1075,15 +1093,17 @@ async fn hashing_beyond_its_bound_is_503_with_retry_after_and_never_500() {
 
 /// `teipsum-user events ...` as an operator runs it on the host.
 fn events_command(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(teipsum_testkit::binary("teipsum-user").expect("the binary is built"))
-        .args(args)
-        .env("TEIPSUM_DATABASE", stack.pg.conninfo("teipsum_user"))
-        .env(
-            "TEIPSUM_TOPIC_PRODUCERS",
-            "user-login=auth;user-registered=auth",
-        )
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(
+        teipsum_testkit::binary("teipsum-user").expect("the binary is built"),
+    )
+    .args(args)
+    .env("TEIPSUM_DATABASE", stack.pg.conninfo("teipsum_user"))
+    .env(
+        "TEIPSUM_TOPIC_PRODUCERS",
+        "user-login=auth;user-registered=auth",
+    )
+    .output()
+    .unwrap();
     (
         out.status.success(),
         format!(
