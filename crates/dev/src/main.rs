@@ -16,7 +16,7 @@ const EXIT_FAILED: u8 = 3;
 /// tansu, every service (restarted when it dies, as its unit would be) and
 /// nginx (HTTPS with a development certificate).
 #[derive(Debug, Parser)]
-#[command(name = "teipsum dev", version, about)]
+#[command(name = "teipsum dev", version)]
 struct Args {
     /// The platform spec.
     #[arg(long, short, default_value = "config.ncl", env = "TEIPSUM_SPEC")]
