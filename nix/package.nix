@@ -28,13 +28,16 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
 
-  # The end-to-end tests and benchmarks (crates/e2e) are not part of a deployment.
+  # The end-to-end tests and benchmarks (crates/e2e) and the local stack
+  # (crates/dev, `teipsum dev`, built on the testkit) are not part of a deployment.
   cargoBuildFlags =
     if cargoPackages == [ ] then
       [
         "--workspace"
         "--exclude"
         "teipsum-e2e"
+        "--exclude"
+        "teipsum-dev"
       ]
     else
       lib.concatMap (p: [ "-p" p ]) cargoPackages;

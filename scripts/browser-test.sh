@@ -30,6 +30,11 @@ if [ ! -x "$teipsum" ]; then
   say "no teipsum binary at $teipsum; build the workspace first (cargo build --workspace) or set TEIPSUM"
   exit 2
 fi
+# `teipsum dev` runs teipsum-dev (crates/dev) from next to teipsum or from PATH.
+if [ ! -x "$(dirname "$teipsum")/teipsum-dev" ] && ! command -v teipsum-dev >/dev/null; then
+  say "no teipsum-dev next to $teipsum nor on PATH; build it (cargo build --workspace, or -p teipsum-dev)"
+  exit 2
+fi
 
 # -- 1. what the test needs ---------------------------------------------------
 sudo_cmd=()

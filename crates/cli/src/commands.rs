@@ -277,8 +277,15 @@ pub fn topics_apply(
             Ok(plan) => plan,
             Err(code) => return code,
         };
+        let specs = match topic_specs(plan) {
+            Ok(specs) => specs,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_FAILED;
+            }
+        };
         (
-            topic_specs(plan),
+            specs,
             bootstrap
                 .map(str::to_owned)
                 .unwrap_or_else(|| plan.kafka.bootstrap.clone()),
@@ -421,79 +428,12 @@ fn write_atomically(path: &Path, contents: &str, mode: u32, replace: bool) -> Re
     result.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// `teipsum dev`: start the stack, print where it is, stop it on Ctrl-C.
-pub fn dev(file: &Path, env: &str, mut options: crate::dev::Options) -> u8 {
-    let spec = match load(file, false) {
-        Ok(spec) => spec,
-        Err(code) => return code,
-    };
-    let plan = match plan_of(&spec, env) {
-        Ok(plan) => plan.clone(),
-        Err(code) => return code,
-    };
-    // The storefront sits next to the spec, where the plan says.
-    let base = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    options.frontend = base.join(&plan.frontend.root);
-    teipsum_kit::telemetry::init("warn");
-    let stack = match crate::dev::Stack::start(&plan, &options) {
-        Ok(stack) => stack,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_FAILED;
-        }
-    };
-    println!();
-    println!("TeIpsum ({env} plan) is running:");
-    println!("  storefront   {}/", stack.https_base);
-    for route in &plan.nginx.routes {
-        println!(
-            "  {:<12} {}{}",
-            route.service, stack.https_base, route.prefix
-        );
-    }
-    println!(
-        "  certificate  {}/tls/ca.pem (the development CA to trust)",
-        stack.state_dir.display()
-    );
-    println!(
-        "  PostgreSQL   psql -h {} -U postgres postgres",
-        stack.postgres.socket_dir.display()
-    );
-    println!("  broker       {}", stack.bootstrap);
-    if let Some(admin) = &stack.admin {
-        println!(
-            "  admin        {} / {} (registered, then promoted with teipsum-auth promote-admin; also in {}/{})",
-            admin.email,
-            admin.password,
-            stack.state_dir.display(),
-            crate::dev::ADMIN_FILE
-        );
-    }
-    println!("Press Ctrl-C to stop.");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(teipsum_kit::process::shutdown_signal());
-    eprintln!("teipsum dev: stopping");
-    stack.stop();
-    EXIT_OK
-}
-
-/// The plan's topics as `teipsum topics apply` creates them.
-pub(crate) fn topic_specs(plan: &Plan) -> Vec<teipsum_kit::kafka::TopicSpec> {
+/// The plan's topics as `teipsum topics apply` creates them: the same
+/// `--topic` arguments the topics unit passes ([`teipsum_spec::plan::TopicPlan::apply_arg`]).
+fn topic_specs(plan: &Plan) -> Result<Vec<teipsum_kit::kafka::TopicSpec>, String> {
     plan.kafka
         .topics
         .iter()
-        .map(|t| teipsum_kit::kafka::TopicSpec {
-            name: t.name.clone(),
-            partitions: t.partitions as i32,
-            replication_factor: i32::from(t.replication_factor),
-            retention_ms: t.retention_ms,
-            cleanup_policy: t.cleanup_policy.clone(),
-        })
+        .map(|t| t.apply_arg().parse())
         .collect()
 }

@@ -13,11 +13,11 @@
 
 pub mod commands;
 pub mod compile;
-pub mod dev;
+mod external;
 pub mod graph;
 pub mod report;
 
-use std::{path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -114,29 +114,13 @@ pub enum Command {
     },
     /// Run the whole platform of an environment on this machine: PostgreSQL,
     /// tansu, every service and nginx (HTTPS with a development certificate).
+    /// Runs the `teipsum-dev` program (crates/dev) with these arguments;
+    /// `teipsum dev --help` lists them.
+    #[command(disable_help_flag = true)]
     Dev {
-        /// Environment whose plan to run.
-        #[arg(long, short, default_value = "prod")]
-        env: String,
-        /// nginx HTTPS port.
-        #[arg(long, default_value_t = 8443)]
-        https_port: u16,
-        /// nginx plain HTTP port (redirects to HTTPS).
-        #[arg(long, default_value_t = 8080)]
-        http_port: u16,
-        /// Keep the state (database, keys, certificate) here across runs.
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// Directory of the service binaries (default: next to teipsum).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
-        /// Do not print the services' logs.
-        #[arg(long)]
-        quiet: bool,
-        /// Run the services on free ports instead of the spec's, so that
-        /// this stack can run beside another one (tests, CI).
-        #[arg(long)]
-        free_ports: bool,
+        /// Arguments of `teipsum-dev` (`--env stage --state-dir .dev ...`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<OsString>,
     },
     /// Kafka topics.
     Topics {
@@ -255,28 +239,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Keygen {
             what: KeygenWhat::Jwt { private, public },
         } => commands::keygen_jwt(&private, &public),
-        Command::Dev {
-            env,
-            https_port,
-            http_port,
-            state_dir,
-            bin_dir,
-            quiet,
-            free_ports,
-        } => commands::dev(
-            &cli.file,
-            &env,
-            dev::Options {
-                http_port,
-                https_port,
-                state_dir,
-                bin_dir,
-                frontend: PathBuf::new(),
-                show_logs: !quiet,
-                free_ports,
-                extra_routes: vec![],
-            },
-        ),
+        Command::Dev { args } => external::dev(&cli.file, &args),
     };
     ExitCode::from(code)
 }

@@ -319,7 +319,7 @@ fn every_service_unit_scores_at_most_2_0_with_systemd_analyze() {
 
 #[test]
 fn topics_apply_creates_is_idempotent_and_never_shrinks_on_a_real_broker() {
-    let broker = teipsum_testkit::Tansu::start();
+    let broker = teipsum_testkit::Tansu::start().expect("tansu starts");
     let apply = |topics: &[&str]| {
         let mut args = vec![
             "topics",
@@ -368,7 +368,7 @@ fn topics_apply_creates_is_idempotent_and_never_shrinks_on_a_real_broker() {
 
 #[test]
 fn topics_apply_reads_the_spec_and_fails_clearly_without_a_broker() {
-    let broker = teipsum_testkit::Tansu::start();
+    let broker = teipsum_testkit::Tansu::start().expect("tansu starts");
     let out = teipsum(&[
         "topics",
         "apply",
@@ -388,7 +388,7 @@ fn topics_apply_reads_the_spec_and_fails_clearly_without_a_broker() {
     ] {
         assert!(stdout.contains(&format!("{topic}: created")), "{stdout}");
     }
-    let port = teipsum_testkit::free_port();
+    let port = teipsum_testkit::free_port().expect("a free port");
     let down = teipsum(&[
         "topics",
         "apply",

@@ -9,8 +9,8 @@ use std::{
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
-pub use teipsum_cli::dev::ExtraRoute;
-use teipsum_cli::dev::{DevAdmin, Options, Stack};
+pub use teipsum_dev::ExtraRoute;
+use teipsum_dev::{DevAdmin, Options, Stack};
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -36,7 +36,8 @@ pub fn start_with(env: &str, state_dir: Option<PathBuf>, extra_routes: Vec<Extra
         free_ports: true,
         extra_routes,
     };
-    Stack::start(&plan, &options).unwrap_or_else(|e| panic!("the stack does not start: {e}"))
+    Stack::start(&plan, &options)
+        .unwrap_or_else(|e| panic!("the stack does not start: {}", teipsum_dev::chain(&e)))
 }
 
 fn teipsum_testkit_free_port() -> u16 {

@@ -371,7 +371,7 @@ async fn assert_json_error(what: &str, response: reqwest::Response) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_kind_of_response_carries_the_security_headers() {
-    let mut stack = start("prod", None);
+    let stack = start("prod", None);
     let shop = Shop::new(&stack);
     let admin = shop.admin().await;
     let customer = shop.account("headers@example.org").await;
@@ -563,7 +563,10 @@ async fn every_kind_of_response_carries_the_security_headers() {
     );
     assert_security_headers("502", down.headers());
     assert_json_error("502", down).await;
-    stack.service("catalog").start();
+    stack
+        .service("catalog")
+        .start()
+        .expect("catalog starts again");
     let back = shop
         .call(Method::GET, "/api/products?limit=7", None, None)
         .await;

@@ -20,8 +20,8 @@ use proptest::{
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use teipsum_cli::dev::Stack;
 use teipsum_conventions::env;
+use teipsum_dev::Stack;
 use teipsum_e2e::start;
 use teipsum_kit::jwt::{self, Claims, Role, Signer};
 use uuid::Uuid;
@@ -531,8 +531,8 @@ fn changed_tables(before: &Digest, after: &Digest) -> String {
 fn no_request_to_any_route_gets_a_5xx_or_writes_when_refused() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let stack = start("prod", None);
-    let http = teipsum_testkit::http_client();
-    let base = |service: &str| stack.services[service].base.clone();
+    let http = teipsum_testkit::http_client().expect("an HTTP client");
+    let base = |service: &str| stack.service(service).base.clone();
 
     // Tokens: an administrator's, signed with the stack's own key as the
     // auth service signs them, and a registered customer's.

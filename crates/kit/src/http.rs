@@ -508,8 +508,14 @@ mod tests {
 
     /// Two real PostgreSQL errors: a duplicate key, with its detail.
     fn duplicate_keys() -> (teipsum_testkit::Postgres, [postgres::Error; 2]) {
-        let pg = teipsum_testkit::Postgres::start();
-        let db = crate::db::Db::new(&pg.create_database("errors"), 1, None).unwrap();
+        let pg = teipsum_testkit::Postgres::start().expect("PostgreSQL starts");
+        let db = crate::db::Db::new(
+            &pg.create_database("errors")
+                .expect("the database is created"),
+            1,
+            None,
+        )
+        .unwrap();
         let mut conn = db.get().unwrap();
         conn.batch_execute("CREATE TABLE t (k INT PRIMARY KEY); INSERT INTO t VALUES (1)")
             .unwrap();

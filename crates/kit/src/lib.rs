@@ -12,16 +12,28 @@
 //! | [`process`] | sd_notify and signals |
 //! | [`telemetry`] | journald or stderr logging |
 //! | [`service`] | the life of a service process |
+//!
+//! `settings`, `db`, `events`, `http` and `service` are the service runtime,
+//! behind the `service` feature (on by default). Without it the crate is what
+//! the `teipsum` CLI needs on a host: `kafka` (topic admin), `jwt` (keys),
+//! `process` (signals) and `telemetry`, without warp or PostgreSQL.
 
+#[cfg(feature = "service")]
 pub mod db;
+#[cfg(feature = "service")]
 pub mod domain;
+#[cfg(feature = "service")]
 pub mod events;
+#[cfg(feature = "service")]
 pub mod http;
 pub mod jwt;
 pub mod kafka;
 pub mod process;
+#[cfg(feature = "service")]
 pub mod service;
+#[cfg(feature = "service")]
 pub mod settings;
 pub mod telemetry;
 
+#[cfg(feature = "service")]
 pub use service::{ConsumerSpec, Context, Parts, Running, Service};

@@ -51,7 +51,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 
 /// A migrated database with an `effects` table for handlers to write to.
 fn database(pg: &Postgres, name: &str) -> (Db, String) {
-    let conninfo = pg.create_database(name);
+    let conninfo = pg.create_database(name).expect("the database is created");
     let db = Db::new(&conninfo, 8, None).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,9 +148,11 @@ fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 3)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 3)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "relay_order");
     let committed = fill_outbox(&db, "things", &["a", "b", "c", "d"], 60);
     let producer = kafka::producer(&broker.bootstrap, "relay-test").unwrap();
@@ -204,9 +206,11 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 3)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 3)])
+        .expect("the topics are created");
     let (db, conninfo) = database(&pg, "relay_kill");
     let committed = fill_outbox(&db, "things", &["a", "b", "c"], 700);
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
@@ -303,9 +307,11 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_ot
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_dup");
     let event = Envelope::new(
         "test",
@@ -404,9 +410,11 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, conninfo) = database(&pg, "consumer_crash");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let committed_offset = || -> i64 {
@@ -657,13 +665,15 @@ fn ready_watchdog_and_stopping_reach_a_real_notify_socket() {
         run_probe_service();
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    let conninfo = pg.create_database("probe");
-    let dir = TempDir::new("notify");
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    let conninfo = pg
+        .create_database("probe")
+        .expect("the database is created");
+    let dir = TempDir::new("notify").expect("a temporary directory");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let port = teipsum_testkit::free_port();
+    let port = teipsum_testkit::free_port().expect("a free port");
     let mut env = service_env(&conninfo, &broker.bootstrap, port);
     env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
     // 2 s watchdog: the service pings every second.
@@ -728,15 +738,19 @@ fn no_ready_is_sent_while_the_database_is_unreachable() {
         run_probe_service();
         return;
     }
-    let broker = Tansu::start();
-    let dir = TempDir::new("notify-nodb");
+    let broker = Tansu::start().expect("tansu starts");
+    let dir = TempDir::new("notify-nodb").expect("a temporary directory");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let nowhere = format!(
         "host={} port=5432 dbname=probe user=probe",
         dir.path().display()
     );
-    let mut env = service_env(&nowhere, &broker.bootstrap, teipsum_testkit::free_port());
+    let mut env = service_env(
+        &nowhere,
+        &broker.bootstrap,
+        teipsum_testkit::free_port().expect("a free port"),
+    );
     env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
     let mut child = spawn_child(
         "no_ready_is_sent_while_the_database_is_unreachable",
@@ -767,6 +781,7 @@ mod reqwest {
             .unwrap();
         runtime.block_on(async {
             teipsum_testkit::http_client()
+                .expect("an HTTP client")
                 .get(url)
                 .send()
                 .await
@@ -796,7 +811,7 @@ impl teipsum_kit::http::ErrorResponse for QueryError {
 #[test]
 fn a_value_postgresql_refuses_is_a_400_and_other_database_errors_stay_500() {
     use warp::{Filter, Reply};
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("PostgreSQL starts");
     let (db, _) = database(&pg, "kit_data_exception");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // `GET /text?value=...` binds the value as text; `GET /broken` runs a
@@ -901,9 +916,11 @@ fn a_read_only_database_holds_an_event_until_it_is_writable_then_applies_it_once
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     database(&pg, "consumer_ro");
     // As the superuser: the test's sessions are not the ones terminated below.
     let count = |sql: &str| -> i64 { pg.psql("consumer_ro", sql).unwrap().parse().unwrap() };
@@ -980,9 +997,11 @@ fn a_lock_timeout_is_retried_and_the_event_applied_once_the_lock_is_gone() {
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_lock");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     pg.psql(
@@ -1046,9 +1065,11 @@ fn parked_events_are_listed_and_replayed_once_through_a_fixed_handler() {
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_replay");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     // The handler of this build says Permanent to an event without `seq`.
@@ -1164,9 +1185,11 @@ fn an_event_from_a_service_that_does_not_produce_the_topic_is_parked_naming_both
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_trust");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let forged = Envelope::new(
@@ -1213,9 +1236,11 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
-    broker.create_topics(&[("things", 1)]);
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
     let (db, _) = database(&pg, "consumer_version");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
     let before = thing("p", serde_json::json!({"seq": 0}));
@@ -1294,7 +1319,7 @@ fn old_ledger_and_idempotency_rows_are_pruned_and_recent_ones_stay() {
     if child_role().is_some() {
         return;
     }
-    let pg = Postgres::start();
+    let pg = Postgres::start().expect("PostgreSQL starts");
     let (db, _) = database(&pg, "prune");
     let mut conn = db.get().unwrap();
     conn.batch_execute(
@@ -1329,13 +1354,15 @@ fn a_stuck_outbox_stops_the_watchdog_and_readiness_reports_parked_events() {
         run_probe_service();
         return;
     }
-    let pg = Postgres::start();
-    let mut broker = Tansu::start();
-    let conninfo = pg.create_database("probe");
-    let dir = TempDir::new("notify-outbox");
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let mut broker = Tansu::start().expect("tansu starts");
+    let conninfo = pg
+        .create_database("probe")
+        .expect("the database is created");
+    let dir = TempDir::new("notify-outbox").expect("a temporary directory");
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let port = teipsum_testkit::free_port();
+    let port = teipsum_testkit::free_port().expect("a free port");
     let mut env = service_env(&conninfo, &broker.bootstrap, port);
     env.push(("NOTIFY_SOCKET", socket_path.display().to_string()));
     env.push(("WATCHDOG_USEC", "2000000".to_owned()));
@@ -1488,7 +1515,7 @@ fn a_dedicated_connection_trusts_the_postgres_ca_credential_as_the_pool_does() {
     if child_role().is_some() {
         return;
     }
-    let dir = TempDir::new("pg-tls");
+    let dir = TempDir::new("pg-tls").expect("a temporary directory");
     let (ca, cert, key) = test_ca(dir.path());
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
         .map(Result::unwrap)
@@ -1557,10 +1584,10 @@ fn a_failing_setup_is_reported_and_exits_without_a_panic() {
             1
         });
     }
-    let pg = Postgres::start();
-    let broker = Tansu::start();
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
     let (_db, conninfo) = database(&pg, "kit_failing_setup");
-    let port = teipsum_testkit::free_port();
+    let port = teipsum_testkit::free_port().expect("a free port");
     let mut env = service_env(&conninfo, &broker.bootstrap, port);
     env.push(("TEIPSUM_LOG", "info".to_owned()));
     let output = Command::new(std::env::current_exe().unwrap())

@@ -199,10 +199,7 @@ pub fn topics_unit(plan: &Plan) -> Unit {
     ];
     for t in &plan.kafka.topics {
         args.push("--topic".to_owned());
-        args.push(format!(
-            "{}:{}:{}:{}:{}",
-            t.name, t.partitions, t.replication_factor, t.retention_ms, t.cleanup_policy
-        ));
+        args.push(t.apply_arg());
     }
     let mut settings = kind_settings(&topics.profile);
     settings.push(set(

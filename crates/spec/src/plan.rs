@@ -286,6 +286,23 @@ pub struct TopicPlan {
     pub consumers: Vec<String>,
 }
 
+impl TopicPlan {
+    /// The topic as `teipsum topics apply --topic` takes it,
+    /// `name:partitions:replication:retention_ms:cleanup_policy`: what the
+    /// topics unit passes on a host, and what `topics apply --env` and
+    /// `teipsum dev` apply from the plan.
+    pub fn apply_arg(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}",
+            self.name,
+            self.partitions,
+            self.replication_factor,
+            self.retention_ms,
+            self.cleanup_policy
+        )
+    }
+}
+
 /// The nginx edge.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NginxPlan {

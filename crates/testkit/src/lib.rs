@@ -5,6 +5,12 @@
 //! socket with peer authentication, each database owned by a role of the
 //! same name; the test's OS user is mapped to those roles (`pg_ident.conf`),
 //! since tests do not run as one system user per service.
+//!
+//! Every public function returns a [`Result`] whose [`Error`] names what
+//! failed; tests call `.expect("...")`, `teipsum dev` reports the error.
+
+mod error;
+pub mod os;
 
 mod plan_env;
 
@@ -15,10 +21,15 @@ pub use plan_env::{
 
 use std::{
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
+
+use error::io;
+pub use error::{Error, Result};
+pub use os::Signal;
 
 use rdkafka::{
     ClientConfig,
@@ -27,77 +38,75 @@ use rdkafka::{
 };
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
-pub fn free_port() -> u16 {
+pub fn free_port() -> Result<u16> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("a free port")
+        .map_err(Error::NoFreePort)
 }
 
-fn is_root() -> bool {
-    // SAFETY-free: `id -u` keeps this crate free of libc.
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
+/// The environment variable naming the directory of PostgreSQL's server
+/// binaries (`initdb`, `postgres`, `psql`).
+pub const PG_BIN_VAR: &str = "TEIPSUM_PG_BIN";
 
-fn current_user() -> String {
-    Command::new("id")
-        .arg("-un")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .expect("`id -un` works")
-}
-
-/// The directory of PostgreSQL's server binaries.
-pub fn postgres_bin_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("TEIPSUM_PG_BIN") {
-        return PathBuf::from(dir);
+/// The directory of PostgreSQL's server binaries, for the tests and
+/// `teipsum dev` alike. The first that applies wins:
+///
+/// 1. `$TEIPSUM_PG_BIN`, when set (an error if it has no `initdb`): an
+///    explicit choice beats every guess;
+/// 2. Debian's `/usr/lib/postgresql/{15,16,17}/bin`, oldest first (the hosts
+///    run 15);
+/// 3. the directory of an `initdb` on `PATH` (the Nix dev shell's PostgreSQL).
+pub fn postgres_bin_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(PG_BIN_VAR).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if dir.join("initdb").is_file() {
+            Ok(dir)
+        } else {
+            Err(Error::PostgresBinDirInvalid { dir })
+        };
     }
-    for version in ["15", "16", "17"] {
-        let dir = PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"));
-        if dir.join("initdb").exists() {
-            return dir;
-        }
-    }
-    panic!(
-        "PostgreSQL server binaries not found (initdb, postgres); install postgresql-15 (scripts/setup.sh) or set TEIPSUM_PG_BIN"
-    );
+    ["15", "16", "17"]
+        .iter()
+        .map(|version| PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")))
+        .find(|dir| dir.join("initdb").is_file())
+        .or_else(|| which("initdb").and_then(|p| p.parent().map(Path::to_owned)))
+        .ok_or(Error::PostgresMissing)
 }
+
+/// The first `program` on `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The system user PostgreSQL runs as when the tests run as root.
+const POSTGRES_USER: &str = "postgres";
 
 /// A command run as the `postgres` user when we are root (PostgreSQL refuses
-/// to run as root), as ourselves otherwise. `setpriv` changes user and then
-/// execs the program, so the child we hold is PostgreSQL itself and our
-/// signals (SIGINT for a fast shutdown) reach it; `runuser` would stay in
-/// between and let the postmaster outlive the test.
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(program);
-        command
-    } else {
-        Command::new(program)
+/// to run as root), as ourselves otherwise. std changes the user (and drops
+/// root's supplementary groups) in the child just before exec, so the child
+/// we hold is PostgreSQL itself and our signals (SIGINT for a fast shutdown)
+/// reach it; `runuser` would stay in between and let the postmaster outlive
+/// the test.
+fn as_postgres(program: &Path) -> Result<Command> {
+    let mut command = Command::new(program);
+    if os::is_root() {
+        let (uid, gid) = os::system_user(POSTGRES_USER)?;
+        command.uid(uid).gid(gid);
     }
+    Ok(command)
 }
 
-fn chown_postgres(path: &Path) {
-    if is_root() {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(path)
-            .status()
-            .expect("chown runs");
-        assert!(status.success(), "chown {}", path.display());
+fn chown_postgres(path: &Path) -> Result<()> {
+    if os::is_root() {
+        let (uid, gid) = os::system_user(POSTGRES_USER)?;
+        os::chown_recursive(path, uid, gid)?;
     }
+    Ok(())
 }
 
 /// A temporary directory removed on drop.
@@ -106,17 +115,17 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     /// A new directory under the system temp dir.
-    pub fn new(prefix: &str) -> TempDir {
+    pub fn new(prefix: &str) -> Result<TempDir> {
         static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
         let path =
             std::env::temp_dir().join(format!("{prefix}-{}-{n}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("temp dir");
-        TempDir(path)
+        std::fs::create_dir_all(&path).map_err(io("creating", &path))?;
+        Ok(TempDir(path))
     }
 
     /// Its path.
@@ -143,29 +152,31 @@ pub struct Postgres {
     pub port: u16,
     child: Option<Child>,
     user: String,
+    bin: PathBuf,
 }
 
 impl Postgres {
     /// Create and start a throw-away cluster (about a second).
-    pub fn start() -> Postgres {
-        let temp = TempDir::new("teipsum-pg");
+    pub fn start() -> Result<Postgres> {
+        let temp = TempDir::new("teipsum-pg")?;
         let root = temp.path().to_owned();
-        let mut pg = Self::start_in(&root);
+        let mut pg = Self::start_in(&root)?;
         pg._temp = Some(temp);
-        pg
+        Ok(pg)
     }
 
     /// Start the cluster kept in `root` (created on first use; its data
     /// survives the process, for `teipsum dev --state-dir`).
-    pub fn start_in(root: &Path) -> Postgres {
-        let bin = postgres_bin_dir();
+    pub fn start_in(root: &Path) -> Result<Postgres> {
+        let bin = postgres_bin_dir()?;
         let data = root.join("data");
         let socket_dir = root.join("socket");
-        std::fs::create_dir_all(&socket_dir).unwrap();
-        let user = current_user();
+        std::fs::create_dir_all(&socket_dir).map_err(io("creating", &socket_dir))?;
+        let user = os::current_user()?;
         if !data.join("PG_VERSION").exists() {
-            chown_postgres(root);
-            let init = as_postgres(&bin.join("initdb"))
+            chown_postgres(root)?;
+            let initdb = bin.join("initdb");
+            let init = as_postgres(&initdb)?
                 .args(["-D"])
                 .arg(&data)
                 .args([
@@ -180,26 +191,36 @@ impl Postgres {
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .output()
-                .expect("initdb runs");
-            assert!(
-                init.status.success(),
-                "initdb failed: {}",
-                String::from_utf8_lossy(&init.stderr)
-            );
+                .map_err(|source| Error::Spawn {
+                    program: initdb.clone(),
+                    hint: None,
+                    source,
+                })?;
+            if !init.status.success() {
+                return Err(Error::Initdb {
+                    data,
+                    status: init.status,
+                    stderr: String::from_utf8_lossy(&init.stderr).into_owned(),
+                });
+            }
             // Peer authentication with a map: the OS user running the tests
             // (or `teipsum dev`) may act as the superuser and as every
             // service role created later.
-            std::fs::write(data.join("pg_hba.conf"), "local all all peer map=teipsum\n").unwrap();
+            let hba = data.join("pg_hba.conf");
+            std::fs::write(&hba, "local all all peer map=teipsum\n")
+                .map_err(io("writing", &hba))?;
+            let ident = data.join("pg_ident.conf");
             std::fs::write(
-                data.join("pg_ident.conf"),
+                &ident,
                 format!("teipsum {user} postgres\nteipsum postgres postgres\n"),
             )
-            .unwrap();
+            .map_err(io("writing", &ident))?;
         }
-        chown_postgres(root);
+        chown_postgres(root)?;
         let _ = std::fs::remove_file(data.join("postmaster.pid"));
         let port = 5432;
-        let child = as_postgres(&bin.join("postgres"))
+        let postgres = bin.join("postgres");
+        let child = as_postgres(&postgres)?
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
@@ -225,36 +246,47 @@ impl Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("postgres starts");
-        let pg = Postgres {
+            .map_err(|source| Error::Spawn {
+                program: postgres,
+                hint: None,
+                source,
+            })?;
+        let mut pg = Postgres {
             _temp: None,
             root: root.to_owned(),
             socket_dir,
             port,
             child: Some(child),
             user,
+            bin,
         };
-        pg.wait_ready();
-        pg
+        pg.wait_ready()?;
+        Ok(pg)
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) -> Result<()> {
         let started = Instant::now();
+        let patience = Duration::from_secs(30);
         loop {
             if self.psql("postgres", "SELECT 1").is_ok() {
-                return;
+                return Ok(());
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "PostgreSQL did not start"
-            );
+            if started.elapsed() > patience {
+                // Do not leave a half-started server behind.
+                self.kill();
+                return Err(Error::PostgresNotReady {
+                    socket_dir: self.socket_dir.clone(),
+                    waited: patience,
+                });
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
 
     /// Run SQL as the superuser in `database`, returning psql's output.
-    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(postgres_bin_dir().join("psql"))
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String> {
+        let psql = self.bin.join("psql");
+        let out = Command::new(&psql)
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .arg("-h")
             .arg(&self.socket_dir)
@@ -269,47 +301,49 @@ impl Postgres {
                 sql,
             ])
             .output()
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| Error::Spawn {
+                program: psql,
+                hint: None,
+                source,
+            })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
         } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            Err(Error::Psql {
+                database: database.to_owned(),
+                sql: sql.to_owned(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
         }
     }
 
     /// Create a database owned by a role of the same name, reachable by the
     /// test's OS user through peer authentication; returns its connection string.
-    pub fn create_database(&self, name: &str) -> String {
-        let exists = |sql: String| {
-            self.psql("postgres", &sql)
-                .map(|o| o == "1")
-                .unwrap_or(false)
-        };
-        if !exists(format!("SELECT 1 FROM pg_roles WHERE rolname = '{name}'")) {
-            self.psql("postgres", &format!("CREATE ROLE \"{name}\" LOGIN"))
-                .expect("create role");
+    pub fn create_database(&self, name: &str) -> Result<String> {
+        let exists = |sql: String| -> Result<bool> { Ok(self.psql("postgres", &sql)? == "1") };
+        if !exists(format!("SELECT 1 FROM pg_roles WHERE rolname = '{name}'"))? {
+            self.psql("postgres", &format!("CREATE ROLE \"{name}\" LOGIN"))?;
         }
         if !exists(format!(
             "SELECT 1 FROM pg_database WHERE datname = '{name}'"
-        )) {
+        ))? {
             self.psql(
                 "postgres",
                 &format!("CREATE DATABASE \"{name}\" OWNER \"{name}\""),
-            )
-            .expect("create database");
+            )?;
         }
         let ident = self.root.join("data/pg_ident.conf");
-        let mut text = std::fs::read_to_string(&ident).unwrap();
+        let mut text = std::fs::read_to_string(&ident).map_err(io("reading", &ident))?;
         let line = format!("teipsum {} {name}\n", self.user);
         if !text.contains(&line) {
             text.push_str(&line);
-            std::fs::write(&ident, text).unwrap();
-            self.psql("postgres", "SELECT pg_reload_conf()")
-                .expect("reload");
+            std::fs::write(&ident, text).map_err(io("writing", &ident))?;
+            self.psql("postgres", "SELECT pg_reload_conf()")?;
         }
         // The reload is asynchronous: wait until the mapping works.
         let started = Instant::now();
-        while Command::new(postgres_bin_dir().join("psql"))
+        let patience = Duration::from_secs(10);
+        while Command::new(self.bin.join("psql"))
             .args(["-X", "-q", "-h"])
             .arg(&self.socket_dir)
             .args([
@@ -326,13 +360,15 @@ impl Postgres {
             .map(|o| !o.status.success())
             .unwrap_or(true)
         {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "role {name} cannot log in"
-            );
+            if started.elapsed() > patience {
+                return Err(Error::RoleCannotLogIn {
+                    role: name.to_owned(),
+                    waited: patience,
+                });
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        self.conninfo(name)
+        Ok(self.conninfo(name))
     }
 
     /// The connection string of `database` as its owner role.
@@ -347,9 +383,7 @@ impl Postgres {
     /// Stop the server at once (like a crash), keeping the data directory.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-9", &child.id().to_string()])
-                .status();
+            let _ = child.kill();
             let _ = child.wait();
             // Children of the postmaster exit when it is gone.
             std::thread::sleep(Duration::from_millis(200));
@@ -362,9 +396,7 @@ impl Postgres {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGINT: fast shutdown (clients are disconnected, data is safe).
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
+            let _ = os::signal(&child, Signal::Int);
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -384,9 +416,13 @@ impl Drop for Postgres {
     }
 }
 
-/// The tansu executable.
+/// How to install tansu, for error messages.
+pub const TANSU_HINT: &str = "install it: cargo install tansu --version 0.6.0 --locked --features dynostore (scripts/setup.sh)";
+
+/// The tansu executable: `$TEIPSUM_TANSU`, else `~/.cargo/bin/tansu` (where
+/// scripts/setup.sh installs it), else `tansu` on `PATH`.
 pub fn tansu_bin() -> PathBuf {
-    if let Ok(path) = std::env::var("TEIPSUM_TANSU") {
+    if let Some(path) = std::env::var_os("TEIPSUM_TANSU").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
     let home = std::env::var("HOME").unwrap_or_default();
@@ -394,7 +430,7 @@ pub fn tansu_bin() -> PathBuf {
     if cargo_bin.exists() {
         return cargo_bin;
     }
-    PathBuf::from("tansu")
+    which("tansu").unwrap_or_else(|| PathBuf::from("tansu"))
 }
 
 /// A running tansu broker with in-memory storage.
@@ -411,81 +447,93 @@ pub struct Tansu {
 
 impl Tansu {
     /// Start a broker on a free port and wait until it answers.
-    pub fn start() -> Tansu {
-        Self::start_on(free_port())
+    pub fn start() -> Result<Tansu> {
+        Self::start_on(free_port()?)
     }
 
     /// Start a broker on `port`.
-    pub fn start_on(port: u16) -> Tansu {
-        let dir = TempDir::new("teipsum-tansu");
+    pub fn start_on(port: u16) -> Result<Tansu> {
+        let dir = TempDir::new("teipsum-tansu")?;
         let log = dir.path().join("tansu.log");
+        let err = dir.path().join("tansu.err");
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/", "--cluster-id", "teipsum-test"])
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("tansu.err")).unwrap())
+        let program = tansu_bin();
+        let child = Command::new(&program)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args([
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "teipsum-test",
+            ])
+            .stdout(std::fs::File::create(&log).map_err(io("creating", &log))?)
+            .stderr(std::fs::File::create(&err).map_err(io("creating", &err))?)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("tansu does not start ({e}); install it: cargo install tansu --features dynostore (scripts/setup.sh)")
-            });
-        let broker = Tansu {
+            .map_err(|source| Error::Spawn {
+                program,
+                hint: Some(TANSU_HINT),
+                source,
+            })?;
+        let mut broker = Tansu {
             bootstrap: format!("127.0.0.1:{port}"),
             port,
             child: Some(child),
             log,
             _dir: dir,
         };
-        broker.wait_ready();
-        broker
+        broker.wait_ready()?;
+        Ok(broker)
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) -> Result<()> {
         let started = Instant::now();
+        let patience = Duration::from_secs(20);
         while std::net::TcpStream::connect(&self.bootstrap).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "tansu did not listen on {}: {}",
-                self.bootstrap,
-                std::fs::read_to_string(&self.log).unwrap_or_default()
-            );
+            if started.elapsed() > patience {
+                self.kill();
+                return Err(Error::TansuNotListening {
+                    bootstrap: self.bootstrap.clone(),
+                    waited: patience,
+                    log: std::fs::read_to_string(&self.log).unwrap_or_default(),
+                });
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+        Ok(())
     }
 
     /// Create `topics` (name, partitions), waiting for the broker's answer.
-    pub fn create_topics(&self, topics: &[(&str, i32)]) {
+    pub fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
+        let kafka = |source| Error::Kafka {
+            bootstrap: self.bootstrap.clone(),
+            source: Box::new(source),
+        };
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
-            .expect("admin client");
+            .map_err(kafka)?;
         let new: Vec<NewTopic> = topics
             .iter()
             .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
             .collect();
         // A thread of its own: the caller may itself be inside a runtime.
-        let results = std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap()
-                        .block_on(admin.create_topics(new.iter(), &AdminOptions::new()))
-                })
-                .join()
-                .expect("the admin thread")
-        })
-        .expect("create_topics");
+        let results = on_own_runtime("created topics", || {
+            admin.create_topics(new.iter(), &AdminOptions::new())
+        })?
+        .map_err(kafka)?;
         for result in results {
-            if let Err((name, code)) = result {
-                assert_eq!(
-                    code,
-                    rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists,
-                    "topic {name}: {code}"
-                );
+            match result {
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) | Ok(_) => {}
+                Err((topic, code)) => return Err(Error::TopicNotCreated { topic, code }),
             }
         }
+        Ok(())
     }
 
     /// Stop the broker (SIGKILL), as a crash would.
@@ -503,27 +551,48 @@ impl Drop for Tansu {
     }
 }
 
+/// Run `future` to completion on a current-thread runtime in a thread of
+/// its own: the caller may itself be inside a runtime, where `block_on` panics.
+pub fn on_own_runtime<F, Fut>(what: &'static str, future: F) -> Result<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send,
+    Fut: std::future::Future,
+    Fut::Output: Send,
+{
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|runtime| runtime.block_on(future()))
+            })
+            .join()
+            .map_err(|_| Error::ThreadPanicked { what })?
+            .map_err(|source| Error::Runtime { what, source })
+    })
+}
+
 /// The path of a workspace binary built next to the running test
 /// (`<target>/debug/<name>`).
-pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(Error::CurrentExe)?;
     let dir = exe
         .parent()
-        .and_then(|deps| {
+        .map(|deps| {
             if deps.ends_with("deps") {
-                deps.parent()
+                deps.parent().unwrap_or(deps)
             } else {
-                Some(deps)
+                deps
             }
         })
-        .expect("a target directory");
+        .unwrap_or(Path::new("."));
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo build --workspace` (scripts/test.sh does)",
-        path.display()
-    );
-    path
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(Error::NotBuilt { path })
+    }
 }
 
 /// A directory of credential files, as systemd's `LoadCredential=` makes one.
@@ -532,12 +601,13 @@ pub struct Credentials(TempDir);
 
 impl Credentials {
     /// Files `name` → contents.
-    pub fn new(files: &[(&str, &str)]) -> Credentials {
-        let dir = TempDir::new("teipsum-credentials");
+    pub fn new(files: &[(&str, &str)]) -> Result<Credentials> {
+        let dir = TempDir::new("teipsum-credentials")?;
         for (name, contents) in files {
-            std::fs::write(dir.path().join(name), contents).expect("credential file");
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).map_err(io("writing", &path))?;
         }
-        Credentials(dir)
+        Ok(Credentials(dir))
     }
 
     /// The directory (`TEIPSUM_CREDENTIALS_DIR`).
@@ -558,6 +628,7 @@ pub struct ServiceProcess {
     env: Vec<(String, String)>,
     log_prefix: Option<String>,
     child: Option<Child>,
+    stops: u64,
 }
 
 /// The raw HTTP status of `GET path` on 127.0.0.1:`port`, if it answers.
@@ -579,10 +650,10 @@ impl ServiceProcess {
     /// Start binary `name` (built next to the test) with exactly `env`
     /// (plus PATH), on the port its `TEIPSUM_LISTEN` names, and wait until
     /// `/readyz` answers 200.
-    pub fn spawn(name: &str, env: Vec<(String, String)>) -> ServiceProcess {
-        let mut process = Self::new(name, binary(name), env, None);
-        process.start();
-        process
+    pub fn spawn(name: &str, env: Vec<(String, String)>) -> Result<ServiceProcess> {
+        let mut process = Self::new(name, binary(name)?, env, None)?;
+        process.start()?;
+        Ok(process)
     }
 
     /// A process of `binary`, not started yet. With a log prefix, its output
@@ -593,14 +664,20 @@ impl ServiceProcess {
         binary: PathBuf,
         env: Vec<(String, String)>,
         log_prefix: Option<String>,
-    ) -> ServiceProcess {
+    ) -> Result<ServiceProcess> {
         let listen = env
             .iter()
             .find(|(k, _)| k == "TEIPSUM_LISTEN")
-            .map(|(_, v)| v.clone())
-            .expect("TEIPSUM_LISTEN in the environment");
-        let port: u16 = listen.rsplit(':').next().unwrap().parse().unwrap();
-        ServiceProcess {
+            .map(|(_, v)| v.clone());
+        let port: u16 = listen
+            .as_deref()
+            .and_then(|l| l.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
+            .ok_or_else(|| Error::NoListenPort {
+                service: name.to_owned(),
+                listen: listen.clone(),
+            })?;
+        Ok(ServiceProcess {
             base: format!("http://127.0.0.1:{port}"),
             port,
             name: name.to_owned(),
@@ -608,19 +685,28 @@ impl ServiceProcess {
             env,
             log_prefix,
             child: None,
-        }
+            stops: 0,
+        })
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Start (again) and wait until ready.
-    pub fn start(&mut self) {
-        self.launch();
+    pub fn start(&mut self) -> Result<()> {
+        self.launch()?;
         self.wait_ready(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Start the process without waiting.
-    pub fn launch(&mut self) {
-        assert!(self.child.is_none(), "{} is already running", self.name);
+    pub fn launch(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            return Err(Error::AlreadyRunning {
+                service: self.name.clone(),
+            });
+        }
         let mut command = Command::new(&self.binary);
         command
             .env_clear()
@@ -639,13 +725,11 @@ impl ServiceProcess {
             } else {
                 Stdio::inherit()
             });
-        let mut child = command.spawn().unwrap_or_else(|e| {
-            panic!(
-                "{} ({}) does not start: {e}",
-                self.name,
-                self.binary.display()
-            )
-        });
+        let mut child = command.spawn().map_err(|source| Error::Spawn {
+            program: self.binary.clone(),
+            hint: None,
+            source,
+        })?;
         if let Some(prefix) = self.log_prefix.as_ref().filter(|p| !p.is_empty()) {
             for stream in [
                 child
@@ -673,18 +757,24 @@ impl ServiceProcess {
             }
         }
         self.child = Some(child);
+        Ok(())
     }
 
     /// Wait until `/readyz` answers 200, or say why not.
-    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         while http_status(self.port, "/readyz") != Some(200) {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                return Err(format!("{} exited during start: {status}", self.name));
+            if let Some(status) = self.exited() {
+                return Err(Error::ExitedDuringStart {
+                    service: self.name.clone(),
+                    status,
+                });
             }
             if started.elapsed() > timeout {
-                return Err(format!("{} did not become ready in {timeout:?}", self.name));
+                return Err(Error::NotReady {
+                    service: self.name.clone(),
+                    timeout,
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -696,9 +786,35 @@ impl ServiceProcess {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
-    /// SIGKILL, as a crash would.
+    /// How the process ended, if it was started and has exited since
+    /// (it is then reaped, and counts as not started). A process stopped
+    /// with [`stop`](Self::stop) or [`kill`](Self::kill) never reports here:
+    /// that is how a supervisor tells a crash from an intentional stop.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Send `signal` to the running process without reaping it: to whoever
+    /// watches [`exited`](Self::exited) (a supervisor), a [`Signal::Kill`]
+    /// is then a crash. Nothing happens when it is not running.
+    pub fn signal(&self, signal: Signal) -> std::io::Result<()> {
+        match &self.child {
+            Some(child) => os::signal(child, signal),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGKILL, as a crash would (but counted as a stop: see [`stops`](Self::stops)).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            self.stops += 1;
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -709,12 +825,18 @@ impl ServiceProcess {
         match self.child.take() {
             None => true,
             Some(mut child) => {
-                let _ = Command::new("kill")
-                    .args(["-TERM", &child.id().to_string()])
-                    .status();
+                self.stops += 1;
+                let _ = os::signal(&child, Signal::Term);
                 child.wait().map(|s| s.success()).unwrap_or(false)
             }
         }
+    }
+
+    /// How many times [`stop`](Self::stop) or [`kill`](Self::kill) ended the
+    /// process: a supervisor that sees it change cancels a pending restart,
+    /// as `systemctl stop` cancels systemd's.
+    pub fn stops(&self) -> u64 {
+        self.stops
     }
 }
 
@@ -727,10 +849,10 @@ impl Drop for ServiceProcess {
 /// An HTTP client for tests. Installs the ring crypto provider first: in a
 /// workspace build reqwest may be compiled with rustls (the end-to-end tests
 /// need it), and then it needs a process-wide provider even for plain HTTP.
-pub fn http_client() -> reqwest::Client {
+pub fn http_client() -> Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
-        .expect("an HTTP client")
+        .map_err(Error::HttpClient)
 }

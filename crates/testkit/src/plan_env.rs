@@ -45,6 +45,8 @@ pub enum PlanEnvError {
         /// The variable (`TEIPSUM_JWT_ISSUER`).
         name: String,
     },
+    /// No free port to listen on.
+    Port(crate::Error),
 }
 
 impl fmt::Display for PlanEnvError {
@@ -66,6 +68,7 @@ impl fmt::Display for PlanEnvError {
             PlanEnvError::NoSetting { service, name } => {
                 write!(f, "the plan gives service `{service}` no {name}")
             }
+            PlanEnvError::Port(_) => write!(f, "no free port for the service to listen on"),
         }
     }
 }
@@ -74,6 +77,7 @@ impl std::error::Error for PlanEnvError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             PlanEnvError::Spec { error, .. } => Some(error),
+            PlanEnvError::Port(error) => Some(error),
             _ => None,
         }
     }
@@ -147,7 +151,11 @@ pub fn plan_service_env(
     );
     environment.insert(
         env::LISTEN.to_owned(),
-        format!("{}:{}", service.address, free_port()),
+        format!(
+            "{}:{}",
+            service.address,
+            free_port().map_err(PlanEnvError::Port)?
+        ),
     );
     environment.insert(
         env::LOG.to_owned(),

@@ -400,7 +400,7 @@ async fn orders(rate: u64, seconds: u64) {
 }
 
 /// p50/p99 of each hop of the saga, in milliseconds.
-fn hop_breakdown(stack: &teipsum_cli::dev::Stack) -> Vec<(&'static str, f64, f64)> {
+fn hop_breakdown(stack: &teipsum_dev::Stack) -> Vec<(&'static str, f64, f64)> {
     let rows = |db: &str, sql: &str| -> BTreeMap<String, Vec<f64>> {
         let mut map: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for line in stack.postgres.psql(db, sql).unwrap().lines() {

@@ -33,15 +33,18 @@ struct Stack {
 
 impl Stack {
     fn start() -> Stack {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
-        broker.create_topics(
-            &teipsum_testkit::plan_topics(&["admin-product"]).expect("the plan's topics"),
-        );
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
+        broker
+            .create_topics(
+                &teipsum_testkit::plan_topics(&["admin-product"]).expect("the plan's topics"),
+            )
+            .expect("the topics are created");
         let (private_pem, public_pem) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
+        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+            .expect("the credential files are written");
         let instance = TestInstance {
-            database: pg.create_database(DB),
+            database: pg.create_database(DB).expect("the database is created"),
             brokers: &broker.bootstrap,
             credentials: credentials.path(),
         };
@@ -49,13 +52,14 @@ impl Stack {
             .expect("the plan's environment of admin-product")
             .into_iter()
             .collect();
-        let service = ServiceProcess::spawn("teipsum-admin-product", env);
+        let service =
+            ServiceProcess::spawn("teipsum-admin-product", env).expect("the service starts");
         Stack {
             service,
             pg,
             _broker: broker,
             _credentials: credentials,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             signer: Signer::new(private_pem.as_bytes()).unwrap(),
         }
     }

@@ -530,16 +530,21 @@ async fn sessions_long_over_are_pruned_and_recent_ones_stay() {
 
 #[test]
 fn a_refresh_lifetime_out_of_bounds_is_refused_at_start() {
-    let pg = Postgres::start();
-    let broker = Tansu::start();
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
     let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
     let credentials = Credentials::new(&[
         ("jwt-signing-key", &private_pem),
         ("jwt-public-key", &public_pem),
-    ]);
-    let conninfo = pg.create_database("teipsum_auth");
+    ])
+    .expect("the credential files are written");
+    let conninfo = pg
+        .create_database("teipsum_auth")
+        .expect("the database is created");
     for bad in ["5", "99999999999"] {
-        let mut command = std::process::Command::new(teipsum_testkit::binary("teipsum-auth"));
+        let mut command = std::process::Command::new(
+            teipsum_testkit::binary("teipsum-auth").expect("the binary is built"),
+        );
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default());

@@ -83,33 +83,39 @@ fn issuer_and_audience() -> (&'static str, &'static str) {
 impl Stack {
     /// The catalog, and admin-product too when `with_admin`.
     fn start(with_admin: bool) -> Stack {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
         broker
-            .create_topics(&teipsum_testkit::plan_topics(&["catalog"]).expect("the plan's topics"));
+            .create_topics(&teipsum_testkit::plan_topics(&["catalog"]).expect("the plan's topics"))
+            .expect("the topics are created");
         let (private_pem, public_pem) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
+        let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+            .expect("the credential files are written");
         let catalog = ServiceProcess::spawn(
             "teipsum-catalog",
             env(
                 "catalog",
-                pg.create_database(CATALOG_DB),
+                pg.create_database(CATALOG_DB)
+                    .expect("the database is created"),
                 &broker,
                 &credentials,
                 None,
             ),
-        );
+        )
+        .expect("the service starts");
         let admin = with_admin.then(|| {
             ServiceProcess::spawn(
                 "teipsum-admin-product",
                 env(
                     "admin-product",
-                    pg.create_database("teipsum_admin_product"),
+                    pg.create_database("teipsum_admin_product")
+                        .expect("the database is created"),
                     &broker,
                     &credentials,
                     None,
                 ),
             )
+            .expect("the service starts")
         });
         let producer = kafka::producer(&broker.bootstrap, "catalog-test").unwrap();
         Stack {
@@ -118,7 +124,7 @@ impl Stack {
             pg,
             broker,
             credentials,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             signer: Signer::new(private_pem.as_bytes()).unwrap(),
             producer,
         }
@@ -658,7 +664,8 @@ async fn out_of_order_and_duplicated_events_leave_the_read_model_correct() {
             &stack.credentials,
             Some("teipsum-catalog-replay"),
         ),
-    );
+    )
+    .expect("the service starts");
     stack.until_processed(distinct.len()).await;
     assert_eq!((stack.sql(snapshot), stack.sql(stock_snapshot)), before);
 }

@@ -48,11 +48,13 @@ fn env(
 
 /// A broker with the platform's topics, empty.
 fn broker() -> Tansu {
-    let broker = Tansu::start();
-    broker.create_topics(
-        &teipsum_testkit::plan_topics(&["admin-product", "inventory", "catalog"])
-            .expect("the plan's topics"),
-    );
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(
+            &teipsum_testkit::plan_topics(&["admin-product", "inventory", "catalog"])
+                .expect("the plan's topics"),
+        )
+        .expect("the topics are created");
     broker
 }
 
@@ -74,15 +76,18 @@ fn services(
         admin: ServiceProcess::spawn(
             "teipsum-admin-product",
             env("admin-product", &pg.conninfo(ADMIN_DB), broker, credentials),
-        ),
+        )
+        .expect("the service starts"),
         inventory: ServiceProcess::spawn(
             "teipsum-inventory",
             env("inventory", &pg.conninfo(INVENTORY_DB), broker, credentials),
-        ),
+        )
+        .expect("the service starts"),
         catalog: ServiceProcess::spawn(
             "teipsum-catalog",
             env("catalog", &pg.conninfo(catalog_db), broker, credentials),
-        ),
+        )
+        .expect("the service starts"),
     }
 }
 
@@ -126,7 +131,7 @@ async fn until(
 
 /// Run `binary events announce` against `conninfo`; its report line.
 fn announce(binary: &str, conninfo: &str) -> String {
-    let out = Command::new(teipsum_testkit::binary(binary))
+    let out = Command::new(teipsum_testkit::binary(binary).expect("the binary is built"))
         .args(["events", "announce"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -144,14 +149,18 @@ fn announce(binary: &str, conninfo: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows_every_product_and_its_stock()
  {
-    let pg = Postgres::start();
-    pg.create_database(ADMIN_DB);
-    pg.create_database(INVENTORY_DB);
-    pg.create_database("teipsum_catalog");
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    pg.create_database(ADMIN_DB)
+        .expect("the database is created");
+    pg.create_database(INVENTORY_DB)
+        .expect("the database is created");
+    pg.create_database("teipsum_catalog")
+        .expect("the database is created");
     let (private_pem, public_pem) = jwt::generate_keypair();
-    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)]);
+    let credentials = Credentials::new(&[("jwt-public-key", &public_pem)])
+        .expect("the credential files are written");
     let signer = Signer::new(private_pem.as_bytes()).unwrap();
-    let http = teipsum_testkit::http_client();
+    let http = teipsum_testkit::http_client().expect("an HTTP client");
     let token = admin_token(&signer);
 
     let first_broker = broker();
@@ -259,7 +268,8 @@ async fn a_catalog_built_from_an_empty_database_after_the_retention_window_shows
     for db in [ADMIN_DB, INVENTORY_DB] {
         pg.psql(db, "DELETE FROM kit_outbox").unwrap();
     }
-    pg.create_database("teipsum_catalog_rebuilt");
+    pg.create_database("teipsum_catalog_rebuilt")
+        .expect("the database is created");
     let second_broker = broker();
     let running = services(&pg, &second_broker, &credentials, "teipsum_catalog_rebuilt");
     let list_url = format!("{}/api/products", running.catalog.base);

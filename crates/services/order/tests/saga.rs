@@ -107,7 +107,7 @@ async fn killing_inventory_mid_stream_loses_no_order() {
             saga.inventory.kill();
         }
         if i == 55 {
-            saga.inventory.start();
+            saga.inventory.start().expect("inventory starts again");
         }
         let order = placed(
             saga.place(
@@ -460,7 +460,7 @@ async fn an_order_not_confirmed_in_time_expires_and_its_stock_returns() {
     );
     // Inventory comes back: it reserves for the order, then the expiry's
     // order-cancelled releases it, and the late answer changes nothing.
-    saga.inventory.start();
+    saga.inventory.start().expect("inventory starts again");
     let released = format!(
         "SELECT count(*) FROM inventory.reservations WHERE order_id = '{id}' AND released_at IS NOT NULL"
     );

@@ -173,15 +173,17 @@ async fn forged_tokens_of_every_classic_kind_are_rejected() {
 
 /// `teipsum-user events ...` as an operator runs it on the host.
 fn events_command(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(teipsum_testkit::binary("teipsum-user"))
-        .args(args)
-        .env(vars::DATABASE, stack.pg.conninfo("teipsum_user"))
-        .env(
-            vars::TOPIC_PRODUCERS,
-            teipsum_testkit::plan_setting("user", vars::TOPIC_PRODUCERS).expect("user consumes"),
-        )
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(
+        teipsum_testkit::binary("teipsum-user").expect("the binary is built"),
+    )
+    .args(args)
+    .env(vars::DATABASE, stack.pg.conninfo("teipsum_user"))
+    .env(
+        vars::TOPIC_PRODUCERS,
+        teipsum_testkit::plan_setting("user", vars::TOPIC_PRODUCERS).expect("user consumes"),
+    )
+    .output()
+    .unwrap();
     (
         out.status.success(),
         format!(

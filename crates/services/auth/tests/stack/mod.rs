@@ -56,17 +56,22 @@ impl Stack {
 
     /// The stack with `auth_env` added to the auth service's environment.
     pub fn start_with(auth_env: &[(&str, &str)]) -> Stack {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
-        broker.create_topics(
-            &teipsum_testkit::plan_topics(&["auth", "user"]).expect("the plan's topics"),
-        );
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
+        broker
+            .create_topics(
+                &teipsum_testkit::plan_topics(&["auth", "user"]).expect("the plan's topics"),
+            )
+            .expect("the topics are created");
         let (private_pem, public_pem) = teipsum_kit::jwt::generate_keypair();
         let credentials = Credentials::new(&[
             ("jwt-signing-key", &private_pem),
             ("jwt-public-key", &public_pem),
-        ]);
-        let auth_db = pg.create_database("teipsum_auth");
+        ])
+        .expect("the credential files are written");
+        let auth_db = pg
+            .create_database("teipsum_auth")
+            .expect("the database is created");
         let auth = ServiceProcess::spawn(
             "teipsum-auth",
             env(
@@ -76,17 +81,20 @@ impl Stack {
                 &credentials,
                 auth_env,
             ),
-        );
+        )
+        .expect("the service starts");
         let user = ServiceProcess::spawn(
             "teipsum-user",
             env(
                 "user",
-                pg.create_database("teipsum_user"),
+                pg.create_database("teipsum_user")
+                    .expect("the database is created"),
                 &broker.bootstrap,
                 &credentials,
                 &[],
             ),
-        );
+        )
+        .expect("the service starts");
         Stack {
             auth,
             auth_db,
@@ -94,7 +102,7 @@ impl Stack {
             pg,
             _broker: broker,
             _credentials: credentials,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             private_pem,
             public_pem,
         }
@@ -156,13 +164,15 @@ impl Stack {
     /// `teipsum-auth promote-admin --email <email>` as an operator runs it
     /// on the host: the binary, the auth database; its exit status and output.
     pub fn promote_admin(&self, email: &str) -> (bool, String) {
-        let out = std::process::Command::new(teipsum_testkit::binary("teipsum-auth"))
-            .args(["promote-admin", "--email", email])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env(teipsum_conventions::env::DATABASE, &self.auth_db)
-            .output()
-            .unwrap();
+        let out = std::process::Command::new(
+            teipsum_testkit::binary("teipsum-auth").expect("the binary is built"),
+        )
+        .args(["promote-admin", "--email", email])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(teipsum_conventions::env::DATABASE, &self.auth_db)
+        .output()
+        .unwrap();
         (
             out.status.success(),
             format!(

@@ -82,17 +82,21 @@ impl Saga {
     }
 
     pub fn start_with(limits: Limits) -> Saga {
-        let pg = Postgres::start();
-        let broker = Tansu::start();
+        let pg = Postgres::start().expect("PostgreSQL starts");
+        let broker = Tansu::start().expect("tansu starts");
         // The topics of both services, admin-product's `product-events` among them.
-        broker.create_topics(
-            &teipsum_testkit::plan_topics(&["order", "inventory"]).expect("the plan's topics"),
-        );
+        broker
+            .create_topics(
+                &teipsum_testkit::plan_topics(&["order", "inventory"]).expect("the plan's topics"),
+            )
+            .expect("the topics are created");
         let (private, public) = jwt::generate_keypair();
-        let credentials = Credentials::new(&[("jwt-public-key", &public)]);
+        let credentials = Credentials::new(&[("jwt-public-key", &public)])
+            .expect("the credential files are written");
         let mut order_env = env(
             "order",
-            pg.create_database("teipsum_order"),
+            pg.create_database("teipsum_order")
+                .expect("the database is created"),
             &broker.bootstrap,
             &credentials,
         );
@@ -111,18 +115,21 @@ impl Saga {
                 limits.open_for_secs.to_string(),
             ),
         ]);
-        let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect());
+        let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect())
+            .expect("the service starts");
         let inventory = ServiceProcess::spawn(
             "teipsum-inventory",
             env(
                 "inventory",
-                pg.create_database("teipsum_inventory"),
+                pg.create_database("teipsum_inventory")
+                    .expect("the database is created"),
                 &broker.bootstrap,
                 &credentials,
             )
             .into_iter()
             .collect(),
-        );
+        )
+        .expect("the service starts");
         let signer = Signer::new(private.as_bytes()).unwrap();
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {
@@ -132,7 +139,7 @@ impl Saga {
             broker,
             _credentials: credentials,
             signer,
-            http: teipsum_testkit::http_client(),
+            http: teipsum_testkit::http_client().expect("an HTTP client"),
             admin,
         }
     }

@@ -52,6 +52,7 @@ pub fn local_edge(plan: &Plan, cache_dir: &Path) -> Edge {
 
 /// The whole `nginx.conf` of `plan`'s edge, the micro-cache under
 /// `<state>/cache`.
+#[cfg(test)]
 pub fn conf(plan: &Plan, dev: &DevEdge<'_>) -> String {
     render(plan, &local_edge(plan, &dev.state.join("cache")), dev)
 }

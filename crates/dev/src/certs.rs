@@ -8,10 +8,11 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use super::DevError;
+use crate::DevError;
 
-fn fail(e: impl std::fmt::Display) -> DevError {
-    DevError::Failed(format!("development certificate: {e}"))
+fn file(path: &Path) -> impl FnOnce(std::io::Error) -> DevError {
+    let path = path.to_owned();
+    move |source| DevError::CertificateFile { path, source }
 }
 
 /// (CA certificate PEM, server certificate path, server key path), created
@@ -27,23 +28,26 @@ pub fn development_certificate(
         dir.join("server.key"),
     );
     if ca_path.exists() && cert_path.exists() && key_path.exists() {
-        let ca = std::fs::read_to_string(&ca_path).map_err(fail)?;
+        let ca = std::fs::read_to_string(&ca_path).map_err(file(&ca_path))?;
         return Ok((ca, cert_path, key_path));
     }
-    std::fs::create_dir_all(&dir).map_err(fail)?;
+    std::fs::create_dir_all(&dir).map_err(file(&dir))?;
 
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).map_err(DevError::Certificate)?;
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "TeIpsum development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().map_err(fail)?;
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(fail)?;
+    let ca_key = KeyPair::generate().map_err(DevError::Certificate)?;
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .map_err(DevError::Certificate)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_owned(), domain.to_owned()]).map_err(fail)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), domain.to_owned()])
+        .map_err(DevError::Certificate)?;
     params
         .subject_alt_names
         .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
@@ -51,11 +55,13 @@ pub fn development_certificate(
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().map_err(fail)?;
-    let cert = params.signed_by(&key, &issuer).map_err(fail)?;
+    let key = KeyPair::generate().map_err(DevError::Certificate)?;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(DevError::Certificate)?;
 
-    std::fs::write(&ca_path, ca_cert.pem()).map_err(fail)?;
-    std::fs::write(&cert_path, cert.pem()).map_err(fail)?;
-    std::fs::write(&key_path, key.serialize_pem()).map_err(fail)?;
+    std::fs::write(&ca_path, ca_cert.pem()).map_err(file(&ca_path))?;
+    std::fs::write(&cert_path, cert.pem()).map_err(file(&cert_path))?;
+    std::fs::write(&key_path, key.serialize_pem()).map_err(file(&key_path))?;
     Ok((ca_cert.pem(), cert_path, key_path))
 }
