@@ -227,10 +227,17 @@ pub fn topics_unit(plan: &Plan) -> Unit {
     }
 }
 
+/// `text` as systemd reads it literally: `%` starts a specifier (`%n`, `%i`)
+/// in `Description=` and most other settings, so a literal one is `%%`
+/// (NixOS writes `description` into the unit file as it is).
+fn systemd_text(text: &str) -> String {
+    text.replace('%', "%%")
+}
+
 /// The NixOS definition of a unit (`systemd.services.<name>`).
 pub fn to_nix(unit: &Unit, package: &Nix) -> Nix {
     let mut attrs = Attrs::new();
-    attrs.set("description", unit.description.as_str());
+    attrs.set("description", systemd_text(&unit.description).as_str());
     for (name, list) in [
         ("after", &unit.after),
         ("wants", &unit.wants),
@@ -277,7 +284,10 @@ pub fn to_nix(unit: &Unit, package: &Nix) -> Nix {
 pub fn to_unit_file(unit: &Unit, bin_dir: &str) -> String {
     let mut out = String::new();
     out.push_str("[Unit]\n");
-    out.push_str(&format!("Description={}\n", unit.description));
+    out.push_str(&format!(
+        "Description={}\n",
+        systemd_text(&unit.description)
+    ));
     for (key, list) in [
         ("After", &unit.after),
         ("Wants", &unit.wants),

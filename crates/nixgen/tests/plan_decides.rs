@@ -427,3 +427,17 @@ fn unit_block<'a>(services: &'a str, unit: &str) -> &'a str {
         .map_or(block.len(), |i| i + 1);
     &block[..end]
 }
+
+#[test]
+fn a_percent_in_a_description_reaches_systemd_as_a_literal() {
+    // `%` starts a systemd specifier (`%n` is the unit's name), and NixOS
+    // writes `description` into `Description=` as it is.
+    let (_, services) = changed("services.nix", |p| {
+        service(p, "catalog").description = "100% of the catalog, %n not expanded".into();
+    });
+    assert!(
+        unit_block(&services, "teipsum-catalog")
+            .contains(r#"description = "100%% of the catalog, %%n not expanded";"#),
+        "{services}"
+    );
+}

@@ -198,7 +198,7 @@
     };
     teipsum-catalog = {
       after = [ "network-online.target" "postgresql.target" "teipsum-topics.service" ];
-      description = "Catalog of \"quoted\" \${products} with a \\ backslash, '' two quotes and 100% uptime";
+      description = "Catalog of \"quoted\" \${products} with a \\ backslash, '' two quotes and 100%% uptime";
 
       # non-secret settings only
       environment = {
