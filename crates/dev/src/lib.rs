@@ -36,7 +36,9 @@ pub use supervisor::{Restart, RestartPolicy, Supervisor};
 use teipsum_conventions::{credentials, env};
 use teipsum_spec::{Plan, plan::ServicePlan};
 pub use teipsum_testkit::Signal;
-use teipsum_testkit::{Postgres, ServiceProcess, Tansu, TempDir, free_port, http_status};
+use teipsum_testkit::{
+    Postgres, ServiceProcess, Tansu, TempDir, TestInstance, free_port, http_status, instance_env,
+};
 
 /// How to run the stack.
 #[derive(Debug, Clone)]
@@ -407,16 +409,19 @@ fn environments(
     plan.services
         .iter()
         .map(|service| {
-            let mut environment = service.environment.clone();
-            if let Some(info) = conninfo.get(&service.database) {
-                environment.insert(env::DATABASE.to_owned(), info.clone());
-            }
-            environment.insert(env::KAFKA_BROKERS.to_owned(), bootstrap.to_owned());
-            environment.insert(
-                env::CREDENTIALS_DIR.to_owned(),
-                credentials.join(&service.name).display().to_string(),
-            );
-            (service.name.clone(), environment)
+            // Every service's database is in the cluster; the Plan's
+            // connection string stands if one were not.
+            let database = conninfo
+                .get(&service.database)
+                .or_else(|| service.environment.get(env::DATABASE))
+                .cloned()
+                .unwrap_or_default();
+            let instance = TestInstance {
+                database,
+                brokers: bootstrap,
+                credentials: &credentials.join(&service.name),
+            };
+            (service.name.clone(), instance_env(service, &instance))
         })
         .collect()
 }

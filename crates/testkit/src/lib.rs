@@ -15,8 +15,8 @@ pub mod os;
 mod plan_env;
 
 pub use plan_env::{
-    PlanEnvError, TEST_ENVIRONMENT, TestInstance, committed_plan, config_file, plan_service_env,
-    plan_setting, plan_topics, service_env,
+    PlanEnvError, TEST_ENVIRONMENT, TestInstance, committed_plan, config_file, instance_env,
+    plan_service_env, plan_setting, plan_topics, service_env,
 };
 
 use std::{

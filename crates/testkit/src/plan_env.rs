@@ -16,7 +16,7 @@ use std::{
 };
 
 use teipsum_conventions::env;
-use teipsum_spec::{LoadError, Plan, load_spec};
+use teipsum_spec::{LoadError, Plan, load_spec, plan::ServicePlan};
 
 use crate::free_port;
 
@@ -142,13 +142,7 @@ pub fn plan_service_env(
     let service = plan
         .service(service)
         .ok_or_else(|| PlanEnvError::NoService(service.to_owned()))?;
-    let mut environment = service.environment.clone();
-    environment.insert(env::DATABASE.to_owned(), instance.database.clone());
-    environment.insert(env::KAFKA_BROKERS.to_owned(), instance.brokers.to_owned());
-    environment.insert(
-        env::CREDENTIALS_DIR.to_owned(),
-        instance.credentials.display().to_string(),
-    );
+    let mut environment = instance_env(service, instance);
     environment.insert(
         env::LISTEN.to_owned(),
         format!(
@@ -162,6 +156,24 @@ pub fn plan_service_env(
         std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
     );
     Ok(environment)
+}
+
+/// `service`'s Plan environment on a local instance: its database in the
+/// local cluster, the local broker and its credential directory replace the
+/// host's, and nothing else changes. `teipsum dev` runs services with this;
+/// tests add a free port and a quieter log ([`plan_service_env`]).
+pub fn instance_env(
+    service: &ServicePlan,
+    instance: &TestInstance<'_>,
+) -> BTreeMap<String, String> {
+    let mut environment = service.environment.clone();
+    environment.insert(env::DATABASE.to_owned(), instance.database.clone());
+    environment.insert(env::KAFKA_BROKERS.to_owned(), instance.brokers.to_owned());
+    environment.insert(
+        env::CREDENTIALS_DIR.to_owned(),
+        instance.credentials.display().to_string(),
+    );
+    environment
 }
 
 /// A setting of `service` in the committed Plan, as its unit carries it
