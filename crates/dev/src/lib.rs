@@ -108,11 +108,7 @@ pub fn with_free_ports(plan: &Plan) -> Result<Plan, DevError> {
 pub fn restart_policy(service: &ServicePlan) -> RestartPolicy {
     let restart = &service.profile.restart;
     RestartPolicy {
-        restart: match restart.policy {
-            teipsum_spec::plan::RestartPolicy::No => Restart::No,
-            teipsum_spec::plan::RestartPolicy::OnFailure => Restart::OnFailure,
-            teipsum_spec::plan::RestartPolicy::Always => Restart::Always,
-        },
+        restart: restart.policy,
         // systemd's RestartSec= default.
         delay: Duration::from_millis(restart.delay_ms.unwrap_or(100)),
         start_limit_interval: match restart.start_limit_interval_sec {

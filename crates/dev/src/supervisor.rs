@@ -18,17 +18,10 @@ use std::{
 
 use teipsum_testkit::ServiceProcess;
 
-/// systemd's `Restart=`, the cases `teipsum dev` distinguishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// `Restart=no`: a dead service stays dead.
-    No,
-    /// `Restart=on-failure`: started again after a non-zero exit or a
-    /// signal; a clean exit (status 0) is left alone.
-    OnFailure,
-    /// `Restart=always`: started again whenever it exits.
-    Always,
-}
+/// systemd's `Restart=`, as the Plan's unit profiles carry it: `No` leaves a
+/// dead service dead, `OnFailure` starts it again after a non-zero exit or a
+/// signal (a clean exit is left alone), `Always` after any exit.
+pub use teipsum_spec::plan::RestartPolicy as Restart;
 
 /// When a dead service is started again: the unit's `Restart=`,
 /// `RestartSec=`, `StartLimitIntervalSec=` and `StartLimitBurst=`.
@@ -165,11 +158,7 @@ fn check(service: &mut Supervised, now: Instant) {
                     "teipsum dev: {name} {}; restarting in {:?} (Restart={})",
                     describe(status),
                     service.policy.delay,
-                    if service.policy.restart == Restart::Always {
-                        "always"
-                    } else {
-                        "on-failure"
-                    }
+                    service.policy.restart.as_str()
                 );
                 service.restart_at = Some((now + service.policy.delay, process.stops()));
             }
