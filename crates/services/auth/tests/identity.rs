@@ -252,13 +252,21 @@ async fn passwords_are_stored_as_argon2id_and_failures_look_alike() {
     );
     assert!(!hash.contains("correct horse"), "no plain text");
 
-    let mut timings = [Vec::new(), Vec::new()];
+    // Wall-clock time on a shared machine only ever grows with load, so the
+    // fastest of many interleaved attempts is the work itself. Three
+    // accounts take turns, four failures each, so that none reaches the
+    // throttle after five (a 429 would show below as a second answer).
+    let accounts = ["ana@teipsum.test", "bea@teipsum.test", "cid@teipsum.test"];
+    for email in &accounts[1..] {
+        stack.register(email).await;
+    }
+    let rounds = 4 * accounts.len();
+    let mut fastest = [f64::INFINITY; 2];
     let mut answers = Vec::new();
-    for _ in 0..5 {
-        for (i, email) in ["ana@teipsum.test", "nobody@teipsum.test"]
-            .iter()
-            .enumerate()
-        {
+    for round in 0..rounds {
+        let unknown = format!("nobody{round}@teipsum.test");
+        let attempts = [accounts[round % accounts.len()], unknown.as_str()];
+        for (i, email) in attempts.into_iter().enumerate() {
             let started = Instant::now();
             let r = stack
                 .post(
@@ -266,7 +274,7 @@ async fn passwords_are_stored_as_argon2id_and_failures_look_alike() {
                     &json!({"email": email, "password": "wrong password!!"}),
                 )
                 .await;
-            timings[i].push(started.elapsed().as_secs_f64());
+            fastest[i] = fastest[i].min(started.elapsed().as_secs_f64());
             answers.push((r.status(), r.text().await.unwrap()));
         }
     }
@@ -276,15 +284,11 @@ async fn passwords_are_stored_as_argon2id_and_failures_look_alike() {
         1,
         "unknown user and wrong password answer alike: {answers:?}"
     );
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        v[v.len() / 2]
-    };
-    let (wrong, unknown) = (median(&mut timings[0]), median(&mut timings[1]));
-    println!("median login time: wrong password {wrong:.3}s, unknown user {unknown:.3}s");
+    let [wrong, unknown] = fastest;
+    println!("fastest login failure: wrong password {wrong:.3}s, unknown user {unknown:.3}s");
     assert!(
         wrong / unknown < 2.0 && unknown / wrong < 2.0,
-        "{wrong} vs {unknown}"
+        "both failures take one argon2 verification: {wrong} vs {unknown}"
     );
 }
 
