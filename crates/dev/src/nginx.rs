@@ -118,18 +118,23 @@ pub fn render(plan: &Plan, edge: &Edge, dev: &DevEdge<'_>) -> String {
         }
         let _ = writeln!(out, "  }}");
     }
-    // forceSSL: plain HTTP only redirects.
-    let _ = writeln!(out, "  server {{");
-    let _ = writeln!(out, "    listen 127.0.0.1:{};", dev.http_port);
-    let _ = writeln!(out, "    server_name localhost {};", dev.domain);
-    let _ = writeln!(
-        out,
-        "    location / {{ return 301 https://$host:{}$request_uri; }}",
-        dev.https_port
-    );
-    let _ = writeln!(out, "  }}");
+    // forceSSL: plain HTTP only redirects; without it, HTTP serves what HTTPS does.
+    if nginx.force_tls {
+        let _ = writeln!(out, "  server {{");
+        let _ = writeln!(out, "    listen 127.0.0.1:{};", dev.http_port);
+        let _ = writeln!(out, "    server_name localhost {};", dev.domain);
+        let _ = writeln!(
+            out,
+            "    location / {{ return 301 https://$host:{}$request_uri; }}",
+            dev.https_port
+        );
+        let _ = writeln!(out, "  }}");
+    }
     let _ = writeln!(out, "  server {{");
     let _ = writeln!(out, "    listen 127.0.0.1:{} ssl http2;", dev.https_port);
+    if !nginx.force_tls {
+        let _ = writeln!(out, "    listen 127.0.0.1:{};", dev.http_port);
+    }
     let _ = writeln!(out, "    server_name localhost {};", dev.domain);
     let _ = writeln!(out, "    ssl_certificate {};", path(dev.certificate));
     let _ = writeln!(out, "    ssl_certificate_key {};", path(dev.key));
@@ -261,5 +266,18 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("teipsum_micro"), "{text}");
+    }
+
+    #[test]
+    fn https_only_is_the_plans() {
+        let redirect = "return 301 https://$host:";
+        assert!(render(&plan()).contains(redirect));
+        let text = changed(|p| p.nginx.force_tls = false);
+        assert!(!text.contains(redirect), "{text}");
+        assert_eq!(
+            text.matches("  server {").count(),
+            1,
+            "one server for both schemes: {text}"
+        );
     }
 }

@@ -532,6 +532,15 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             if n.server_tokens { "on" } else { "off" }
         ));
     }
+    for (flag, was, is) in [
+        ("reload on change", o.reload_on_change, n.reload_on_change),
+        ("ACME certificate", o.acme_certificate, n.acme_certificate),
+        ("HTTPS only", o.force_tls, n.force_tls),
+    ] {
+        if was != is {
+            what.push(format!("{flag} {}", if is { "on" } else { "off" }));
+        }
+    }
     if o.client_max_body_size != n.client_max_body_size {
         what.push(format!(
             "body limit {} → {}",
@@ -548,24 +557,33 @@ fn diff_edge(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             effects: vec![Effect::Reload("nginx.service".to_owned())],
         });
     }
-    let restart = restart_changes(&old.acme.order_restart, &new.acme.order_restart);
-    if !restart.is_empty() {
+    let (oa, na) = (&old.acme, &new.acme);
+    let mut unit = restart_changes(&oa.order_restart, &na.order_restart);
+    if oa.order_ordering != na.order_ordering {
+        unit.push("ordering".to_owned());
+    }
+    if !unit.is_empty() {
         changes.push(Change {
             sign: '~',
-            what: format!(
-                "unit acme-order-renew-{}.service: {}",
-                new.domain,
-                restart.join("; ")
-            ),
+            what: format!("unit {}.service: {}", na.order_unit, unit.join("; ")),
             effects: vec![],
         });
     }
-    if old.domain != new.domain || old.acme != new.acme {
+    let account = |a: &teipsum_spec::plan::AcmePlan| {
+        (
+            a.email.clone(),
+            a.server.clone(),
+            a.staging,
+            a.accept_terms,
+            a.order_unit.clone(),
+        )
+    };
+    if old.domain != new.domain || account(oa) != account(na) {
         changes.push(Change {
             sign: '~',
             what: format!("domain or ACME account: {} → {}", old.domain, new.domain),
             effects: vec![
-                Effect::Start(format!("acme-order-renew-{}.service", new.domain)),
+                Effect::Start(format!("{}.service", na.order_unit)),
                 Effect::Reload("nginx.service".to_owned()),
             ],
         });
@@ -659,11 +677,13 @@ fn diff_kafka(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             KafkaMode::Zookeeper {
                 zookeeper_conf: a,
                 zookeeper_restart: ra,
+                broker_ordering: oa,
                 ..
             },
             KafkaMode::Zookeeper {
                 zookeeper_conf: b,
                 zookeeper_restart: rb,
+                broker_ordering: ob,
                 ..
             },
         ) = (&o.mode, &n.mode)
@@ -680,6 +700,9 @@ fn diff_kafka(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
             let restart = restart_changes(ra, rb);
             if !restart.is_empty() {
                 what.push(format!("ZooKeeper unit: {}", restart.join("; ")));
+            }
+            if oa != ob {
+                what.push("the broker's ordering after ZooKeeper".to_owned());
             }
         }
         changes.push(Change {

@@ -4,7 +4,7 @@
 //! and is listed, with the module it comes from, in `nix/option-allowlist.txt`
 //! (a test checks every emitted path against it).
 
-use teipsum_spec::plan::{KafkaMode, PackageInput, Plan, Restart, Setting};
+use teipsum_spec::plan::{KafkaMode, PackageInput, Plan, Restart, Setting, UnitOrdering};
 
 use crate::{
     edge::{self, Edge},
@@ -160,6 +160,7 @@ pub fn kafka(plan: &Plan) -> Nix {
             zookeeper_jvm_options,
             zookeeper_conf,
             zookeeper_restart,
+            broker_ordering,
         } => {
             let mut zookeeper = Attrs::new();
             zookeeper.set("enable", true);
@@ -175,12 +176,7 @@ pub fn kafka(plan: &Plan) -> Nix {
                 conf,
             );
             top.set_path(&["services", "zookeeper"], zookeeper);
-            broker.set("after", vec!["zookeeper.service"]);
-            broker.set_with(
-                "requires",
-                "The Kafka module does not order the broker after ZooKeeper.",
-                vec!["zookeeper.service"],
-            );
+            ordering(&mut broker, broker_ordering);
             let mut coordinator = Attrs::new();
             restart(&mut coordinator, zookeeper_restart);
             systemd_services.set_with(
@@ -228,6 +224,24 @@ fn restart(unit: &mut Attrs, restart: &Restart) {
     }
 }
 
+/// A plan's ordering for a unit a module defines, its reason on the first line.
+fn ordering(unit: &mut Attrs, ordering: &UnitOrdering) {
+    let mut why = Some(ordering.why.as_str());
+    for (key, units) in [
+        ("after", &ordering.after),
+        ("wants", &ordering.wants),
+        ("requires", &ordering.requires),
+    ] {
+        if units.is_empty() {
+            continue;
+        }
+        match why.take() {
+            Some(why) => unit.set_with(key, why, units.clone()),
+            None => unit.set(key, units.clone()),
+        };
+    }
+}
+
 /// `nginx.nix`: ACME, the virtual host, upstreams, routes, headers, limits, firewall.
 pub fn nginx(plan: &Plan) -> Nix {
     let nginx_plan = &plan.nginx;
@@ -252,7 +266,7 @@ pub fn nginx(plan: &Plan) -> Nix {
     });
 
     let mut acme = Attrs::new();
-    acme.set("acceptTerms", true);
+    acme.set("acceptTerms", plan.acme.accept_terms);
     let mut defaults = Attrs::new();
     defaults.set("email", plan.acme.email.as_str());
     defaults.set("server", plan.acme.server.as_str());
@@ -270,7 +284,7 @@ pub fn nginx(plan: &Plan) -> Nix {
     nginx.set_with(
         "enableReload",
         "A route change reloads nginx instead of dropping connections.",
-        true,
+        nginx_plan.reload_on_change,
     );
     for preset in &nginx_plan.presets {
         match &preset.why {
@@ -304,8 +318,8 @@ pub fn nginx(plan: &Plan) -> Nix {
     nginx.set("upstreams", ups);
 
     let mut vhost = Attrs::new();
-    vhost.set("enableACME", true);
-    vhost.set("forceSSL", true);
+    vhost.set("enableACME", nginx_plan.acme_certificate);
+    vhost.set("forceSSL", nginx_plan.force_tls);
     vhost.set("root", frontend_package());
     let mut locs = Attrs::new();
     for l in &locations {
@@ -329,19 +343,12 @@ pub fn nginx(plan: &Plan) -> Nix {
     nginx.set("virtualHosts", vhosts);
     top.set_path(&["services", "nginx"], nginx);
 
-    // With enableReload, nixpkgs no longer orders nginx before the first
-    // certificate order, and the order unit has no Restart= (its module sets
-    // RestartSec to 15 minutes, below Let's Encrypt's limit of five failed
-    // validations per hour, but nothing that restarts): an order that ran
-    // before nginx served the challenge, or before DNS was ready, would keep
-    // the self-signed certificate until the daily timer.
     let mut order = Attrs::new();
-    order.set("after", vec!["nginx.service"]);
-    order.set("wants", vec!["nginx.service"]);
+    ordering(&mut order, &plan.acme.order_ordering);
     restart(&mut order, &plan.acme.order_restart);
     top.set_path(&["systemd", "services"], {
         let mut units = Attrs::new();
-        units.set(format!("acme-order-renew-{}", plan.domain), order);
+        units.set(plan.acme.order_unit.as_str(), order);
         units
     });
     Nix::Attrs(top)

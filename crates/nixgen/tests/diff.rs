@@ -197,3 +197,30 @@ fn changed_restarts_of_nixpkgs_units_are_reported() {
         ],
     );
 }
+
+#[test]
+fn changed_orderings_and_edge_switches_are_reported() {
+    let (text, effects) = said(|p| {
+        p.acme.order_ordering.wants.clear();
+        p.nginx.force_tls = false;
+        if let teipsum_spec::plan::KafkaMode::Zookeeper {
+            broker_ordering, ..
+        } = &mut p.kafka.mode
+        {
+            broker_ordering.requires.clear();
+        }
+    });
+    assert_says(
+        &text,
+        &[
+            "~ unit acme-order-renew-teipsum.store.service: ordering",
+            "HTTPS only off",
+            "the broker's ordering after ZooKeeper",
+        ],
+    );
+    assert!(effects.contains(&Effect::Reload("nginx.service".into())));
+    assert!(
+        !text.contains("domain or ACME account"),
+        "the account did not change: {text}"
+    );
+}

@@ -370,6 +370,59 @@ fn the_restarts_of_the_units_nixpkgs_defines_are_the_plans() {
 }
 
 #[test]
+fn the_ordering_added_to_units_nixpkgs_defines_is_the_plans() {
+    let (_, kafka) = changed("kafka.nix", |p| match &mut p.kafka.mode {
+        teipsum_spec::plan::KafkaMode::Zookeeper {
+            broker_ordering, ..
+        } => {
+            broker_ordering.requires.clear();
+            broker_ordering.wants = vec!["zookeeper.service".into()];
+            broker_ordering.why = "Softly, for the test.".into();
+        }
+        teipsum_spec::plan::KafkaMode::Kraft { .. } => panic!("config.ncl runs ZooKeeper"),
+    });
+    assert!(
+        !kafka.contains("requires = [ \"zookeeper.service\" ]"),
+        "{kafka}"
+    );
+    assert!(
+        kafka.contains("wants = [ \"zookeeper.service\" ]"),
+        "{kafka}"
+    );
+    assert!(kafka.contains("# Softly, for the test."), "{kafka}");
+    let (_, nginx) = changed("nginx.nix", |p| {
+        p.acme.order_unit = "acme-order-shop".into();
+        p.acme.order_ordering.after = vec!["network-online.target".into()];
+    });
+    assert!(
+        nginx.contains("systemd.services.acme-order-shop = {"),
+        "{nginx}"
+    );
+    assert!(
+        nginx.contains("after = [ \"network-online.target\" ];"),
+        "{nginx}"
+    );
+}
+
+#[test]
+fn the_edges_switches_are_the_plans() {
+    let (_, nginx) = changed("nginx.nix", |p| {
+        p.nginx.reload_on_change = false;
+        p.nginx.force_tls = false;
+        p.nginx.acme_certificate = false;
+        p.acme.accept_terms = false;
+    });
+    for line in [
+        "enableReload = false;",
+        "forceSSL = false;",
+        "enableACME = false;",
+        "acceptTerms = false;",
+    ] {
+        assert!(nginx.contains(line), "{line}: {nginx}");
+    }
+}
+
+#[test]
 fn zookeepers_configuration_is_the_plans() {
     let (_, kafka) = changed("kafka.nix", |p| match &mut p.kafka.mode {
         teipsum_spec::plan::KafkaMode::Zookeeper {

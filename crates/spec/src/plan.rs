@@ -72,9 +72,30 @@ pub struct AcmePlan {
     pub server: String,
     /// Whether the CA issues untrusted staging certificates.
     pub staging: bool,
+    /// Whether the CA's terms of service are accepted (`security.acme.acceptTerms`):
+    /// declaring an ACME account in the spec is that acceptance.
+    pub accept_terms: bool,
+    /// The certificate order unit nixpkgs defines for the domain
+    /// (`acme-order-renew-<domain>`, without `.service`).
+    pub order_unit: String,
     /// The restart of the certificate order unit (nixpkgs sets a delay
     /// but no `Restart=`).
     pub order_restart: Restart,
+    /// Ordering added to the order unit.
+    pub order_ordering: UnitOrdering,
+}
+
+/// Ordering added to a unit that a NixOS module defines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitOrdering {
+    /// Units it starts after.
+    pub after: Vec<String>,
+    /// Units it pulls in softly.
+    pub wants: Vec<String>,
+    /// Units it cannot run without.
+    pub requires: Vec<String>,
+    /// Why the module's own ordering is not enough.
+    pub why: String,
 }
 
 /// A postgresql.conf / server.properties value.
@@ -178,6 +199,8 @@ pub enum KafkaMode {
         zookeeper_conf: Vec<Property>,
         /// The restart systemd gives ZooKeeper's unit (nixpkgs sets none).
         zookeeper_restart: Restart,
+        /// Ordering added to the broker's unit: after ZooKeeper.
+        broker_ordering: UnitOrdering,
     },
     /// KRaft: the broker is its own controller.
     Kraft {
@@ -320,6 +343,14 @@ pub struct NginxPlan {
     pub keepalive: u32,
     /// Whether nginx names its version in headers and error pages.
     pub server_tokens: bool,
+    /// Whether a configuration change reloads nginx (`enableReload`)
+    /// rather than restarting it and dropping connections.
+    pub reload_on_change: bool,
+    /// Whether the domain's certificate comes from ACME (`enableACME`).
+    pub acme_certificate: bool,
+    /// Whether plain HTTP only redirects to HTTPS (`forceSSL`; the ACME
+    /// challenge stays on HTTP).
+    pub force_tls: bool,
     /// The variable rate limits count clients by.
     pub limit_key: LimitKeyPlan,
     /// Status of a request refused by a rate limit.

@@ -9,7 +9,8 @@ use teipsum_conventions as conventions;
 use crate::plan::{
     AccessRule, ApiFallbackPlan, CacheZonePlan, DatabasePlan, EdgeResponsePlan, Header,
     LimitKeyPlan, NginxPreset, Property, RateLimitPlan, Restart, RestartPolicy, RoutePlan,
-    StaticLocationPlan, TopicsUnitPlan, UnitKind, UnitProfile, UnitSetting, UnitValue,
+    StaticLocationPlan, TopicsUnitPlan, UnitKind, UnitOrdering, UnitProfile, UnitSetting,
+    UnitValue,
 };
 
 /// What a service's unit is: notified readiness, a watchdog, restarts two
@@ -85,6 +86,36 @@ pub fn acme_order_restart() -> Restart {
         delay_ms: None,
         start_limit_interval_sec: Some(0),
         why: None,
+    }
+}
+
+/// The certificate order unit nixpkgs defines for `domain`.
+pub fn acme_order_unit(domain: &str) -> String {
+    format!("acme-order-renew-{domain}")
+}
+
+/// The order unit runs after nginx serves the challenge.
+pub fn acme_order_ordering() -> UnitOrdering {
+    let nginx = "nginx.service".to_owned();
+    UnitOrdering {
+        after: vec![nginx.clone()],
+        wants: vec![nginx],
+        requires: vec![],
+        why: "With enableReload, nixpkgs no longer orders nginx before the first certificate order:\n\
+              an order that ran before nginx served the challenge would keep the self-signed\n\
+              certificate until the daily timer."
+            .to_owned(),
+    }
+}
+
+/// The broker runs after ZooKeeper, and not without it.
+pub fn broker_after_zookeeper() -> UnitOrdering {
+    let zookeeper = "zookeeper.service".to_owned();
+    UnitOrdering {
+        after: vec![zookeeper.clone()],
+        wants: vec![],
+        requires: vec![zookeeper],
+        why: "The Kafka module does not order the broker after ZooKeeper.".to_owned(),
     }
 }
 

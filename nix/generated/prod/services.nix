@@ -136,7 +136,6 @@
 
         # secrets are files, read from $CREDENTIALS_DIRECTORY; never in the environment
         LoadCredential = [
-          "jwt-public-key:/var/lib/teipsum/secrets/jwt-ed25519.pub"
           "jwt-signing-key:/var/lib/teipsum/secrets/jwt-ed25519.key"
         ];
         LockPersonality = true;

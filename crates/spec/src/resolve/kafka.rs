@@ -90,6 +90,7 @@ pub(super) fn resolve(raw: &RawPlatform, environment: &Environment) -> KafkaPlan
                 ],
                 zookeeper_conf: policy::zookeeper_conf(),
                 zookeeper_restart: policy::coordination_restart(),
+                broker_ordering: policy::broker_after_zookeeper(),
             }
         }
     };

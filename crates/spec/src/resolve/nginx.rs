@@ -35,6 +35,9 @@ pub(super) fn resolve(raw: &RawPlatform, environment: &Environment) -> NginxPlan
         client_max_body_size: nginx.client_max_body_size.clone(),
         keepalive: nginx.keepalive,
         server_tokens: false,
+        reload_on_change: true,
+        acme_certificate: true,
+        force_tls: true,
         limit_key: policy::limit_key(platform),
         limit_status: policy::LIMIT_STATUS,
         rate_limits: policy::rate_limits(

@@ -34,6 +34,9 @@ pub(super) fn resolve(
     raw.services
         .iter()
         .map(|(service, s)| {
+            // Fields of the plan that also reach the process: one value for both.
+            let kafka_client_id = policy::kafka_client_id(platform, service);
+            let database_ca_credential = policy::database_ca_credential();
             let mut environment_vars = BTreeMap::new();
             let mut set = |k: &str, v: String| {
                 environment_vars.insert(k.to_owned(), v);
@@ -48,14 +51,8 @@ pub(super) fn resolve(
                 ),
             );
             set(env::KAFKA_BROKERS, kafka.bootstrap.clone());
-            set(
-                env::KAFKA_CLIENT_ID,
-                policy::kafka_client_id(platform, service),
-            );
-            set(
-                env::DATABASE_CA_CREDENTIAL,
-                policy::database_ca_credential(),
-            );
+            set(env::KAFKA_CLIENT_ID, kafka_client_id.clone());
+            set(env::DATABASE_CA_CREDENTIAL, database_ca_credential.clone());
             set(env::JWT_ISSUER, spec.jwt.issuer.clone());
             set(env::JWT_AUDIENCE, spec.jwt.audience.clone());
             set(env::LOG, spec.log_level.as_str().to_owned());
@@ -135,8 +132,8 @@ pub(super) fn resolve(
                     })
                     .collect(),
                 environment: environment_vars,
-                kafka_client_id: policy::kafka_client_id(platform, service),
-                database_ca_credential: policy::database_ca_credential(),
+                kafka_client_id,
+                database_ca_credential,
                 profile: policy::service_profile(spec.watchdog.secs()),
                 health: s.health.clone(),
                 ready: s.ready.clone(),

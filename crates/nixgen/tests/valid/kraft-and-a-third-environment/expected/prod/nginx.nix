@@ -283,6 +283,9 @@
     };
   };
   systemd.services."acme-order-renew-teipsum.store" = {
+    # With enableReload, nixpkgs no longer orders nginx before the first certificate order:
+    # an order that ran before nginx served the challenge would keep the self-signed
+    # certificate until the daily timer.
     after = [ "nginx.service" ];
     serviceConfig.Restart = "on-failure";
     startLimitIntervalSec = 0;

@@ -47,9 +47,8 @@
   };
   systemd.services = {
     apache-kafka = {
-      after = [ "zookeeper.service" ];
-
       # The Kafka module does not order the broker after ZooKeeper.
+      after = [ "zookeeper.service" ];
       requires = [ "zookeeper.service" ];
       serviceConfig = {
         Restart = "on-failure";
