@@ -70,7 +70,25 @@ pub const METHODS: [&str; 8] = [
 /// The merged document as JSON.
 pub fn document() -> Value {
     let mut merged = utoipa::openapi::OpenApi::default();
-    for (_, api) in services() {
+    for (service, mut api) in services() {
+        // Operation ids are the handlers' names, unique within a service
+        // only: `order_list`, `admin_product_list`.
+        for item in api.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(id) = &operation.operation_id {
+                    operation.operation_id = Some(format!("{}_{id}", service.replace('-', "_")));
+                }
+            }
+        }
         merged.merge(api);
     }
     let mut doc = serde_json::to_value(&merged).expect("an OpenAPI document serializes");
