@@ -13,6 +13,7 @@
 //!   limit and `415 UNSUPPORTED_MEDIA_TYPE` for a body that is not
 //!   `application/json` (`teipsum_kit::http::json_body`), and `400
 //!   INVALID_INPUT` for one that does not parse;
+//! - nginx answers `414` to a request line above its buffers;
 //! - every route answers `503 UNAVAILABLE` while its database is down, and
 //!   the edge answers `502`/`504 UNAVAILABLE` while the service is down or
 //!   slow (`teipsum_spec::policy::edge_errors`).
@@ -124,6 +125,7 @@ pub fn document() -> Value {
             }
         }),
     );
+    let schemas = doc["components"]["schemas"].clone();
     for item in doc["paths"]
         .as_object_mut()
         .expect("the document has paths")
@@ -131,7 +133,7 @@ pub fn document() -> Value {
     {
         for method in METHODS {
             if let Some(operation) = item.get_mut(method) {
-                complete(operation);
+                complete(operation, &schemas);
             }
         }
     }
@@ -171,14 +173,22 @@ fn error_response(description: &str) -> Value {
 
 /// Add the answers every route of its kind gives (see the crate's docs),
 /// unless the route documents them itself.
-fn complete(operation: &mut Value) {
-    // A parameter is absent or a string: never JSON's null.
+fn complete(operation: &mut Value, schemas: &Value) {
     for parameter in operation
         .get_mut("parameters")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
     {
+        // A parameter's schema is spelt out (`sort`'s enum), not a
+        // reference: what clients and fuzzers read of a parameter is its own.
+        if let Some(name) = parameter["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        {
+            parameter["schema"] = schemas[name].clone();
+        }
+        // A parameter is absent or a string: never JSON's null.
         if let Some(types) = parameter["schema"]["type"].as_array_mut() {
             types.retain(|t| t != "null");
             if types.len() == 1 {
@@ -191,6 +201,11 @@ fn complete(operation: &mut Value) {
     let responses: &mut Map<String, Value> = operation["responses"]
         .as_object_mut()
         .expect("an operation has responses");
+    // nginx refuses a request line above `large_client_header_buffers`
+    // (8 KiB) before any location is chosen, with its own page.
+    responses.entry("414".to_owned()).or_insert_with(|| {
+        json!({"description": "The request line is too long for nginx (above 8 KiB); nginx's own page, not JSON"})
+    });
     let mut add = |status: &str, description: &str| {
         responses
             .entry(status.to_owned())
@@ -238,6 +253,29 @@ mod tests {
             doc["components"]["securitySchemes"][BEARER]["scheme"],
             "bearer"
         );
+    }
+
+    /// What schemathesis found the document lacked on its first run
+    /// (scripts/api-fuzz.sh): nginx's `414` for a long query string, and the
+    /// placement rate limit's `429`, which covers every `POST` under
+    /// `/api/orders/`, cancelling included.
+    #[test]
+    fn the_edges_own_answers_are_documented() {
+        let doc = document();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                assert!(
+                    operation["responses"].get("414").is_some(),
+                    "{method} {path}"
+                );
+                if method == "post" && path.starts_with("/api/orders/") {
+                    assert!(
+                        operation["responses"].get("429").is_some(),
+                        "{method} {path}: nginx's placement rate limit"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

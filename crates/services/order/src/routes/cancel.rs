@@ -24,6 +24,7 @@ use crate::model;
         (status = 400, description = "`INVALID_INPUT`: the id is not a UUID", body = teipsum_kit::http::ErrorBody),
         (status = 404, description = "`NOT_FOUND`: no such order, or not the caller's", body = teipsum_kit::http::ErrorBody),
         (status = 409, description = "`INVALID_STATE`: it is rejected or expired", body = teipsum_kit::http::ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's placement rate limit, which counts every `POST` under `/api/orders/`", body = teipsum_kit::http::ErrorBody),
     ),
 )]
 pub async fn cancel(id: PathId, db: Db, caller: Caller) -> Result<Response, OrderError> {
