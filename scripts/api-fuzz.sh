@@ -155,7 +155,7 @@ status=0
 for who in admin customer; do
   say "schemathesis as the $who, for $seconds s"
   set +e
-  "$venv/bin/st" run "$base/api/openapi.json" \
+  "$venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
     --tls-verify "$ca" \
     --header "Authorization: Bearer ${!who}" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
