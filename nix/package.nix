@@ -28,8 +28,10 @@ rustPlatform.buildRustPackage {
   };
   cargoLock.lockFile = ../Cargo.lock;
 
-  # The end-to-end tests and benchmarks (crates/e2e) and the local stack
-  # (crates/dev, `teipsum dev`, built on the testkit) are not part of a deployment.
+  # The end-to-end tests and benchmarks (crates/e2e), the local stack
+  # (crates/dev, `teipsum dev`, built on the testkit) and the OpenAPI
+  # generator (crates/openapi, whose output is the committed
+  # docs/openapi.json) are not part of a deployment.
   cargoBuildFlags =
     if cargoPackages == [ ] then
       [
@@ -38,6 +40,8 @@ rustPlatform.buildRustPackage {
         "teipsum-e2e"
         "--exclude"
         "teipsum-dev"
+        "--exclude"
+        "teipsum-openapi"
       ]
     else
       lib.concatMap (p: [ "-p" p ]) cargoPackages;

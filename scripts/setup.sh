@@ -65,6 +65,8 @@ if [ "$mode" != build ]; then
   want ssh-keygen openssh-client                       # check-nixos.sh: a test operator key
   want ip iproute2                                     # check-edge.sh: its network namespace
   want_python_module pyflakes python3-pyflakes         # nixos-lite lints the VM test scripts
+  want_python_module venv python3-venv                 # api-fuzz.sh: schemathesis' venv
+  want_python_module ensurepip python3-venv
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -87,6 +89,17 @@ fi
 if ! python3 -c 'import pyflakes' 2>/dev/null; then
   echo "setup: installing pyflakes for $(command -v python3)"
   python3 -m pip install --quiet pyflakes==3.4.0
+fi
+
+# Schemathesis (scripts/api-fuzz.sh), pinned, in a venv of Debian's python3
+# (python3-venv) under ~/.cache, with openapi-spec-validator for the served
+# document.
+schemathesis_venv="${SCHEMATHESIS_VENV:-$HOME/.cache/teipsum/schemathesis}"
+if ! "$schemathesis_venv/bin/st" --version 2>/dev/null | grep -q ' 4\.32\.5$' \
+  || ! "$schemathesis_venv/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+  echo "setup: installing schemathesis 4.32.5 in $schemathesis_venv"
+  /usr/bin/python3 -m venv "$schemathesis_venv"
+  "$schemathesis_venv/bin/pip" install --quiet schemathesis==4.32.5 openapi-spec-validator==0.9.0
 fi
 
 # cargo tools, built once per machine and reused from ~/.cargo/bin.

@@ -50,5 +50,7 @@ python3 frontend/rehash.py --check
 step "tests"
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --workspace --locked --doc
+step "schemathesis against teipsum dev, from the OpenAPI document the edge serves"
+TEIPSUM="$teipsum" scripts/api-fuzz.sh
 step "the storefront in headless Chromium against teipsum dev"
 TEIPSUM="$teipsum" scripts/browser-test.sh

@@ -54,6 +54,9 @@ pub struct Options {
     pub bin_dir: Option<PathBuf>,
     /// The storefront's directory.
     pub frontend: PathBuf,
+    /// The API's OpenAPI document (docs/openapi.json), which the edge
+    /// serves at the plan's `nginx.api_document.uri`.
+    pub api_document: PathBuf,
     /// Print each service's log lines behind its name.
     pub show_logs: bool,
     /// Move every service to a free port (tests that run side by side).
@@ -211,6 +214,7 @@ impl Stack {
         let frontend = storefront(&options.frontend)?;
         let state = State::open(options.state_dir.as_deref())?;
         let root = state.path().to_owned();
+        let frontend = web_root(&root, &frontend, &plan, &options.api_document)?;
 
         let (postgres, conninfo) = start_postgres(&plan, &root)?;
         let broker = start_broker(&plan)?;
@@ -331,6 +335,39 @@ fn storefront(path: &Path) -> Result<PathBuf, DevError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// What nginx serves from its root: the storefront's files and, at the
+/// plan's `nginx.api_document.uri`, the OpenAPI document, as the
+/// storefront package of a NixOS host has them (nix/frontend.nix). Links in
+/// `root/www`, so that an edit of the storefront shows at once.
+fn web_root(
+    root: &Path,
+    frontend: &Path,
+    plan: &Plan,
+    document: &Path,
+) -> Result<PathBuf, DevError> {
+    let www = root.join("www");
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DevError::Storefront { path, source }
+    };
+    if www.exists() {
+        std::fs::remove_dir_all(&www).map_err(failed(&www))?;
+    }
+    let served = www.join(plan.nginx.api_document.uri.trim_start_matches('/'));
+    let parent = served.parent().unwrap_or(&www);
+    std::fs::create_dir_all(parent).map_err(failed(parent))?;
+    for entry in std::fs::read_dir(frontend).map_err(failed(frontend))? {
+        let entry = entry.map_err(failed(frontend))?;
+        let link = www.join(entry.file_name());
+        if !link.exists() {
+            std::os::unix::fs::symlink(entry.path(), &link).map_err(failed(&link))?;
+        }
+    }
+    let document = document.canonicalize().map_err(failed(document))?;
+    std::os::unix::fs::symlink(&document, &served).map_err(failed(&served))?;
+    Ok(www)
 }
 
 /// The cluster in `root/postgres` with the plan's databases; their

@@ -90,6 +90,7 @@ fn run(args: Args) -> u8 {
         state_dir: args.state_dir,
         bin_dir: args.bin_dir,
         frontend: base.join(&plan.frontend.root),
+        api_document: base.join(&plan.nginx.api_document.file),
         show_logs: !args.quiet,
         free_ports: args.free_ports,
         extra_routes: vec![],

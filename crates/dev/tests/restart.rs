@@ -29,6 +29,7 @@ fn start() -> Stack {
         state_dir: None,
         bin_dir: Some(bin_dir),
         frontend: root().join(&plan.frontend.root),
+        api_document: root().join(&plan.nginx.api_document.file),
         show_logs: std::env::var_os("E2E_LOGS").is_some(),
         free_ports: true,
         extra_routes: vec![],

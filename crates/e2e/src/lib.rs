@@ -32,6 +32,7 @@ pub fn start_with(env: &str, state_dir: Option<PathBuf>, extra_routes: Vec<Extra
         state_dir,
         bin_dir: Some(bin_dir()),
         frontend: root().join(&plan.frontend.root),
+        api_document: root().join(&plan.nginx.api_document.file),
         show_logs: std::env::var_os("E2E_LOGS").is_some(),
         free_ports: true,
         extra_routes,

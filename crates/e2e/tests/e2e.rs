@@ -412,6 +412,26 @@ async fn every_kind_of_response_carries_the_security_headers() {
     assert_eq!(created.status(), StatusCode::CREATED);
     assert_security_headers("201", created.headers());
 
+    // The edge serves the API's OpenAPI document, the committed one.
+    let document = shop
+        .call(Method::GET, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(document.status(), StatusCode::OK, "/api/openapi.json");
+    assert_security_headers("/api/openapi.json", document.headers());
+    assert_eq!(
+        document.headers()["content-type"],
+        "application/json",
+        "/api/openapi.json"
+    );
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+    )
+    .expect("docs/openapi.json");
+    assert!(
+        document.text().await.unwrap() == committed,
+        "/api/openapi.json is not docs/openapi.json"
+    );
+
     stock_status_in_catalog(&shop, &product, "out_of_stock").await;
     let ok = shop
         .call(Method::GET, &format!("/api/products/{product}"), None, None)

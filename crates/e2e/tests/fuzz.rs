@@ -33,149 +33,205 @@ const CASES: u32 = 1_500;
 const BUDGET: Duration = Duration::from_secs(35);
 
 /// One route: method, service, path (`{id}` is generated), the body's
-/// field names, the query's parameter names.
+/// field names, the query's parameter names. The routes are those of the
+/// OpenAPI document (docs/openapi.json, made from the services' code), each
+/// sent to the service the Plan routes its path to: one route table.
 struct Route {
     method: Method,
-    service: &'static str,
-    path: &'static str,
-    fields: &'static [&'static str],
-    query: &'static [&'static str],
+    service: String,
+    path: String,
+    fields: Vec<String>,
+    query: Vec<String>,
 }
 
-const PRODUCT_FIELDS: &[&str] = &[
-    "name",
-    "description",
-    "sku",
-    "price",
-    "amount_minor",
-    "currency",
-    "category",
-    "image_urls",
-    "active",
-];
-const PAGE: &[&str] = &["limit", "cursor"];
+/// The API's OpenAPI document.
+fn document() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("docs/openapi.json"))
+        .expect("docs/openapi.json is JSON")
+}
 
-fn routes() -> Vec<Route> {
-    let route = |method: Method, service, path, fields, query| Route {
-        method,
-        service,
-        path,
-        fields,
-        query,
+/// Every property name in `schema`, following `$ref`s into `doc`'s components.
+fn field_names(doc: &Value, schema: &Value, depth: u32, names: &mut Vec<String>) {
+    if depth > 4 {
+        return;
+    }
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        field_names(doc, &doc["components"]["schemas"][name], depth + 1, names);
+    }
+    if let Some(properties) = schema["properties"].as_object() {
+        for (name, property) in properties {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+            field_names(doc, property, depth + 1, names);
+        }
+    }
+    field_names(doc, &schema["items"], depth + 1, names);
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for alternative in schema[key].as_array().into_iter().flatten() {
+            field_names(doc, alternative, depth + 1, names);
+        }
+    }
+}
+
+/// The service the edge sends `path` to: the longest route prefix of the
+/// Plan it is under.
+fn service_of(plan: &teipsum_spec::Plan, path: &str) -> String {
+    plan.nginx
+        .routes
+        .iter()
+        .filter(|r| {
+            if r.prefix.ends_with('/') {
+                path.starts_with(&r.prefix)
+            } else {
+                path == r.prefix || path.starts_with(&format!("{}/", r.prefix))
+            }
+        })
+        .max_by_key(|r| r.prefix.len())
+        .map(|r| r.service.clone())
+        .unwrap_or_else(|| panic!("no route of the Plan serves {path}"))
+}
+
+/// `/api/admin/inventory/{product_id}` as `/api/admin/inventory/{id}`.
+fn with_id(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .expect("a closed {");
+        out.push_str(&rest[..open]);
+        out.push_str("{id}");
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Whether `path` is an instance of `template` (`{id}` is any one segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| *t == "{id}" || t == p)
+}
+
+fn routes(plan: &teipsum_spec::Plan) -> Vec<Route> {
+    let doc = document();
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            let mut fields = Vec::new();
+            field_names(
+                &doc,
+                &operation["requestBody"]["content"]["application/json"]["schema"],
+                0,
+                &mut fields,
+            );
+            let query = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str())
+                .map(str::to_owned)
+                .collect();
+            routes.push(Route {
+                method: Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    .expect("an HTTP method"),
+                service: service_of(plan, path),
+                path: with_id(path),
+                fields,
+                query,
+            });
+        }
+    }
+    assert!(routes.len() >= 20, "the document has the platform's routes");
+    routes
+}
+
+/// The services mount the document's routes and no other method on their
+/// paths: each documented route, sent straight to its service (as an
+/// administrator, with a random id and no body), is answered by a handler
+/// (not warp's `404 "no such resource"` nor `405`); every other method on a
+/// documented path, and a segment more, is not.
+fn routes_are_mounted(
+    runtime: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    stack: &Stack,
+    routes: &[Route],
+    admin: &str,
+) {
+    let unmatched = |status: StatusCode, body: &Value| {
+        status == StatusCode::METHOD_NOT_ALLOWED
+            || (status == StatusCode::NOT_FOUND && body["message"] == "no such resource")
     };
-    vec![
-        route(
-            Method::GET,
-            "catalog",
-            "/api/products",
-            &[],
-            &["limit", "cursor", "sort", "category", "q"],
-        ),
-        route(Method::GET, "catalog", "/api/products/{id}", &[], &[]),
-        route(
-            Method::POST,
-            "auth",
-            "/api/auth/register",
-            &["email", "password", "display_name"],
-            &[],
-        ),
-        route(
-            Method::POST,
-            "auth",
-            "/api/auth/login",
-            &["email", "password"],
-            &[],
-        ),
-        route(
-            Method::POST,
-            "auth",
-            "/api/auth/refresh",
-            &["refresh_token"],
-            &[],
-        ),
-        route(
-            Method::POST,
-            "auth",
-            "/api/auth/logout",
-            &["refresh_token"],
-            &[],
-        ),
-        route(Method::GET, "user", "/api/users/me", &[], &[]),
-        route(
-            Method::PUT,
-            "user",
-            "/api/users/me",
-            &["display_name", "shipping_address", "phone", "preferences"],
-            &[],
-        ),
-        route(Method::GET, "user", "/api/users/{id}", &[], &[]),
-        route(
-            Method::POST,
-            "order",
-            "/api/orders/",
-            &["items", "product_id", "quantity"],
-            &[],
-        ),
-        route(Method::GET, "order", "/api/orders/", &[], PAGE),
-        route(Method::GET, "order", "/api/orders/{id}", &[], &[]),
-        route(Method::POST, "order", "/api/orders/{id}/cancel", &[], &[]),
-        route(
-            Method::POST,
-            "admin-product",
-            "/api/admin/products/",
-            PRODUCT_FIELDS,
-            &[],
-        ),
-        route(
-            Method::GET,
-            "admin-product",
-            "/api/admin/products/",
-            &[],
-            PAGE,
-        ),
-        route(
-            Method::GET,
-            "admin-product",
-            "/api/admin/products/{id}",
-            &[],
-            &[],
-        ),
-        route(
-            Method::PUT,
-            "admin-product",
-            "/api/admin/products/{id}",
-            PRODUCT_FIELDS,
-            &[],
-        ),
-        route(
-            Method::DELETE,
-            "admin-product",
-            "/api/admin/products/{id}",
-            &[],
-            &[],
-        ),
-        route(
-            Method::GET,
-            "inventory",
-            "/api/admin/inventory/{id}",
-            &[],
-            &[],
-        ),
-        route(
-            Method::PUT,
-            "inventory",
-            "/api/admin/inventory/{id}",
-            &["quantity"],
-            &[],
-        ),
-        route(
-            Method::POST,
-            "inventory",
-            "/api/admin/inventory/{id}/adjust",
-            &["delta"],
-            &[],
-        ),
-    ]
+    let send = |method: Method, service: &str, path: &str| {
+        let url = format!(
+            "{}{}",
+            stack.service(service).base,
+            path.replace("{id}", &Uuid::new_v4().to_string())
+        );
+        runtime.block_on(async {
+            let response = http
+                .request(method, &url)
+                .bearer_auth(admin)
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        })
+    };
+    for route in routes {
+        let (status, body) = send(route.method.clone(), &route.service, &route.path);
+        assert!(
+            !unmatched(status, &body),
+            "{} {} is documented but {} does not mount it: {status} {body}",
+            route.method,
+            route.path,
+            route.service
+        );
+    }
+    let methods = [
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::PATCH,
+    ];
+    for route in routes {
+        for method in &methods {
+            if routes
+                .iter()
+                .any(|r| r.path == route.path && r.method == *method)
+            {
+                continue;
+            }
+            let (status, body) = send(method.clone(), &route.service, &route.path);
+            assert!(
+                unmatched(status, &body),
+                "{method} {} is mounted by {} but not in docs/openapi.json: {status} {body}",
+                route.path,
+                route.service
+            );
+        }
+        let deeper = format!("{}/{}", route.path.trim_end_matches('/'), "x");
+        if routes.iter().any(|r| matches_template(&r.path, &deeper)) {
+            continue;
+        }
+        let (status, body) = send(route.method.clone(), &route.service, &deeper);
+        assert!(
+            unmatched(status, &body),
+            "{} {deeper} is mounted by {} but not in docs/openapi.json: {status} {body}",
+            route.method,
+            route.service
+        );
+    }
 }
 
 /// Who sends the request.
@@ -362,12 +418,7 @@ fn request(routes: &[Route], known: Vec<String>) -> impl Strategy<Value = Reques
     ];
     let shapes: Vec<(Vec<String>, Vec<String>)> = routes
         .iter()
-        .map(|r| {
-            (
-                r.fields.iter().map(|f| (*f).to_owned()).collect(),
-                r.query.iter().map(|q| (*q).to_owned()).collect(),
-            )
-        })
+        .map(|r| (r.fields.clone(), r.query.clone()))
         .collect();
     // Routes with a query string are asked more often: they have more to get wrong.
     let weighted: Vec<usize> = routes
@@ -627,7 +678,8 @@ fn no_request_to_any_route_gets_a_5xx_or_writes_when_refused() {
         (customer, product, order.expect("an order is placed"))
     });
 
-    let routes = routes();
+    let routes = routes(&stack.plan);
+    routes_are_mounted(&runtime, &http, &stack, &routes, &admin);
     let known = vec![product.clone(), order.clone()];
     let mut databases = Databases::open(&stack);
     let baseline = RefCell::new(databases.settled());
@@ -647,7 +699,7 @@ fn no_request_to_any_route_gets_a_5xx_or_writes_when_refused() {
         let route = &routes[request.route];
         let url = format!(
             "{}{}{}{}",
-            base(route.service),
+            base(&route.service),
             route.path.replace("{id}", &request.id),
             if request.query.is_empty() { "" } else { "?" },
             request.query

@@ -86,11 +86,13 @@ impl Category {
 }
 
 /// A price as clients see it: `{"amount_minor": 1999, "currency": "EUR"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Price {
     /// Integer minor units (cents).
+    #[schema(minimum = 0, maximum = 999_999_999_999_i64)]
     pub amount_minor: i64,
     /// ISO 4217 code.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 

@@ -203,10 +203,15 @@ impl std::fmt::Display for SendableError {
 }
 impl std::error::Error for SendableError {}
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
+/// The body of every error answer, `{"error": "INVALID_INPUT", "message":
+/// "..."}` (`Error` in docs/openapi.json).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// Stable machine-readable code (`INVALID_INPUT`, `NOT_FOUND`, `UNAUTHORIZED` ...).
+    pub error: &'a str,
+    /// A sentence for humans; its wording may change.
+    pub message: &'a str,
 }
 
 /// A JSON error response.

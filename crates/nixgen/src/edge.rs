@@ -151,6 +151,22 @@ pub fn edge(plan: &Plan) -> Edge {
             directives: answer(&fallback.response),
         });
     }
+    // The OpenAPI document, a file under the storefront's root (an exact
+    // location wins over the API's fallback).
+    let document = &nginx.api_document;
+    let mut directives = header_lines(&nginx.security_headers, &nginx.api_csp);
+    directives.push(format!(
+        "add_header Cache-Control {} always;",
+        quoted(&document.cache_control)
+    ));
+    directives.push("types { }".to_owned());
+    directives.push(format!("default_type {};", document.content_type));
+    locations.push(Location {
+        path: format!("= {}", document.uri),
+        proxy_pass: None,
+        try_files: Some("$uri =404".to_owned()),
+        directives,
+    });
     for r in &nginx.routes {
         let mut directives: Vec<String> = nginx
             .proxy_headers

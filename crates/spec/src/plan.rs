@@ -366,6 +366,8 @@ pub struct NginxPlan {
     /// The JSON answer to an API path no route serves, when the API has no
     /// route of its own at its root.
     pub api_fallback: Option<ApiFallbackPlan>,
+    /// The API's OpenAPI document, which the edge serves itself.
+    pub api_document: ApiDocumentPlan,
     /// Errors nginx answers itself in front of a service, as JSON.
     pub edge_errors: Vec<EdgeResponsePlan>,
     /// nginx settings NixOS's `recommended*` options stand for, spelled
@@ -479,6 +481,22 @@ pub struct ApiFallbackPlan {
     pub path: String,
     /// What it answers.
     pub response: EdgeResponsePlan,
+}
+
+/// The OpenAPI document of the API (docs/openapi.json, generated from the
+/// services' code by `teipsum-openapi`), served by the edge as a static
+/// file: the storefront package (nix/frontend.nix) and `teipsum dev` place
+/// `file` at `uri` under the storefront's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiDocumentPlan {
+    /// The URL it is served at (`/api/openapi.json`), an exact location.
+    pub uri: String,
+    /// The file, relative to the repository root (`docs/openapi.json`).
+    pub file: String,
+    /// `Content-Type` of the answer.
+    pub content_type: String,
+    /// `Cache-Control` of the answer: it changes with every deployment.
+    pub cache_control: String,
 }
 
 /// A group of nginx settings NixOS enables with one option.

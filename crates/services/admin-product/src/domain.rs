@@ -226,27 +226,40 @@ impl ImageUrl {
 }
 
 /// A price as sent by the client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
+    /// Integer minor units (cents), 0 to 999 999 999 999.
+    #[schema(minimum = 0, maximum = 999_999_999_999_i64)]
     pub amount_minor: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code of an accepted currency: AUD, BGN, CAD, CHF, CZK, DKK,
+    /// EUR, GBP, HUF, JPY, NOK, NZD, PLN, RON, SEK, USD (in any case).
+    #[schema(example = "EUR")]
     pub currency: String,
 }
 
 /// The body of `POST` and `PUT` (a whole product: `PUT` replaces).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
+    /// 1 to 200 visible characters on one line.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Description; empty when absent.
+    /// Description; empty when absent. Up to 5000 characters; line breaks and tabs allowed.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
+    /// 3 to 40 letters, digits and dashes, uppercased (`TEE-RED-M`).
+    #[schema(min_length = 3, max_length = 40, example = "TEE-RED-M")]
     pub sku: String,
+    /// The price.
     pub price: PriceInput,
+    /// A slug of at most 64 lowercase letters, digits and single dashes (`t-shirts`).
+    #[schema(min_length = 1, max_length = 64, example = "t-shirts")]
     pub category: String,
-    /// Image URLs; none when absent.
+    /// Image URLs, `https` only; none when absent.
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub image_urls: Vec<String>,
     /// Whether shoppers see it; true when absent.
     #[serde(default = "active_by_default")]

@@ -43,3 +43,10 @@ pub fn build(
         consumer: None,
     })
 }
+
+/// This service's routes in the platform's OpenAPI document: paths as the
+/// edge routes them, with their bodies, parameters and answers (merged with
+/// the other services' into docs/openapi.json by `teipsum-openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <routes::Api as utoipa::OpenApi>::openapi()
+}

@@ -11,7 +11,7 @@ pub const COLUMNS: &str = "id, name, description, sku, price_minor, currency, ca
                            image_urls, active, version, created_at, updated_at";
 
 /// A product as the API shows it (`Product` in docs/api.md).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Product {
     /// Id (UUIDv7: ordered by creation).
     pub id: Uuid,

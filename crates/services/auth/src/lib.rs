@@ -58,7 +58,7 @@ pub(crate) struct Auth {
 }
 
 /// An account as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct User {
     /// Id.
     pub id: Uuid,
@@ -67,6 +67,7 @@ pub(crate) struct User {
     /// Name.
     pub display_name: String,
     /// `customer` or `admin`.
+    #[schema(pattern = "^(customer|admin)$")]
     pub role: String,
 }
 
@@ -160,4 +161,11 @@ pub fn build(
         routes: routes::routes(auth),
         consumer: None,
     })
+}
+
+/// This service's routes in the platform's OpenAPI document: paths as the
+/// edge routes them, with their bodies, parameters and answers (merged with
+/// the other services' into docs/openapi.json by `teipsum-openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <routes::Api as utoipa::OpenApi>::openapi()
 }

@@ -12,11 +12,12 @@ use uuid::Uuid;
 use crate::{Auth, User};
 
 /// What login and refresh answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     /// The access JWT.
     pub access_token: String,
     /// Always `Bearer`.
+    #[schema(pattern = "^Bearer$")]
     pub token_type: &'static str,
     /// Access token lifetime in seconds.
     pub expires_in: u64,

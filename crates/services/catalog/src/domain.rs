@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 /// The orders the list offers. Each ends with the id, so that the order is
 /// total and a cursor names one exact position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
     /// Most recently created first.
@@ -203,7 +203,7 @@ pub const LOW_STOCK: i64 = 5;
 /// How much of a product there is, as shoppers see it: a coarse status,
 /// never the count (which would tell a hoarder exactly what to take; admins
 /// read the count from inventory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stock {
     /// In, low or out of stock.
     pub status: StockStatus,
@@ -212,7 +212,7 @@ pub struct Stock {
 /// A coarse stock level.
 // The variants are the names clients read (`in_stock`, `low_stock`, ...).
 #[allow(clippy::enum_variant_names)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StockStatus {
     /// More than [`LOW_STOCK`] units.

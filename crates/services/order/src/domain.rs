@@ -12,17 +12,23 @@ pub const MAX_QUANTITY: i32 = 1_000;
 pub const MAX_LINES: usize = 50;
 
 /// A line as sent by the client.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineRequest {
+    /// The product (a UUID).
+    #[schema(format = Uuid)]
     product_id: String,
+    /// Units: 1 to 1000 (and at most the spec's `max_units_per_product`, `422 QUANTITY_LIMIT` above it).
+    #[schema(minimum = 1, maximum = 1000)]
     quantity: i64,
 }
 
 /// The body of `POST /api/orders/`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    /// One line per product.
+    #[schema(min_items = 1, max_items = 50)]
     items: Vec<LineRequest>,
 }
 

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A line of an order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub product_id: Uuid,
     /// Its name when the order was placed.
@@ -20,12 +20,14 @@ pub struct Item {
     pub line_total_minor: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An order as its owner and admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: Uuid,
     /// Who placed it.
     pub user_id: Uuid,
     /// `PLACED`, `CONFIRMED`, `REJECTED`, `CANCELLED` or `EXPIRED`.
+    #[schema(pattern = "^(PLACED|CONFIRMED|REJECTED|CANCELLED|EXPIRED)$")]
     pub status: String,
     /// Lines, by product.
     pub items: Vec<Item>,

@@ -23,17 +23,24 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, 
 }
 
 /// A postal address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     /// Street and number.
+    #[schema(max_length = 120)]
     pub line1: String,
     /// Anything else.
     #[serde(default)]
+    #[schema(max_length = 120)]
     pub line2: Option<String>,
+    /// City.
+    #[schema(max_length = 80)]
     pub city: String,
+    /// Letters, digits, spaces and `-`.
+    #[schema(max_length = 16)]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code.
+    #[schema(example = "DE")]
     pub country: String,
 }
 
@@ -72,12 +79,13 @@ impl Address {
 }
 
 /// What a user chooses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// Whether to get the newsletter.
     pub newsletter: bool,
     /// Language of the storefront (`en`, `de`, `fr`, ...).
+    #[schema(example = "en")]
     pub language: String,
 }
 
@@ -98,16 +106,18 @@ impl Preferences {
 }
 
 /// An edit of `PUT /api/users/me`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileEdit {
     /// New name.
+    #[schema(max_length = 64)]
     pub display_name: String,
     /// New address, or none.
     #[serde(default)]
     pub shipping_address: Option<Address>,
     /// New phone number (E.164: `+` and 7 to 15 digits), or none.
     #[serde(default)]
+    #[schema(example = "+49 30 1234567")]
     pub phone: Option<String>,
     /// New preferences.
     pub preferences: Preferences,

@@ -3,11 +3,18 @@
 
 use super::{LOOPBACK, upstream_name};
 use crate::{
-    plan::{Header, NginxPlan, RoutePlan, UpstreamPlan},
+    plan::{ApiDocumentPlan, Header, NginxPlan, RoutePlan, UpstreamPlan},
     policy,
     raw::RawPlatform,
     rules::Environment,
 };
+
+/// Where the edge serves the API's OpenAPI document.
+const API_DOCUMENT_URI: &str = "/api/openapi.json";
+
+/// The document in the repository (written by `TEIPSUM_REFRESH=1 cargo test
+/// -p teipsum-openapi`).
+const API_DOCUMENT_FILE: &str = "docs/openapi.json";
 
 /// nginx of `environment`.
 pub(super) fn resolve(raw: &RawPlatform, environment: &Environment) -> NginxPlan {
@@ -50,6 +57,12 @@ pub(super) fn resolve(raw: &RawPlatform, environment: &Environment) -> NginxPlan
         proxy_headers: policy::proxy_headers(),
         static_locations: policy::static_locations(&raw.frontend.route, raw.frontend.spa_fallback),
         api_fallback: policy::api_fallback(platform, &routes),
+        api_document: ApiDocumentPlan {
+            uri: API_DOCUMENT_URI.to_owned(),
+            file: API_DOCUMENT_FILE.to_owned(),
+            content_type: "application/json".to_owned(),
+            cache_control: "no-cache".to_owned(),
+        },
         edge_errors: policy::edge_errors(platform),
         presets: policy::presets(nginx.gzip),
         security_headers: nginx

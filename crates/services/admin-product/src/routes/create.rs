@@ -15,6 +15,19 @@ use crate::{
 };
 
 /// Create a product at version 1 and announce it with `product-created`.
+#[utoipa::path(
+    post,
+    path = "/api/admin/products/",
+    tag = "admin-product",
+    security(("bearer" = ["admin"])),
+    request_body = ProductInput,
+    responses(
+        (status = 201, description = "The product at version 1", body = Product,
+            headers(("ETag" = String, description = "`\"1\"`"))),
+        (status = 400, description = "`INVALID_INPUT`: a field is not acceptable", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`SKU_TAKEN`: another product has this SKU", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn create(admin: Caller, db: Db, input: ProductInput) -> Result<Response, ProductError> {
     let valid = input.validated()?;
     let id = Uuid::now_v7();

@@ -68,6 +68,11 @@ impl ErrorResponse for ProductError {
     }
 }
 
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create::create, read::list, read::get, update::update, delete::delete))]
+pub struct Api;
+
 /// Every route of the service.
 pub fn routes(
     db: Db,

@@ -13,6 +13,19 @@ use super::{ProductError, product_id, with_etag};
 use crate::product::{COLUMNS, Product};
 
 /// One product, with its version as the ETag.
+#[utoipa::path(
+    get,
+    path = "/api/admin/products/{id}",
+    tag = "admin-product",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, format = Uuid, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = Product,
+            headers(("ETag" = String, description = "The version, `\"<version>\"`: send it as `If-Match`"))),
+        (status = 400, description = "`INVALID_INPUT`: the id is not a UUID", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`NOT_FOUND` (or deleted)", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn get(id: PathId, _admin: Caller, db: Db) -> Result<Response, ProductError> {
     let id = product_id(&id)?;
     let product = db
@@ -42,9 +55,12 @@ struct After {
 impl Cursor for After {}
 
 /// A page of the list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ProductPage)]
 pub struct Page {
+    /// Newest first.
     items: Vec<Product>,
+    /// The `cursor` of the next page; `null` on the last.
     next_cursor: Option<String>,
 }
 
@@ -52,6 +68,20 @@ pub struct Page {
 /// added: the order is the id's (UUIDv7, time-ordered) and a page starts
 /// strictly after the last id of the one before (keyset pagination), so
 /// an insertion never shifts what is left to read.
+#[utoipa::path(
+    get,
+    path = "/api/admin/products/",
+    tag = "admin-product",
+    security(("bearer" = ["admin"])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Products per page (20 by default)"),
+        ("cursor" = Option<String>, Query, max_length = 2048, description = "The `next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "A page of products, newest first", body = Page),
+        (status = 400, description = "`INVALID_INPUT`: a bad `limit` or `cursor`, or an unknown parameter", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn list(
     _admin: Caller,
     db: Db,

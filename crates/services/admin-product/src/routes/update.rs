@@ -17,6 +17,23 @@ use crate::{
 
 /// Replace a product if the client has read its current version; the new
 /// version is announced with `product-updated`.
+#[utoipa::path(
+    put,
+    path = "/api/admin/products/{id}",
+    tag = "admin-product",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, format = Uuid, description = "The product's id"), ("If-Match" = String, Header, description = "The `ETag` of the version read (`\"3\"`; a weak `W/\"3\"` counts too), or `*`")),
+    request_body = ProductInput,
+    responses(
+        (status = 200, description = "The product at its new version", body = Product,
+            headers(("ETag" = String, description = "The new version"))),
+        (status = 400, description = "`INVALID_INPUT`: a field, the id or `If-Match` is not acceptable", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`NOT_FOUND` (or deleted)", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`SKU_TAKEN`", body = teipsum_kit::http::ErrorBody),
+        (status = 412, description = "`PRECONDITION_FAILED`: the product changed since that version", body = teipsum_kit::http::ErrorBody),
+        (status = 428, description = "`PRECONDITION_REQUIRED`: no `If-Match`", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn update(
     id: PathId,
     admin: Caller,

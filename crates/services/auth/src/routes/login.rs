@@ -4,17 +4,24 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use teipsum_events::{Event, UserLogin};
-use teipsum_kit::http::{ErrorResponse, json_reply, unexpected_response};
+use teipsum_kit::http::{ErrorBody, ErrorResponse, json_reply, unexpected_response};
 use time::OffsetDateTime;
 use warp::{http::StatusCode, reply::Response};
 
-use crate::{Auth, User, domain::Email, passwords, tokens};
+use crate::{
+    Auth, User,
+    domain::Email,
+    passwords,
+    tokens::{self, Tokens},
+};
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// The account's address, in any case.
     email: String,
+    /// Its password.
     password: String,
 }
 
@@ -80,6 +87,21 @@ struct Account {
 /// account wait twice as long (1 s, 2 s, 4 s ... up to [`MAX_WAIT_SECS`]);
 /// an attempt during the wait is refused with 429 and `Retry-After` before
 /// the password is looked at. A success resets the count.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session's tokens", body = Tokens),
+        (status = 400, description = "`INVALID_INPUT`: the body is not a login", body = ErrorBody),
+        (status = 401, description = "`INVALID_CREDENTIALS`, for an unknown e-mail and a wrong password alike", body = ErrorBody),
+        (status = 429, description = "`TOO_MANY_ATTEMPTS` (the account waits after 5 failures; `Retry-After`) or `TOO_MANY_REQUESTS` (nginx's authentication rate limit)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`BUSY` (`Retry-After: 1`) or `UNAVAILABLE`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, LoginError> {
     // A malformed address cannot have an account: same answer, same work.
     let email = Email::parse(&body.email)

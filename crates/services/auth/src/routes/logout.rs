@@ -3,16 +3,17 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use teipsum_kit::http::{ErrorResponse, unexpected_response};
+use teipsum_kit::http::{ErrorBody, ErrorResponse, unexpected_response};
 use warp::{Reply, http::StatusCode, reply::Response};
 
 use super::refresh::{lock_family_of, revoke_family};
 use crate::{Auth, tokens};
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    /// A refresh token of the session to end.
     refresh_token: String,
 }
 
@@ -37,6 +38,17 @@ impl ErrorResponse for LogoutError {
 /// over either way, and the answer says nothing about which tokens exist.
 /// The family row is locked as refresh locks it, so a token a concurrent
 /// refresh issues belongs to a family that is revoked once this commits.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    request_body = LogoutRequest,
+    responses(
+        (status = 204, description = "The token's session is revoked (also for a token that is not one)"),
+        (status = 400, description = "`INVALID_INPUT`", body = ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's authentication rate limit", body = ErrorBody),
+    ),
+)]
 pub async fn logout(auth: Arc<Auth>, body: LogoutRequest) -> Result<Response, LogoutError> {
     let hash = tokens::hash_refresh_token(&body.refresh_token);
     auth.db

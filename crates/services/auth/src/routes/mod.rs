@@ -47,6 +47,11 @@ fn answer_retry<E: ErrorResponse + RetryAfter + 'static>(result: Result<Response
     }
 }
 
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(register::register, login::login, refresh::refresh, logout::logout))]
+pub struct Api;
+
 /// Every route of the service.
 pub fn routes(auth: Arc<Auth>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let state = warp::any().map(move || auth.clone());

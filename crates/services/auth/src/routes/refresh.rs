@@ -3,17 +3,21 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use teipsum_kit::http::{ErrorResponse, json_reply, unexpected_response};
+use teipsum_kit::http::{ErrorBody, ErrorResponse, json_reply, unexpected_response};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
 
-use crate::{Auth, User, tokens};
+use crate::{
+    Auth, User,
+    tokens::{self, Tokens},
+};
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The refresh token of the last `Tokens`.
     refresh_token: String,
 }
 
@@ -45,6 +49,18 @@ impl ErrorResponse for RefreshError {
 /// whichever comes second sees what the first did, so a logout cannot miss
 /// the token a concurrent refresh adds. Validity is the family's: revoked
 /// or past its absolute lifetime, every token of it is refused.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the refresh token sent is spent", body = Tokens),
+        (status = 400, description = "`INVALID_INPUT`", body = ErrorBody),
+        (status = 401, description = "`INVALID_REFRESH_TOKEN`: unknown, spent (which revokes its session), revoked or past its session's end", body = ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's authentication rate limit", body = ErrorBody),
+    ),
+)]
 pub async fn refresh(auth: Arc<Auth>, body: RefreshRequest) -> Result<Response, RefreshError> {
     let hash = tokens::hash_refresh_token(&body.refresh_token);
     let state = auth.clone();

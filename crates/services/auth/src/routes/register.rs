@@ -6,7 +6,7 @@ use serde::Deserialize;
 use teipsum_events::{Event, UserRegistered};
 use teipsum_kit::{
     domain::Invalid,
-    http::{ErrorResponse, json_reply, unexpected_response},
+    http::{ErrorBody, ErrorResponse, json_reply, unexpected_response},
 };
 use uuid::Uuid;
 use warp::{http::StatusCode, reply::Response};
@@ -18,11 +18,17 @@ use crate::{
 };
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// The address to log in with; compared case-insensitively.
+    #[schema(min_length = 3, max_length = 254, example = "ana@example.org")]
     email: String,
+    /// 12 to 128 characters.
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
+    /// 1 to 64 visible characters on one line.
+    #[schema(min_length = 1, max_length = 64)]
     display_name: String,
 }
 
@@ -63,6 +69,20 @@ impl ErrorResponse for RegisterError {
 
 /// Create a customer account and announce it. Registration never grants
 /// the admin role: that takes an operator on the host (`promote-admin`).
+#[utoipa::path(
+    post,
+    path = "/api/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new account, always a `customer`", body = User),
+        (status = 400, description = "`INVALID_INPUT`: a field is not acceptable", body = ErrorBody),
+        (status = 409, description = "`EMAIL_TAKEN` (case-insensitive)", body = ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's authentication rate limit", body = ErrorBody),
+        (status = 503, description = "`BUSY` (every password hashing slot is taken; `Retry-After: 1`) or `UNAVAILABLE`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+)]
 pub async fn register(auth: Arc<Auth>, body: RegisterRequest) -> Result<Response, RegisterError> {
     let email = Email::parse(&body.email)?;
     let password = Password::parse(&body.password)?;

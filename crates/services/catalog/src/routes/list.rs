@@ -12,9 +12,12 @@ use crate::{
 };
 
 /// A page of the list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogPage)]
 pub struct Page {
+    /// In the order asked for.
     items: Vec<CatalogProduct>,
+    /// The `cursor` of the next page; `null` on the last.
     next_cursor: Option<String>,
 }
 
@@ -121,6 +124,28 @@ fn page_sql(query: &ListQuery) -> (String, Vec<Param>) {
 
 /// A page of the active products, in pages that stay stable while products
 /// are added or change (keyset pagination on the sort key and the id).
+#[utoipa::path(
+    get,
+    path = "/api/products",
+    tag = "catalog",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Products per page (20 by default)"),
+        ("cursor" = Option<String>, Query, max_length = 2048, description = "The `next_cursor` of the page before, with the same `sort`"),
+        ("category" = Option<String>, Query, max_length = 64, description = "Only this category (a slug such as `t-shirts`)"),
+        ("q" = Option<String>, Query, max_length = 200, description = "Only products whose name or description has these words (at most 8)"),
+        ("sort" = Option<Sort>, Query, description = "`newest` by default"),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` read before: `304` while it still matches"),
+    ),
+    responses(
+        (status = 200, description = "A page of active products", body = Page,
+            headers(
+                ("ETag" = String, description = "Of the page's body"),
+                ("Cache-Control" = String, description = "`public, max-age=5`"),
+            )),
+        (status = 304, description = "Not modified since the `If-None-Match` tag"),
+        (status = 400, description = "`INVALID_INPUT`: a bad parameter, a cursor that is not a `next_cursor`, or an unknown parameter", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn list(
     db: Db,
     pairs: Vec<(String, String)>,

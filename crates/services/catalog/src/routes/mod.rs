@@ -40,6 +40,14 @@ impl ErrorResponse for CatalogError {
     }
 }
 
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list::list, detail::detail),
+    components(schemas(crate::domain::Sort))
+)]
+pub struct Api;
+
 /// Every route of the service.
 pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
@@ -63,7 +71,7 @@ pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> +
 }
 
 /// A product as shoppers see it (`CatalogProduct` in docs/api.md).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CatalogProduct {
     pub id: Uuid,
     pub name: String,

@@ -65,8 +65,9 @@ impl ErrorResponse for StockError {
 }
 
 /// A stock level as admins see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Level {
+    /// The product.
     product_id: Uuid,
     /// Units that can still be sold.
     quantity: i64,
@@ -77,16 +78,20 @@ pub struct Level {
 }
 
 /// `PUT` body: the units on hand, reserved ones included.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
+    /// The units there are, 0 to 1 000 000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     on_hand: i64,
 }
 
 /// `POST .../adjust` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjust {
+    /// Units to add (or, negative, to remove): non-zero, at most 1 000 000 either way.
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     delta: i64,
 }
 
@@ -161,6 +166,18 @@ async fn change_level(
 }
 
 /// `GET /api/admin/inventory/{product_id}`.
+#[utoipa::path(
+    get,
+    path = "/api/admin/inventory/{product_id}",
+    tag = "inventory",
+    security(("bearer" = ["admin"])),
+    params(("product_id" = String, Path, format = Uuid, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product's stock", body = Level),
+        (status = 400, description = "`INVALID_INPUT`: the id is not a UUID", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: no stock was ever set", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockError> {
     let id = product_id(&id)?;
     let level = db.run(move |conn| level(&mut **conn, id)).await?;
@@ -175,6 +192,20 @@ pub async fn show(id: PathId, db: Db, _admin: Caller) -> Result<Response, StockE
 /// reservation committed before the lock was given (a reservation takes
 /// the row before it records itself; a release records itself and then
 /// waits for the row, adding its units back after this one).
+#[utoipa::path(
+    put,
+    path = "/api/admin/inventory/{product_id}",
+    tag = "inventory",
+    security(("bearer" = ["admin"])),
+    params(("product_id" = String, Path, format = Uuid, description = "The product's id")),
+    request_body = SetStock,
+    responses(
+        (status = 200, description = "The new level", body = Level),
+        (status = 400, description = "`INVALID_INPUT`: the id or the body is not acceptable", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`UNKNOWN_PRODUCT`: inventory has not heard of it (a product just created reaches it within a moment)", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`BELOW_RESERVED` (orders hold more than `on_hand`) or `PRODUCT_DELETED`", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn set(
     id: PathId,
     db: Db,
@@ -206,6 +237,20 @@ pub async fn set(
 }
 
 /// `POST /api/admin/inventory/{product_id}/adjust`: add or remove units.
+#[utoipa::path(
+    post,
+    path = "/api/admin/inventory/{product_id}/adjust",
+    tag = "inventory",
+    security(("bearer" = ["admin"])),
+    params(("product_id" = String, Path, format = Uuid, description = "The product's id")),
+    request_body = Adjust,
+    responses(
+        (status = 200, description = "The new level", body = Level),
+        (status = 400, description = "`INVALID_INPUT`: the id or the body is not acceptable", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`UNKNOWN_PRODUCT`: inventory has not heard of it (a product just created reaches it within a moment)", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`INSUFFICIENT_STOCK` (below zero available) or `PRODUCT_DELETED`", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn adjust(
     id: PathId,
     db: Db,
@@ -245,6 +290,11 @@ pub async fn adjust(
     tracing::info!(product_id = %id, delta, admin = %caller.claims.sub, "stock adjusted");
     Ok(json_reply(StatusCode::OK, &level))
 }
+
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show, set, adjust))]
+pub struct Api;
 
 /// Every route of the service.
 pub fn routes(

@@ -13,6 +13,20 @@ use crate::model;
 
 /// Cancel a placed or confirmed order; inventory then releases its stock.
 /// Cancelling a cancelled order answers with it again.
+#[utoipa::path(
+    post,
+    path = "/api/orders/{id}/cancel",
+    tag = "order",
+    security(("bearer" = [])),
+    params(("id" = String, Path, format = Uuid, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order, `CANCELLED`", body = crate::model::Order),
+        (status = 400, description = "`INVALID_INPUT`: the id is not a UUID", body = teipsum_kit::http::ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: no such order, or not the caller's", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`INVALID_STATE`: it is rejected or expired", body = teipsum_kit::http::ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's placement rate limit, which counts every `POST` under `/api/orders/`", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn cancel(id: PathId, db: Db, caller: Caller) -> Result<Response, OrderError> {
     let id = order_id(&id)?;
     let order = db

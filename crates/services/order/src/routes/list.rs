@@ -24,13 +24,30 @@ struct After {
 
 impl Cursor for After {}
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OrderPage)]
 struct Page {
+    /// Newest first.
     items: Vec<Order>,
+    /// The `cursor` of the next page; `null` on the last.
     next_cursor: Option<String>,
 }
 
 /// A page of the caller's orders (keyset pagination: stable while orders are added).
+#[utoipa::path(
+    get,
+    path = "/api/orders/",
+    tag = "order",
+    security(("bearer" = [])),
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Orders per page (20 by default)"),
+        ("cursor" = Option<String>, Query, max_length = 2048, description = "The `next_cursor` of the page before"),
+    ),
+    responses(
+        (status = 200, description = "The caller's orders, newest first", body = Page),
+        (status = 400, description = "`INVALID_INPUT`: a bad `limit` or `cursor`, or an unknown parameter", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn list(
     db: Db,
     caller: Caller,

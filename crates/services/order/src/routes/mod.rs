@@ -88,6 +88,11 @@ fn order_id(id: &PathId) -> Result<uuid::Uuid, Invalid> {
     id.uuid("order")
 }
 
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(place::place, list::list, show::show, cancel::cancel))]
+pub struct Api;
+
 /// Every route of the service.
 pub fn routes(
     db: Db,

@@ -30,6 +30,22 @@ enum Outcome {
 /// Place an order priced from the service's own product view, within the
 /// customer's [`Limits`]. With an `Idempotency-Key`, a retry returns the
 /// first answer and creates nothing (even once the customer is at a cap).
+#[utoipa::path(
+    post,
+    path = "/api/orders/",
+    tag = "order",
+    security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 200, pattern = "^[!-~]+$",
+        description = "1 to 200 printable ASCII characters: a retry with the same key and body answers with the first order and creates nothing")),
+    request_body = OrderRequest,
+    responses(
+        (status = 201, description = "The order, `PLACED`; inventory confirms or rejects it shortly. A retry with an `Idempotency-Key` already answered gets the first answer again", body = Order),
+        (status = 400, description = "`INVALID_INPUT`: the body or the key is not acceptable", body = teipsum_kit::http::ErrorBody),
+        (status = 409, description = "`TOO_MANY_OPEN_ORDERS`: the customer has `max_open_orders` open orders", body = teipsum_kit::http::ErrorBody),
+        (status = 422, description = "`QUANTITY_LIMIT`, `UNKNOWN_PRODUCT`, `PRODUCT_UNAVAILABLE`, `MIXED_CURRENCY` or `IDEMPOTENCY_KEY_REUSED` (the key came with another body)", body = teipsum_kit::http::ErrorBody),
+        (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's placement rate limit", body = teipsum_kit::http::ErrorBody),
+    ),
+)]
 pub async fn place(
     db: Db,
     caller: Caller,

@@ -7,7 +7,7 @@ use teipsum_kit::{
     db::Db,
     domain::{Invalid, PathId},
     http::{
-        Caller, ErrorResponse, admin, answer, authenticated, json_body, json_reply,
+        Caller, ErrorBody, ErrorResponse, admin, answer, authenticated, json_body, json_reply,
         unexpected_response,
     },
     jwt::Verifier,
@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// A profile as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Profile {
     id: Uuid,
     email: String,
@@ -96,6 +96,16 @@ async fn load(db: &Db, id: Uuid) -> Result<Profile, ProfileError> {
 }
 
 /// `GET /api/users/me`.
+#[utoipa::path(
+    get,
+    path = "/api/users/me",
+    tag = "user",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's profile", body = Profile),
+        (status = 404, description = "`NOT_FOUND`: the profile is still being created from the registration event", body = ErrorBody),
+    ),
+)]
 pub async fn get_me(db: Db, caller: Caller) -> Result<Response, ProfileError> {
     Ok(json_reply(
         StatusCode::OK,
@@ -104,6 +114,18 @@ pub async fn get_me(db: Db, caller: Caller) -> Result<Response, ProfileError> {
 }
 
 /// `PUT /api/users/me`.
+#[utoipa::path(
+    put,
+    path = "/api/users/me",
+    tag = "user",
+    security(("bearer" = [])),
+    request_body = ProfileEdit,
+    responses(
+        (status = 200, description = "The profile as edited", body = Profile),
+        (status = 400, description = "`INVALID_INPUT`: a field is not acceptable", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: no profile yet", body = ErrorBody),
+    ),
+)]
 pub async fn update_me(
     db: Db,
     caller: Caller,
@@ -129,10 +151,27 @@ pub async fn update_me(
 }
 
 /// `GET /api/users/{id}` (admins).
+#[utoipa::path(
+    get,
+    path = "/api/users/{id}",
+    tag = "user",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, format = Uuid, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user's profile", body = Profile),
+        (status = 400, description = "`INVALID_INPUT`: the id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+    ),
+)]
 pub async fn get_one(db: Db, id: PathId, _admin: Caller) -> Result<Response, ProfileError> {
     let id = id.uuid("user")?;
     Ok(json_reply(StatusCode::OK, &load(&db, id).await?))
 }
+
+/// The service's part of the platform's OpenAPI document (docs/openapi.json).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get_me, update_me, get_one))]
+pub struct Api;
 
 /// Every route of the service.
 pub fn routes(

@@ -218,6 +218,21 @@
           '';
           tryFiles = "$uri =404";
         };
+        "= /api/openapi.json" = {
+          extraConfig = ''
+            add_header Cross-Origin-Opener-Policy "same-origin" always;
+            add_header Permissions-Policy "camera=(), microphone=(), geolocation=(), payment=()" always;
+            add_header Referrer-Policy "strict-origin-when-cross-origin" always;
+            add_header Strict-Transport-Security "max-age=63072000" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            add_header X-Frame-Options "DENY" always;
+            add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+            add_header Cache-Control "no-cache" always;
+            types { }
+            default_type application/json;
+          '';
+          tryFiles = "$uri =404";
+        };
         "= /api/products" = {
           extraConfig = ''
             proxy_set_header Connection "";

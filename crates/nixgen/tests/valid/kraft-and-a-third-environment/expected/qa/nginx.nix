@@ -216,6 +216,20 @@
           '';
           tryFiles = "$uri =404";
         };
+        "= /api/openapi.json" = {
+          extraConfig = ''
+            add_header Permissions-Policy "camera=()" always;
+            add_header Referrer-Policy "no-referrer" always;
+            add_header Strict-Transport-Security "max-age=300" always;
+            add_header X-Content-Type-Options "nosniff" always;
+            add_header X-Frame-Options "SAMEORIGIN" always;
+            add_header Content-Security-Policy "default-src 'none'; frame-ancestors 'none'" always;
+            add_header Cache-Control "no-cache" always;
+            types { }
+            default_type application/json;
+          '';
+          tryFiles = "$uri =404";
+        };
         "= /api/products" = {
           extraConfig = ''
             proxy_set_header Connection "";

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Schemathesis against `teipsum dev`, reading the OpenAPI document the edge
+# serves (/api/openapi.json, docs/openapi.json):
+#
+#   cargo build --workspace && scripts/api-fuzz.sh
+#
+# 1. starts `teipsum dev` with a temporary state directory, nginx on free
+#    ports, and waits until it says it is running;
+# 2. checks that /api/openapi.json through the edge is docs/openapi.json and
+#    a valid OpenAPI 3.1 document (openapi-spec-validator);
+# 3. logs in as the administrator teipsum dev created (its admin.json) and
+#    as a customer it registers;
+# 4. runs schemathesis (every phase: examples, coverage, fuzzing, stateful)
+#    once with each token, with the checks not_a_server_error,
+#    status_code_conformance, content_type_conformance,
+#    response_schema_conformance and negative_data_rejection, bounded in
+#    time (API_FUZZ_SECONDS per token, 75 by default) and with a fixed seed
+#    (API_FUZZ_SEED) so that a failure can be replayed;
+# 5. stops the stack whatever happens, and exits with schemathesis' status.
+#
+# TEIPSUM: the teipsum binary (default: $CARGO_TARGET_DIR/debug/teipsum).
+# SCHEMATHESIS_VENV: where scripts/setup.sh installed schemathesis
+# (default ~/.cache/teipsum/schemathesis). Reports (JUnit, the failures as
+# pytest files) go to target's api-fuzz/ directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+target="${CARGO_TARGET_DIR:-$HOME/.cache/teipsum/target}"
+teipsum="${TEIPSUM:-$target/debug/teipsum}"
+venv="${SCHEMATHESIS_VENV:-$HOME/.cache/teipsum/schemathesis}"
+seconds="${API_FUZZ_SECONDS:-75}"
+seed="${API_FUZZ_SEED:-18}"
+reports="${API_FUZZ_REPORTS:-$target/api-fuzz}"
+
+say() { printf 'api-fuzz: %s\n' "$*" >&2; }
+
+if [ ! -x "$teipsum" ]; then
+  say "no teipsum binary at $teipsum; build the workspace first (cargo build --workspace) or set TEIPSUM"
+  exit 2
+fi
+if [ ! -x "$venv/bin/st" ]; then
+  say "no schemathesis in $venv; run scripts/setup.sh"
+  exit 2
+fi
+
+# -- 1. the stack ---------------------------------------------------------------
+free_port() {
+  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+https_port="$(free_port)"
+http_port="$(free_port)"
+state="$(mktemp -d -t teipsum-api-fuzz.XXXXXX)"
+# PostgreSQL may run as another user; it must be able to reach its directory.
+chmod 0755 "$state"
+mkdir -p "$reports"
+log="$reports/teipsum-dev.log"
+dev_pid=""
+
+# interrupt <pid> <seconds>: SIGINT, then wait; returns 1 if it still runs.
+interrupt() {
+  kill -INT "$1" 2>/dev/null || true
+  for _ in $(seq 1 "$2"); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 1
+  done
+  ! kill -0 "$1" 2>/dev/null
+}
+
+stop() {
+  local status=$?
+  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
+    say "stopping teipsum dev"
+    if ! interrupt "$dev_pid" 60; then
+      say "teipsum dev did not stop within 60 s; killing its process group"
+      kill -KILL -- "-$dev_pid" 2>/dev/null || true
+    fi
+    wait "$dev_pid" 2>/dev/null || true
+  fi
+  local pidfile="$state/dev/postgres/data/postmaster.pid"
+  if [ -f "$pidfile" ]; then
+    local pg_pid
+    pg_pid="$(head -n 1 "$pidfile")"
+    if [ -n "$pg_pid" ] && kill -0 "$pg_pid" 2>/dev/null; then
+      say "stopping the PostgreSQL server the stack left running (pid $pg_pid)"
+      interrupt "$pg_pid" 15 || kill -KILL "$pg_pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$state"
+  exit "$status"
+}
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "starting teipsum dev on https://localhost:$https_port (log: $log)"
+setsid "$teipsum" -f "$root/config.ncl" dev \
+  --https-port "$https_port" --http-port "$http_port" --state-dir "$state/dev" --free-ports \
+  >"$log" 2>&1 </dev/null &
+dev_pid=$!
+for _ in $(seq 1 180); do
+  if grep -q 'is running:' "$log"; then break; fi
+  if ! kill -0 "$dev_pid" 2>/dev/null; then
+    say "teipsum dev stopped before it was ready:"
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+  sleep 1
+done
+if ! grep -q 'is running:' "$log"; then
+  say "teipsum dev was not ready after 180 s:"
+  tail -n 40 "$log" >&2
+  exit 1
+fi
+base="https://localhost:$https_port"
+ca="$state/dev/tls/ca.pem"
+curl_() { curl --silent --show-error --cacert "$ca" "$@"; }
+
+# -- 2. the document the edge serves ----------------------------------------
+served="$state/openapi.json"
+curl_ --fail --output "$served" --write-out '%{content_type}\n' "$base/api/openapi.json" >"$state/content-type"
+if ! grep -q '^application/json' "$state/content-type"; then
+  say "/api/openapi.json is served as $(cat "$state/content-type"), not application/json"
+  exit 1
+fi
+if ! cmp -s "$served" docs/openapi.json; then
+  say "/api/openapi.json through the edge is not docs/openapi.json"
+  exit 1
+fi
+"$venv/bin/python" -c '
+import json, sys
+from openapi_spec_validator import validate
+document = json.load(open(sys.argv[1]))
+assert document["openapi"].startswith("3.1."), document["openapi"]
+validate(document)
+print("api-fuzz: /api/openapi.json is a valid OpenAPI %s document with %d paths" % (document["openapi"], len(document["paths"])), file=sys.stderr)
+' "$served"
+
+# -- 3. tokens --------------------------------------------------------------
+token() { # token <email> <password>
+  curl_ --fail -H 'content-type: application/json' \
+    --data "$(jq -n --arg e "$1" --arg p "$2" '{email: $e, password: $p}')" \
+    "$base/api/auth/login" | jq -r .access_token
+}
+admin_file="$state/dev/admin.json"
+admin="$(token "$(jq -r .email "$admin_file")" "$(jq -r .password "$admin_file")")"
+customer_password="$(head -c 18 /dev/urandom | base64)"
+curl_ --fail --output /dev/null -H 'content-type: application/json' \
+  --data "$(jq -n --arg p "$customer_password" '{email: "fuzz@teipsum.test", password: $p, display_name: "Fuzz"}')" \
+  "$base/api/auth/register"
+customer="$(token fuzz@teipsum.test "$customer_password")"
+
+# -- 4. schemathesis ------------------------------------------------------------
+# From the reports' directory: schemathesis keeps its cache (.schemathesis/) in
+# the working directory, and the clone is no place for it.
+cd "$reports"
+status=0
+for who in admin customer; do
+  say "schemathesis as the $who, for $seconds s"
+  set +e
+  "$venv/bin/st" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
+    --tls-verify "$ca" \
+    --header "Authorization: Bearer ${!who}" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
+    --phases examples,coverage,fuzzing,stateful \
+    --max-time "$seconds" \
+    --max-examples 25 \
+    --seed "$seed" \
+    --workers 2 \
+    --request-timeout 10 \
+    --suppress-health-check too_slow,filter_too_much \
+    --report junit,pytest --report-dir "$reports/$who" \
+    --generation-database none \
+    --no-color
+  run=$?
+  set -e
+  [ "$run" -eq 0 ] || status="$run"
+done
+if [ "$status" -eq 0 ]; then
+  say "passed"
+else
+  say "FAILED (status $status); reports in $reports, the stack's log in $log"
+fi
+exit "$status"
