@@ -733,11 +733,7 @@ enum Step {
 }
 
 /// Decide what becomes of `message`.
-fn classify(
-    producers: &Producers,
-    message: &BorrowedMessage<'_>,
-    handler: &impl Handler,
-) -> Step {
+fn classify(producers: &Producers, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Step {
     tracing::trace!(
         topic = message.topic(),
         partition = message.partition(),

@@ -357,6 +357,25 @@ mod tests {
     }
 
     #[test]
+    fn the_consumer_batch_bound_is_read_and_checked() {
+        let s = Settings::from_source(Source::Map(base())).unwrap();
+        assert_eq!(s.consumer_batch, crate::events::DEFAULT_BATCH);
+        let mut map = base();
+        map.insert(env::CONSUMER_BATCH.to_owned(), "32".to_owned());
+        assert_eq!(
+            Settings::from_source(Source::Map(map.clone()))
+                .unwrap()
+                .consumer_batch,
+            32
+        );
+        for value in ["0", "10001", "many"] {
+            map.insert(env::CONSUMER_BATCH.to_owned(), value.to_owned());
+            let err = Settings::from_source(Source::Map(map.clone())).unwrap_err();
+            assert!(err.to_string().starts_with(env::CONSUMER_BATCH), "{err}");
+        }
+    }
+
+    #[test]
     fn credentials_come_from_files_and_systemd_wins() {
         let dir = std::env::temp_dir().join(format!("kit-cred-{}", std::process::id()));
         let sysd = dir.join("systemd");

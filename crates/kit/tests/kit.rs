@@ -1706,10 +1706,14 @@ fn a_poison_event_in_the_middle_of_a_batch_is_parked_alone_and_the_rest_applied_
         .unwrap()
     };
     let worker = start();
-    wait_until("the good events and the parked one", Duration::from_secs(120), || {
-        count("SELECT count(*) FROM effects") >= 20
-            && count("SELECT count(*) FROM kit_parked_events") >= 1
-    });
+    wait_until(
+        "the good events and the parked one",
+        Duration::from_secs(120),
+        || {
+            count("SELECT count(*) FROM effects") >= 20
+                && count("SELECT count(*) FROM kit_parked_events") >= 1
+        },
+    );
     worker.stop();
     assert_eq!(
         count("SELECT count(*) FROM effects"),
@@ -1757,7 +1761,8 @@ fn a_poison_event_in_the_middle_of_a_batch_is_parked_alone_and_the_rest_applied_
 
 #[test]
 fn a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect() {
-    const TEST: &str = "a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect";
+    const TEST: &str =
+        "a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect";
     const GROUP: &str = "batch-crash-group";
     if child_role().as_deref() == Some("batch-consumer") {
         let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();

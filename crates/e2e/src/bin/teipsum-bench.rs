@@ -314,10 +314,7 @@ impl Budget {
         }
         // A run without a confirmed order has no p99 (NaN): missed too.
         if run.p99_ms.is_nan() || run.p99_ms > self.p99_ms {
-            return Some(format!(
-                "p99 {:.0} ms > {:.0} ms",
-                run.p99_ms, self.p99_ms
-            ));
+            return Some(format!("p99 {:.0} ms > {:.0} ms", run.p99_ms, self.p99_ms));
         }
         if run.confirmed_rate < 0.95 * run.offered_rate {
             return Some(format!(
@@ -387,15 +384,28 @@ impl OrderBench {
                 .as_str()
                 .unwrap()
                 .to_owned();
-            let s = shop
-                .call(
-                    Method::PUT,
-                    &format!("/api/admin/inventory/{id}"),
-                    Some(&admin),
-                    Some(json!({"quantity": 1_000_000_000})),
-                )
-                .await;
-            assert_eq!(s.status(), StatusCode::OK);
+            // Inventory knows the product once its event arrived.
+            let started = Instant::now();
+            loop {
+                let s = shop
+                    .call(
+                        Method::PUT,
+                        &format!("/api/admin/inventory/{id}"),
+                        Some(&admin),
+                        Some(json!({"on_hand": 1_000_000})),
+                    )
+                    .await;
+                if s.status() == StatusCode::OK {
+                    break;
+                }
+                assert!(
+                    s.status() == StatusCode::NOT_FOUND
+                        && started.elapsed() < Duration::from_secs(60),
+                    "setting the stock: {}",
+                    s.status()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             products.push(id);
         }
         let mut buyers = Vec::new();
@@ -583,8 +593,9 @@ impl OrderBench {
                     .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
                     .and_then(|status| {
                         status.lines().find_map(|l| {
-                            l.strip_prefix("VmRSS:")
-                                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                            l.strip_prefix("VmRSS:").and_then(|v| {
+                                v.trim().trim_end_matches("kB").trim().parse::<f64>().ok()
+                            })
                         })
                     })
                     .unwrap_or(f64::NAN);

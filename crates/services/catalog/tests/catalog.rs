@@ -1095,7 +1095,10 @@ async fn a_product_page_served_from_memory_shows_each_change_after_its_event_and
     let path = format!("/api/products/{id}");
     let lamp = spec("Lamp", 1500, "home");
     stack
-        .produce("product-events", &product_event("product-created", id, 1, &lamp))
+        .produce(
+            "product-events",
+            &product_event("product-created", id, 1, &lamp),
+        )
         .await;
     stack
         .until("the new product", &path, FIRST_EVENT, |s, _| {
@@ -1118,10 +1121,15 @@ async fn a_product_page_served_from_memory_shows_each_change_after_its_event_and
     assert_eq!(page(&stack, id).await.0, "\"1-low_stock\"");
     let brighter = spec("Brighter lamp", 1700, "home");
     stack
-        .produce("product-events", &product_event("product-updated", id, 2, &brighter))
+        .produce(
+            "product-events",
+            &product_event("product-updated", id, 2, &brighter),
+        )
         .await;
     stack
-        .until("the update", &path, within, |_, b| b["name"] == "Brighter lamp")
+        .until("the update", &path, within, |_, b| {
+            b["name"] == "Brighter lamp"
+        })
         .await;
     let (tag, body) = page(&stack, id).await;
     assert_eq!(tag, "\"2-low_stock\"");
@@ -1134,16 +1142,25 @@ async fn a_product_page_served_from_memory_shows_each_change_after_its_event_and
 
     // A stale event changes nothing, in memory as in the table.
     stack
-        .produce("product-events", &product_event("product-updated", id, 1, &lamp))
+        .produce(
+            "product-events",
+            &product_event("product-updated", id, 1, &lamp),
+        )
         .await;
     let other = Uuid::now_v7();
     stack
-        .produce("product-events", &product_event("product-created", other, 1, &lamp))
+        .produce(
+            "product-events",
+            &product_event("product-created", other, 1, &lamp),
+        )
         .await;
     stack
-        .until("a later product", &format!("/api/products/{other}"), within, |s, _| {
-            s == StatusCode::OK
-        })
+        .until(
+            "a later product",
+            &format!("/api/products/{other}"),
+            within,
+            |s, _| s == StatusCode::OK,
+        )
         .await;
     assert_eq!(page(&stack, id).await.0, tag, "version 1 lost to version 2");
 
@@ -1154,10 +1171,10 @@ async fn a_product_page_served_from_memory_shows_each_change_after_its_event_and
     assert_eq!(again, tag);
     assert_eq!(body["name"], "Brighter lamp");
 
+    stack.produce("product-events", &deleted_event(id, 3)).await;
     stack
-        .produce("product-events", &deleted_event(id, 3))
-        .await;
-    stack
-        .until("the deletion", &path, within, |s, _| s == StatusCode::NOT_FOUND)
+        .until("the deletion", &path, within, |s, _| {
+            s == StatusCode::NOT_FOUND
+        })
         .await;
 }

@@ -75,7 +75,10 @@ pub fn lock_batch(tx: &mut Transaction<'_>, events: &[Event]) -> Result<(), Hand
             OR product_id IN (SELECT product_id FROM inventory.reservations \
                               WHERE order_id = ANY($2) AND released_at IS NULL) \
          ORDER BY product_id FOR UPDATE",
-        &[(&products, Type::UUID_ARRAY), (&cancelled, Type::UUID_ARRAY)],
+        &[
+            (&products, Type::UUID_ARRAY),
+            (&cancelled, Type::UUID_ARRAY),
+        ],
     )?;
     Ok(())
 }
