@@ -44,6 +44,9 @@ pub mod env {
     /// Seconds the oldest unsent outbox event may wait before the service
     /// counts as unhealthy (no watchdog ping; systemd restarts it).
     pub const OUTBOX_MAX_LAG_SECS: &str = "TEIPSUM_OUTBOX_MAX_LAG_SECS";
+    /// Most events the service's consumer applies in one transaction (a
+    /// service that consumes; the spec's `consumer_batch`).
+    pub const CONSUMER_BATCH: &str = "TEIPSUM_CONSUMER_BATCH";
     /// Seconds consumed-event ids (the consumer ledger) and idempotency keys
     /// are kept: longer than any topic keeps an event that could be redelivered.
     pub const RETENTION_SECS: &str = "TEIPSUM_RETENTION_SECS";

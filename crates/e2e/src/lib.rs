@@ -24,7 +24,19 @@ pub fn start(env: &str, state_dir: Option<PathBuf>) -> Stack {
 
 /// [`start`], with extra (uncached) routes behind nginx.
 pub fn start_with(env: &str, state_dir: Option<PathBuf>, extra_routes: Vec<ExtraRoute>) -> Stack {
-    let spec = teipsum_spec::load_spec(&root().join("config.ncl")).expect("config.ncl is valid");
+    start_spec(&root().join("config.ncl"), env, state_dir, extra_routes)
+}
+
+/// [`start_with`] from the spec at `spec` (a benchmark's variant of
+/// config.ncl, say) instead of config.ncl.
+pub fn start_spec(
+    spec: &Path,
+    env: &str,
+    state_dir: Option<PathBuf>,
+    extra_routes: Vec<ExtraRoute>,
+) -> Stack {
+    let spec = teipsum_spec::load_spec(spec)
+        .unwrap_or_else(|e| panic!("{} is not valid: {e}", spec.display()));
     let plan = spec.plans[env].clone();
     let options = Options {
         http_port: teipsum_testkit_free_port(),

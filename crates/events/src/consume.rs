@@ -108,6 +108,25 @@ pub fn consumer(subscription: Subscription, apply: Apply) -> ConsumerSpec {
         handler: Box::new(Typed {
             subscription,
             apply,
+            lock: None,
+        }),
+    }
+}
+
+/// What a service does first with a batch of decoded events, inside the
+/// consumer's transaction and before any of them is applied: lock the rows
+/// the whole batch will change, in one fixed order.
+pub type Lock = fn(&mut Transaction<'_>, &[Event]) -> Result<(), HandleError>;
+
+/// [`consumer`], with `lock` run at the start of every batch (see
+/// [`Handler::begin_batch`]).
+pub fn consumer_locking(subscription: Subscription, apply: Apply, lock: Lock) -> ConsumerSpec {
+    ConsumerSpec {
+        topics: subscription.topics(),
+        handler: Box::new(Typed {
+            subscription,
+            apply,
+            lock: Some(lock),
         }),
     }
 }
@@ -115,6 +134,7 @@ pub fn consumer(subscription: Subscription, apply: Apply) -> ConsumerSpec {
 struct Typed {
     subscription: Subscription,
     apply: Apply,
+    lock: Option<Lock>,
 }
 
 impl Handler for Typed {
@@ -137,5 +157,23 @@ impl Handler for Typed {
 
     fn understands(&self, _topic: &str, kind: &str, version: u32) -> bool {
         Kind::from_name(kind).is_some_and(|k| k.version() == version)
+    }
+
+    fn begin_batch(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        events: &[(&str, &Envelope)],
+    ) -> Result<(), HandleError> {
+        let Some(lock) = self.lock else {
+            return Ok(());
+        };
+        // An event that does not decode fails in `handle`, and the batch
+        // is applied again one event at a time: nothing to lock for it here.
+        let decoded: Vec<Event> = events
+            .iter()
+            .filter(|(topic, e)| self.subscription.acts_on(topic, &e.kind))
+            .filter_map(|(_, e)| Event::decode(e).ok())
+            .collect();
+        lock(tx, &decoded)
     }
 }

@@ -23,7 +23,7 @@ mod kind;
 mod payload;
 mod table;
 
-pub use consume::{Apply, Subscription, consumer};
+pub use consume::{Apply, Lock, Subscription, consumer, consumer_locking};
 pub use kind::{DecodeError, Event, Kind};
 pub use payload::{
     OrderCancelled, OrderLine, OrderPlaced, Product, ProductDeleted, ReservationRejected,

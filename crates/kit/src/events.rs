@@ -7,10 +7,12 @@
 //!   idempotent producer and marks them sent. One relay publishes at a time
 //!   (a transaction-level advisory lock), so events of one aggregate keep
 //!   their order even with several replicas.
-//! * A [consumer](spawn_consumer) applies each event inside one transaction
-//!   together with a row in `kit_processed_events`, and stores the Kafka
-//!   offset only after that commit: a redelivered event is skipped, a crash
-//!   between commit and offset costs a redelivery, never a second effect.
+//! * A [consumer](spawn_consumer) applies each batch of events (what one
+//!   poll brings, up to a bound the spec sets) inside one transaction
+//!   together with a row in `kit_processed_events` per event, and stores the
+//!   Kafka offsets only after that commit: a redelivered event is skipped, a
+//!   crash between commit and offset costs a redelivery, never a second
+//!   effect. A batch that fails is applied again one event at a time.
 //!   Before that it checks the event's `source` against the topic's
 //!   [`Producers`] and its version against the handler
 //!   ([`Handler::understands`]). A failure the database may get over is
@@ -478,6 +480,25 @@ pub trait Handler: Send + 'static {
     fn understands(&self, _topic: &str, _kind: &str, version: u32) -> bool {
         version == 1
     }
+
+    /// Called once per batch, inside its transaction, before the first of
+    /// `events` (the fresh ones, in order) is handled: the place to lock
+    /// every row the batch will change in one fixed order, so that two
+    /// batches in two transactions cannot deadlock. Events applied one at a
+    /// time do not come through here.
+    fn begin_batch(
+        &mut self,
+        _tx: &mut Transaction<'_>,
+        _events: &[(&str, &Envelope)],
+    ) -> Result<(), HandleError> {
+        Ok(())
+    }
+
+    /// Called after each transaction of the consumer commits (a batch or a
+    /// single event): what was handled since the last call is now what
+    /// every reader of the database sees. An in-process view of the tables
+    /// refreshes itself here. Not called for a transaction that failed.
+    fn committed(&mut self) {}
 }
 
 /// `handler`, told that only events of `kinds` matter to it.
@@ -507,6 +528,18 @@ impl<H: Handler> Handler for Only<H> {
 
     fn understands(&self, topic: &str, kind: &str, version: u32) -> bool {
         self.handler.understands(topic, kind, version)
+    }
+
+    fn begin_batch(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        events: &[(&str, &Envelope)],
+    ) -> Result<(), HandleError> {
+        self.handler.begin_batch(tx, events)
+    }
+
+    fn committed(&mut self) {
+        self.handler.committed()
     }
 }
 
@@ -584,8 +617,20 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// At most one log line per this much time about one event that keeps failing.
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// Most events one consumer transaction applies when the service's
+/// environment does not say ([`teipsum_conventions::env::CONSUMER_BATCH`]).
+pub const DEFAULT_BATCH: usize = 256;
+
 /// Start consuming `topics` as `consumer_name` (the ledger's `consumer`),
-/// trusting on each topic only the events of its declared `producers`.
+/// trusting on each topic only the events of its declared `producers`, and
+/// applying up to `batch` events per transaction.
+///
+/// Each poll takes what the broker has already delivered, up to `batch`
+/// messages. Their events are applied in one transaction with one ledger row
+/// each, and their offsets are stored once, after the commit. When that
+/// transaction fails, the same messages are applied again one at a time,
+/// each with its own retries and parking, so that one poison event costs
+/// the batch a second pass but never blocks or poisons the others.
 pub fn spawn_consumer(
     db: Db,
     consumer: BaseConsumer<crate::kafka::RebalanceLogger>,
@@ -593,33 +638,67 @@ pub fn spawn_consumer(
     topics: &[&str],
     producers: Producers,
     handler: impl Handler,
+    batch: usize,
 ) -> Result<Worker, rdkafka::error::KafkaError> {
     consumer.subscribe(topics)?;
     let name = consumer_name.to_owned();
+    let batch = batch.max(1);
     Ok(Worker::spawn(
         format!("consumer-{consumer_name}"),
         move |stop| {
             let mut handler = handler;
             while !stop.load(Ordering::SeqCst) {
-                match consumer.poll(Duration::from_millis(200)) {
-                    None => {}
+                let first = match consumer.poll(Duration::from_millis(200)) {
+                    None => continue,
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "consumer: broker error");
                         pause(&stop, Duration::from_millis(500));
+                        continue;
                     }
-                    Some(Ok(message)) => {
-                        if process(&db, &name, &producers, &message, &mut handler, &stop)
-                            && let Err(e) = consumer.store_offset_from_message(&message)
-                        {
-                            tracing::warn!(error = %e, "could not store the offset");
+                    Some(Ok(message)) => message,
+                };
+                let mut messages = vec![first];
+                // Only what librdkafka has already fetched: no waiting here.
+                while messages.len() < batch {
+                    match consumer.poll(Duration::ZERO) {
+                        Some(Ok(message)) => messages.push(message),
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "consumer: broker error");
+                            break;
                         }
+                        None => break,
                     }
+                }
+                let done = process_batch(&db, &name, &producers, &messages, &mut handler, &stop);
+                if let Err(e) = store_offsets(&consumer, &messages[..done]) {
+                    tracing::warn!(error = %e, "could not store the offsets");
                 }
             }
             // Commit what was stored before leaving the group.
             let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
         },
     ))
+}
+
+/// Store, for each partition, the offset after the last of `messages`
+/// (which are in delivery order): one call for the whole batch.
+fn store_offsets(
+    consumer: &BaseConsumer<crate::kafka::RebalanceLogger>,
+    messages: &[BorrowedMessage<'_>],
+) -> Result<(), rdkafka::error::KafkaError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for m in messages {
+        let offset = next.entry((m.topic(), m.partition())).or_insert(0);
+        *offset = (*offset).max(m.offset() + 1);
+    }
+    let mut list = rdkafka::TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        list.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))?;
+    }
+    consumer.store_offsets(&list)
 }
 
 /// Says when a repeated failure is worth another log line.
@@ -641,15 +720,20 @@ impl Throttle {
     }
 }
 
-/// Apply one message; returns whether its offset may be stored.
-fn process(
-    db: &Db,
-    consumer: &str,
-    producers: &Producers,
-    message: &BorrowedMessage<'_>,
-    handler: &mut impl Handler,
-    stop: &AtomicBool,
-) -> bool {
+/// What to do with one message, decided before any transaction.
+enum Step {
+    /// Apply this event.
+    Apply(Envelope),
+    /// Nothing to do: not for this consumer.
+    Skip,
+    /// It can never be applied: park it with this reason.
+    Park(String),
+    /// A version this build does not know: wait for an upgraded consumer.
+    Wait(Envelope),
+}
+
+/// Decide what becomes of `message`.
+fn classify(producers: &Producers, message: &BorrowedMessage<'_>, handler: &impl Handler) -> Step {
     tracing::trace!(
         topic = message.topic(),
         partition = message.partition(),
@@ -659,53 +743,164 @@ fn process(
     let topic = message.topic();
     let envelope = match message.payload().map(serde_json::from_slice::<Envelope>) {
         Some(Ok(envelope)) => envelope,
-        Some(Err(e)) => {
-            return park(
-                db,
-                consumer,
-                message,
-                &format!("not an event envelope: {e}"),
-                stop,
-            );
-        }
-        None => return park(db, consumer, message, "empty message", stop),
+        Some(Err(e)) => return Step::Park(format!("not an event envelope: {e}")),
+        None => return Step::Park("empty message".to_owned()),
     };
-    let span = tracing::info_span!("event", consumer, topic, event_id = %envelope.id, kind = %envelope.kind);
-    let _entered = span.enter();
     if let Some(why) = producers.mistrust(topic, &envelope) {
         tracing::error!(
             topic,
+            event_id = %envelope.id,
             source = %envelope.source,
             expected = ?producers.0.get(topic),
             "an event from a service that does not produce this topic"
         );
-        return park(db, consumer, message, &why, stop);
+        return Step::Park(why);
     }
     if !handler.wants(topic, &envelope.kind) {
-        tracing::trace!("not for this consumer; skipped");
-        return true;
+        tracing::trace!(event_id = %envelope.id, "not for this consumer; skipped");
+        return Step::Skip;
     }
-    let mut log = Throttle::new();
     if !handler.understands(topic, &envelope.kind, envelope.version) {
-        // Nothing changes until a newer build runs: wait for the restart.
-        while !stop.load(Ordering::SeqCst) {
-            if log.due() {
-                tracing::warn!(
-                    version = envelope.version,
-                    "an event version this build does not know; waiting for an upgraded consumer"
-                );
-            }
-            pause(stop, MAX_BACKOFF);
-        }
-        return false;
+        return Step::Wait(envelope);
     }
+    Step::Apply(envelope)
+}
+
+/// Apply `messages` (one poll's worth, in delivery order); returns how many
+/// of them, from the first, are done (applied, skipped or parked), so that
+/// their offsets may be stored.
+fn process_batch(
+    db: &Db,
+    consumer: &str,
+    producers: &Producers,
+    messages: &[BorrowedMessage<'_>],
+    handler: &mut impl Handler,
+    stop: &AtomicBool,
+) -> usize {
+    let mut steps: Vec<Step> = Vec::with_capacity(messages.len());
+    for message in messages {
+        let step = classify(producers, message, handler);
+        let wait = matches!(step, Step::Wait(_));
+        steps.push(step);
+        // The partition stops at an event this build cannot read; what
+        // came before it is still applied.
+        if wait {
+            break;
+        }
+    }
+    let batch: Vec<(&str, &Envelope)> = messages
+        .iter()
+        .zip(&steps)
+        .filter_map(|(m, step)| match step {
+            Step::Apply(envelope) => Some((m.topic(), envelope)),
+            _ => None,
+        })
+        .collect();
+    let mut applied_together = batch.len() < 2;
+    if !applied_together {
+        let span = tracing::info_span!("batch", consumer, events = batch.len());
+        let _entered = span.enter();
+        match apply_batch(db, consumer, &batch, handler) {
+            Ok(fresh) => {
+                tracing::debug!(events = batch.len(), fresh, "batch applied");
+                applied_together = true;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, events = batch.len(), "the batch failed; applying its events one at a time");
+            }
+        }
+    }
+    let batched = applied_together && batch.len() > 1;
+    for (done, (message, step)) in messages.iter().zip(&steps).enumerate() {
+        let ok = match step {
+            Step::Skip => true,
+            Step::Apply(_) if batched => true,
+            Step::Apply(envelope) => apply_one(db, consumer, message, envelope, handler, stop),
+            Step::Park(why) => park(db, consumer, message, why, stop),
+            Step::Wait(envelope) => {
+                wait_for_upgrade(envelope, stop);
+                false
+            }
+        };
+        if !ok {
+            return done;
+        }
+    }
+    messages.len()
+}
+
+/// Hold the partition at an event whose version this build does not know:
+/// nothing changes until a newer build runs, so wait for the restart.
+fn wait_for_upgrade(envelope: &Envelope, stop: &AtomicBool) {
+    let mut log = Throttle::new();
+    while !stop.load(Ordering::SeqCst) {
+        if log.due() {
+            tracing::warn!(
+                event_id = %envelope.id,
+                kind = %envelope.kind,
+                version = envelope.version,
+                "an event version this build does not know; waiting for an upgraded consumer"
+            );
+        }
+        pause(stop, MAX_BACKOFF);
+    }
+}
+
+/// Every event of `batch` with its ledger row, in one transaction; returns
+/// how many were fresh (the others had been applied before).
+fn apply_batch(
+    db: &Db,
+    consumer: &str,
+    batch: &[(&str, &Envelope)],
+    handler: &mut impl Handler,
+) -> Result<usize, HandleError> {
+    let mut conn = db.get()?;
+    let mut tx = conn.transaction()?;
+    let ids: Vec<Uuid> = batch.iter().map(|(_, e)| e.id).collect();
+    // One ledger row per event, all in one statement; an id seen before
+    // (or twice in this batch) comes back once at most.
+    let inserted = tx.query_typed(
+        "INSERT INTO kit_processed_events (consumer, event_id) SELECT $1, unnest($2::uuid[]) \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+        &[(&consumer, Type::TEXT), (&ids, Type::UUID_ARRAY)],
+    )?;
+    let mut fresh: BTreeSet<Uuid> = inserted.iter().map(|r| r.get(0)).collect();
+    let todo: Vec<(&str, &Envelope)> = batch
+        .iter()
+        .copied()
+        .filter(|(_, e)| fresh.remove(&e.id))
+        .collect();
+    handler.begin_batch(&mut tx, &todo)?;
+    for (topic, envelope) in &todo {
+        handler.handle(&mut tx, topic, envelope)?;
+    }
+    tx.commit()?;
+    handler.committed();
+    Ok(todo.len())
+}
+
+/// Apply one event on its own, retrying a transient failure for as long as
+/// it lasts and parking an event that keeps failing permanently; returns
+/// whether its offset may be stored.
+fn apply_one(
+    db: &Db,
+    consumer: &str,
+    message: &BorrowedMessage<'_>,
+    envelope: &Envelope,
+    handler: &mut impl Handler,
+    stop: &AtomicBool,
+) -> bool {
+    let topic = message.topic();
+    let span = tracing::info_span!("event", consumer, topic, event_id = %envelope.id, kind = %envelope.kind);
+    let _entered = span.enter();
+    let mut log = Throttle::new();
     let mut failures = 0;
     let mut attempts = 0u64;
     let first_failure = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
         attempts += 1;
-        match apply(db, consumer, topic, &envelope, handler) {
+        match apply(db, consumer, topic, envelope, handler) {
             Ok(fresh) => {
                 if attempts > 1 {
                     tracing::info!(
@@ -758,6 +953,9 @@ fn apply(
     let mut tx = conn.transaction()?;
     let fresh = apply_in(&mut tx, consumer, topic, envelope, handler)?;
     tx.commit()?;
+    if fresh {
+        handler.committed();
+    }
     Ok(fresh)
 }
 

@@ -110,6 +110,18 @@ impl Handler for Box<dyn Handler> {
     fn understands(&self, topic: &str, kind: &str, version: u32) -> bool {
         (**self).understands(topic, kind, version)
     }
+
+    fn begin_batch(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        events: &[(&str, &events::Envelope)],
+    ) -> Result<(), events::HandleError> {
+        (**self).begin_batch(tx, events)
+    }
+
+    fn committed(&mut self) {
+        (**self).committed()
+    }
 }
 
 /// The routes and consumers a service builds from its [`Context`].
@@ -373,6 +385,7 @@ where
             &consumer.topics,
             producers,
             consumer.handler,
+            settings.consumer_batch,
         )?);
     }
 

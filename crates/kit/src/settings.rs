@@ -106,12 +106,18 @@ pub struct Settings {
     pub outbox_max_lag: Duration,
     /// How long consumed-event ids and idempotency keys are kept.
     pub retention: Duration,
+    /// Most events the consumer applies in one transaction.
+    pub consumer_batch: usize,
     source: Source,
 }
 
 /// Default of [`Settings::outbox_max_lag`]: a broker outage of minutes is
 /// ridden out by the relay's backoff; longer, a restart is worth a try.
 pub const DEFAULT_OUTBOX_MAX_LAG: Duration = Duration::from_secs(300);
+
+/// Largest [`Settings::consumer_batch`] accepted: one transaction holds the
+/// rows of a whole batch locked, and one failure replays it event by event.
+pub const MAX_CONSUMER_BATCH: usize = 10_000;
 
 /// Default of [`Settings::retention`]: the topics' 30 days and a week.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(37 * 86_400);
@@ -174,6 +180,19 @@ impl Settings {
         };
         let outbox_max_lag = seconds(env::OUTBOX_MAX_LAG_SECS, DEFAULT_OUTBOX_MAX_LAG, 1)?;
         let retention = seconds(env::RETENTION_SECS, DEFAULT_RETENTION, 3600)?;
+        let consumer_batch = match source.get(env::CONSUMER_BATCH) {
+            None => crate::events::DEFAULT_BATCH,
+            Some(value) => match value.parse::<usize>() {
+                Ok(n) if (1..=MAX_CONSUMER_BATCH).contains(&n) => n,
+                _ => {
+                    return Err(SettingsError::Malformed {
+                        name: env::CONSUMER_BATCH,
+                        value,
+                        reason: format!("expected a whole number from 1 to {MAX_CONSUMER_BATCH}"),
+                    });
+                }
+            },
+        };
         let credentials_dir = source
             .get(env::SYSTEMD_CREDENTIALS_DIRECTORY)
             .or_else(|| source.get(env::CREDENTIALS_DIR))
@@ -196,6 +215,7 @@ impl Settings {
             topic_producers,
             outbox_max_lag,
             retention,
+            consumer_batch,
             source,
         })
     }
@@ -333,6 +353,25 @@ mod tests {
             bad.insert(name.to_owned(), value.to_owned());
             let err = Settings::from_source(Source::Map(bad)).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_consumer_batch_bound_is_read_and_checked() {
+        let s = Settings::from_source(Source::Map(base())).unwrap();
+        assert_eq!(s.consumer_batch, crate::events::DEFAULT_BATCH);
+        let mut map = base();
+        map.insert(env::CONSUMER_BATCH.to_owned(), "32".to_owned());
+        assert_eq!(
+            Settings::from_source(Source::Map(map.clone()))
+                .unwrap()
+                .consumer_batch,
+            32
+        );
+        for value in ["0", "10001", "many"] {
+            map.insert(env::CONSUMER_BATCH.to_owned(), value.to_owned());
+            let err = Settings::from_source(Source::Map(map.clone())).unwrap_err();
+            assert!(err.to_string().starts_with(env::CONSUMER_BATCH), "{err}");
         }
     }
 

@@ -62,7 +62,7 @@ fn database(pg: &Postgres, name: &str) -> (Db, String) {
         .unwrap();
     db.get()
         .unwrap()
-        .batch_execute("CREATE TABLE IF NOT EXISTS effects (event_id UUID NOT NULL, subject TEXT NOT NULL, seq INT NOT NULL)")
+        .batch_execute("CREATE TABLE IF NOT EXISTS effects (event_id UUID NOT NULL, subject TEXT NOT NULL, seq INT NOT NULL, tx BIGINT NOT NULL DEFAULT txid_current())")
         .unwrap();
     (db, conninfo)
 }
@@ -359,6 +359,7 @@ fn a_consumer_fed_the_same_event_twice_applies_it_once_parks_poison_and_skips_ot
         &["things"],
         trust_test(),
         events::only(&["thing-changed"], effect_handler()),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
@@ -405,6 +406,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
             &["things"],
             trust_test(),
             effect_handler(),
+            events::DEFAULT_BATCH,
         )
         .unwrap();
         std::thread::sleep(Duration::from_secs(600));
@@ -490,6 +492,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     wait_until("the offsets to catch up", Duration::from_secs(120), || {
@@ -940,6 +943,7 @@ fn a_read_only_database_holds_an_event_until_it_is_writable_then_applies_it_once
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     // The consumer has been failing on the event for a while: every
@@ -1024,6 +1028,7 @@ fn a_lock_timeout_is_retried_and_the_event_applied_once_the_lock_is_gone() {
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     let waits = || {
@@ -1086,6 +1091,7 @@ fn parked_events_are_listed_and_replayed_once_through_a_fixed_handler() {
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     wait_until("the last event", Duration::from_secs(60), || {
@@ -1210,6 +1216,7 @@ fn an_event_from_a_service_that_does_not_produce_the_topic_is_parked_naming_both
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     wait_until("the genuine event", Duration::from_secs(60), || {
@@ -1263,6 +1270,7 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
         &["things"],
         trust_test(),
         effect_handler(),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     // The consumer is running: the event before the unknown one is applied.
@@ -1305,6 +1313,7 @@ fn an_unknown_event_version_waits_for_an_upgraded_consumer_instead_of_being_park
         &["things"],
         trust_test(),
         Upgraded(effect_handler()),
+        events::DEFAULT_BATCH,
     )
     .unwrap();
     wait_until("the held events", Duration::from_secs(120), || {
@@ -1608,5 +1617,264 @@ fn a_failing_setup_is_reported_and_exits_without_a_panic() {
     assert!(
         stderr.contains("out of range") || stdout.contains("out of range"),
         "the error is reported: {stderr}{stdout}"
+    );
+}
+
+/// Publish `events` to `topic` with one producer, in order, waiting for each.
+fn produce_all(broker: &Tansu, topic: &str, events: &[Vec<u8>], keys: &[String]) {
+    let producer = kafka::producer(&broker.bootstrap, "test-producer").unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let sends = events.iter().zip(keys).map(|(payload, key)| {
+            producer.send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(10),
+            )
+        });
+        for result in futures::future::join_all(sends).await {
+            result.expect("delivered");
+        }
+    });
+}
+
+/// `n` good `thing-changed` events about subjects `{prefix}{i}`.
+fn things(prefix: &str, n: usize) -> Vec<Envelope> {
+    (0..n)
+        .map(|i| {
+            Envelope::new(
+                "test",
+                "thing-changed",
+                1,
+                format!("{prefix}{i}"),
+                serde_json::json!({"seq": i}),
+            )
+        })
+        .collect()
+}
+
+fn encoded(events: &[Envelope]) -> (Vec<Vec<u8>>, Vec<String>) {
+    (
+        events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap())
+            .collect(),
+        events.iter().map(|e| e.subject.clone()).collect(),
+    )
+}
+
+#[test]
+fn a_poison_event_in_the_middle_of_a_batch_is_parked_alone_and_the_rest_applied_once() {
+    if child_role().is_some() {
+        return;
+    }
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
+    let (db, _) = database(&pg, "batch_poison");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    // Ten good events, one the handler refuses (no seq), ten more, and the
+    // first good one again: all on the topic before the consumer starts,
+    // so that its first poll takes them as one batch.
+    let mut batch = things("g", 20);
+    let poison = Envelope::new(
+        "test",
+        "thing-changed",
+        1,
+        "poison",
+        serde_json::json!({"no": "seq"}),
+    );
+    batch.insert(10, poison.clone());
+    batch.push(batch[0].clone());
+    let (payloads, keys) = encoded(&batch);
+    produce_all(&broker, "things", &payloads, &keys);
+
+    let start = || {
+        events::spawn_consumer(
+            db.clone(),
+            kafka::consumer(&broker.bootstrap, "batch-poison", "batch").unwrap(),
+            "batch_poison",
+            &["things"],
+            trust_test(),
+            effect_handler(),
+            64,
+        )
+        .unwrap()
+    };
+    let worker = start();
+    wait_until(
+        "the good events and the parked one",
+        Duration::from_secs(120),
+        || {
+            count("SELECT count(*) FROM effects") >= 20
+                && count("SELECT count(*) FROM kit_parked_events") >= 1
+        },
+    );
+    worker.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM effects"),
+        20,
+        "each good event applied once, the repeated one included"
+    );
+    assert_eq!(count("SELECT count(DISTINCT event_id) FROM effects"), 20);
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject = 'poison'"),
+        0,
+        "nothing of the poison event"
+    );
+    let parked = events::list_parked(&mut *db.get().unwrap(), "batch_poison").unwrap();
+    assert_eq!(
+        parked.iter().map(|p| p.event_id).collect::<Vec<_>>(),
+        [Some(poison.id)],
+        "only the poison event is parked"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM kit_processed_events WHERE consumer = 'batch_poison'"),
+        20,
+        "a ledger row per applied event, none for the parked one"
+    );
+
+    // A clean backlog is applied in batches: fewer transactions than events.
+    let clean = things("c", 100);
+    let (payloads, keys) = encoded(&clean);
+    produce_all(&broker, "things", &payloads, &keys);
+    let worker = start();
+    wait_until("the clean backlog", Duration::from_secs(120), || {
+        count("SELECT count(*) FROM effects WHERE subject LIKE 'c%'") >= 100
+    });
+    worker.stop();
+    let transactions = count("SELECT count(DISTINCT tx) FROM effects WHERE subject LIKE 'c%'");
+    assert_eq!(
+        count("SELECT count(*) FROM effects WHERE subject LIKE 'c%'"),
+        100
+    );
+    assert!(
+        transactions < 100,
+        "100 events took {transactions} transactions: not batched"
+    );
+    println!("100 events applied in {transactions} transactions");
+}
+
+#[test]
+fn a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect() {
+    const TEST: &str =
+        "a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect";
+    const GROUP: &str = "batch-crash-group";
+    if child_role().as_deref() == Some("batch-consumer") {
+        let db = Db::new(&std::env::var("KIT_DB").unwrap(), 4, None).unwrap();
+        let consumer =
+            kafka::consumer(&std::env::var("KIT_BROKER").unwrap(), GROUP, "batch-crash").unwrap();
+        // Slow enough that the kill lands while batches are being applied.
+        let mut inner = effect_handler();
+        let slow = move |tx: &mut postgres::Transaction<'_>,
+                         topic: &str,
+                         event: &Envelope|
+              -> Result<(), HandleError> {
+            std::thread::sleep(Duration::from_millis(5));
+            events::Handler::handle(&mut inner, tx, topic, event)
+        };
+        let _worker = events::spawn_consumer(
+            db,
+            consumer,
+            "batch_crash",
+            &["things"],
+            trust_test(),
+            slow,
+            32,
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    let pg = Postgres::start().expect("PostgreSQL starts");
+    let broker = Tansu::start().expect("tansu starts");
+    broker
+        .create_topics(&[("things", 1)])
+        .expect("the topics are created");
+    let (db, conninfo) = database(&pg, "batch_crash");
+    let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
+    let committed_offset = || -> i64 {
+        let probe = kafka::consumer(&broker.bootstrap, GROUP, "probe").unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition("things", 0);
+        let committed = probe
+            .committed_offsets(list, Duration::from_secs(10))
+            .unwrap();
+        match committed.find_partition("things", 0).unwrap().offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        }
+    };
+    // Each round kills the consumer while it applies a backlog in batches
+    // of 32: after some batches committed, before their offsets reached the
+    // broker (committed once a second). A round whose kill came after the
+    // offset commit proves nothing and is tried again.
+    let mut produced = 0;
+    let mut forced = 0;
+    for round in 0..3 {
+        let backlog = things(&format!("r{round}-"), 200);
+        let (payloads, keys) = encoded(&backlog);
+        produce_all(&broker, "things", &payloads, &keys);
+        produced += backlog.len() as i64;
+        let mut child = spawn_child(
+            TEST,
+            "batch-consumer",
+            &[
+                ("KIT_DB", conninfo.clone()),
+                ("KIT_BROKER", broker.bootstrap.clone()),
+            ],
+        );
+        let applied_before = produced - backlog.len() as i64;
+        wait_until(
+            "the child to apply a few batches",
+            Duration::from_secs(120),
+            || count("SELECT count(*) FROM effects") >= applied_before + 40,
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let applied = count("SELECT count(*) FROM effects");
+        if committed_offset() < applied {
+            forced += 1;
+            break;
+        }
+    }
+    assert!(
+        forced > 0,
+        "every kill came after the offset commit; the test proved nothing"
+    );
+
+    // The restarted consumer gets the uncommitted batches again: the
+    // ledger skips what was applied, and the rest is applied once.
+    let worker = events::spawn_consumer(
+        db.clone(),
+        kafka::consumer(&broker.bootstrap, GROUP, "batch-crash").unwrap(),
+        "batch_crash",
+        &["things"],
+        trust_test(),
+        effect_handler(),
+        32,
+    )
+    .unwrap();
+    wait_until("the offsets to catch up", Duration::from_secs(120), || {
+        committed_offset() == produced
+    });
+    worker.stop();
+    assert_eq!(
+        count("SELECT count(*) FROM effects"),
+        produced,
+        "every event applied"
+    );
+    assert_eq!(
+        count("SELECT count(DISTINCT event_id) FROM effects"),
+        produced,
+        "no event applied twice"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM kit_processed_events WHERE consumer = 'batch_crash'"),
+        produced
     );
 }

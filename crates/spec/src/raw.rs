@@ -62,6 +62,8 @@ pub struct RawService {
     pub memory_max: MemorySize,
     /// systemd `TasksMax=`.
     pub tasks_max: u32,
+    /// Most events one consumer transaction applies.
+    pub consumer_batch: u32,
     /// Removed (registration granted the admin role to listed addresses);
     /// declared only so that a spec still setting it gets a clear error.
     #[serde(default)]

@@ -6,11 +6,14 @@
 //! category filter, full-text search, sorting) and `GET /api/products/{id}`
 //! (with stock). Responses carry an `ETag` and `Cache-Control: public,
 //! max-age=5` so that nginx can micro-cache them; `If-None-Match` gives 304.
+//! Product pages are answered from an in-process snapshot (`snapshot.rs`) that the
+//! consumer keeps current, without a database round trip.
 
 mod cache;
 mod domain;
 mod events;
 mod routes;
+mod snapshot;
 
 use teipsum_events::Subscription;
 use teipsum_kit::{ConsumerSpec, Context, Parts, Service};
@@ -39,9 +42,19 @@ pub fn build(
 ) -> anyhow::Result<
     Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
 > {
+    let snapshot = snapshot::Snapshot::default();
+    snapshot.keep_loaded(&ctx.db)?;
+    let consumer = consumer();
     Ok(Parts {
-        routes: routes::routes(ctx.db.clone()),
-        consumer: Some(consumer()),
+        routes: routes::routes(ctx.db.clone(), snapshot.clone()),
+        consumer: Some(ConsumerSpec {
+            topics: consumer.topics,
+            handler: Box::new(snapshot::Refreshing::new(
+                consumer.handler,
+                snapshot,
+                ctx.db.clone(),
+            )),
+        }),
     })
 }
 

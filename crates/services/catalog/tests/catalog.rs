@@ -1078,3 +1078,103 @@ async fn a_cursor_with_a_nul_is_a_400_not_a_500() {
         (StatusCode::BAD_REQUEST, "INVALID_INPUT")
     );
 }
+
+/// The ETag and body of `GET /api/products/{id}`, which must be a 200.
+async fn page(stack: &Stack, id: Uuid) -> (String, Value) {
+    let r = stack.get(&format!("/api/products/{id}"), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tag = header(&r, "etag");
+    (tag, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_product_page_served_from_memory_shows_each_change_after_its_event_and_survives_a_restart()
+ {
+    let mut stack = Stack::start(false);
+    let id = Uuid::now_v7();
+    let path = format!("/api/products/{id}");
+    let lamp = spec("Lamp", 1500, "home");
+    stack
+        .produce(
+            "product-events",
+            &product_event("product-created", id, 1, &lamp),
+        )
+        .await;
+    stack
+        .until("the new product", &path, FIRST_EVENT, |s, _| {
+            s == StatusCode::OK
+        })
+        .await;
+    let (tag, body) = page(&stack, id).await;
+    assert_eq!(tag, "\"1-out_of_stock\"");
+    assert_eq!(body["name"], "Lamp");
+
+    // Each change shows after its event, with the tag of what is shown; a
+    // generous bound: the point is that it shows, not how fast.
+    let within = Duration::from_secs(30);
+    stack.produce("inventory-events", &stock_event(id, 3)).await;
+    stack
+        .until("the stock level", &path, within, |_, b| {
+            b["stock"]["status"] == "low_stock"
+        })
+        .await;
+    assert_eq!(page(&stack, id).await.0, "\"1-low_stock\"");
+    let brighter = spec("Brighter lamp", 1700, "home");
+    stack
+        .produce(
+            "product-events",
+            &product_event("product-updated", id, 2, &brighter),
+        )
+        .await;
+    stack
+        .until("the update", &path, within, |_, b| {
+            b["name"] == "Brighter lamp"
+        })
+        .await;
+    let (tag, body) = page(&stack, id).await;
+    assert_eq!(tag, "\"2-low_stock\"");
+    assert_eq!(body["price"]["amount_minor"], 1700);
+    let old = stack.get(&path, Some("\"1-low_stock\"")).await;
+    assert_eq!(old.status(), StatusCode::OK, "an old tag gets the new body");
+    let same = stack.get(&path, Some(&tag)).await;
+    assert_eq!(same.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(header(&same, "etag"), tag);
+
+    // A stale event changes nothing, in memory as in the table.
+    stack
+        .produce(
+            "product-events",
+            &product_event("product-updated", id, 1, &lamp),
+        )
+        .await;
+    let other = Uuid::now_v7();
+    stack
+        .produce(
+            "product-events",
+            &product_event("product-created", other, 1, &lamp),
+        )
+        .await;
+    stack
+        .until(
+            "a later product",
+            &format!("/api/products/{other}"),
+            within,
+            |s, _| s == StatusCode::OK,
+        )
+        .await;
+    assert_eq!(page(&stack, id).await.0, tag, "version 1 lost to version 2");
+
+    // After a restart the snapshot comes from the table.
+    stack.catalog.stop();
+    stack.catalog.start().expect("the catalog starts again");
+    let (again, body) = page(&stack, id).await;
+    assert_eq!(again, tag);
+    assert_eq!(body["name"], "Brighter lamp");
+
+    stack.produce("product-events", &deleted_event(id, 3)).await;
+    stack
+        .until("the deletion", &path, within, |s, _| {
+            s == StatusCode::NOT_FOUND
+        })
+        .await;
+}

@@ -50,6 +50,39 @@ pub fn apply(tx: &mut Transaction<'_>, _: &Envelope, event: Event) -> Result<(),
     }
 }
 
+/// Lock, in product-id order, every stock row a batch of events may change:
+/// the products its orders name and those its cancelled orders hold. Each
+/// order of the batch then takes only rows its transaction already holds,
+/// so two batches (two replicas, or a batch and an admin's adjustment)
+/// queue behind each other instead of deadlocking. Each order stays
+/// all-or-nothing inside the batch through its own savepoint.
+pub fn lock_batch(tx: &mut Transaction<'_>, events: &[Event]) -> Result<(), HandleError> {
+    let mut products: Vec<Uuid> = Vec::new();
+    let mut cancelled: Vec<Uuid> = Vec::new();
+    for event in events {
+        match event {
+            Event::OrderPlaced(order) => products.extend(order.items.iter().map(|l| l.product_id)),
+            Event::OrderCancelled(c) => cancelled.push(c.order_id),
+            _ => {}
+        }
+    }
+    if products.is_empty() && cancelled.is_empty() {
+        return Ok(());
+    }
+    // The lock is taken row by row in the ORDER BY's order.
+    tx.execute_typed(
+        "SELECT 1 FROM inventory.inventory WHERE product_id = ANY($1) \
+            OR product_id IN (SELECT product_id FROM inventory.reservations \
+                              WHERE order_id = ANY($2) AND released_at IS NULL) \
+         ORDER BY product_id FOR UPDATE",
+        &[
+            (&products, Type::UUID_ARRAY),
+            (&cancelled, Type::UUID_ARRAY),
+        ],
+    )?;
+    Ok(())
+}
+
 /// Tell the order service what became of its order.
 fn answer(tx: &mut Transaction<'_>, event: Event) -> Result<(), HandleError> {
     event.append(tx)?;

@@ -60,6 +60,7 @@ pub(super) fn resolve(
                 (!s.consumes.is_empty()).then(|| conventions::consumer_group(platform, service));
             if let Some(group) = &consumer_group {
                 set(env::KAFKA_GROUP, group.clone());
+                set(env::CONSUMER_BATCH, s.consumer_batch.to_string());
                 let mut consumed: Vec<&String> = s.consumes.iter().collect();
                 consumed.sort();
                 set(

@@ -1,5 +1,5 @@
 //! The unit's `MemoryMax=` and `TasksMax=`: small enough to be a bound,
-//! large enough for a service to start.
+//! large enough for a service to start; and the consumer's batch bound.
 
 use crate::{
     diagnostic::{Diagnostic, FieldPath, Violation},
@@ -28,6 +28,19 @@ pub(super) fn check(path: &FieldPath, service: &RawService, errors: &mut Vec<Dia
                 value: service.tasks_max.to_string(),
                 min: "64",
                 max: "65536",
+            },
+        ));
+    }
+    // One transaction holds a whole batch's rows locked; beyond this a
+    // failed batch would take long to replay event by event.
+    if !(1..=10_000).contains(&service.consumer_batch) {
+        errors.push(Diagnostic::new(
+            path.field("consumer_batch"),
+            Violation::LimitOutOfRange {
+                what: "a consumer's batch bound",
+                value: service.consumer_batch.to_string(),
+                min: "1",
+                max: "10000",
             },
         ));
     }

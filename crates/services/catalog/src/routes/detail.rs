@@ -1,10 +1,10 @@
 //! `GET /api/products/{id}`.
 
-use teipsum_kit::{db::Db, domain::PathId};
+use teipsum_kit::domain::PathId;
 use warp::reply::Response;
 
-use super::{COLUMNS, CatalogError, Row, VISIBLE};
-use crate::cache::cached_json;
+use super::CatalogError;
+use crate::{cache::cached_json, snapshot::Snapshot};
 
 /// One product with its stock status. The ETag is `"<version>-<status>"`:
 /// the body changes exactly when one of the two does, and the tag tells no
@@ -30,25 +30,15 @@ use crate::cache::cached_json;
 )]
 pub async fn detail(
     id: PathId,
-    db: Db,
+    snapshot: Snapshot,
     if_none_match: Option<String>,
 ) -> Result<Response, CatalogError> {
     let id = id.uuid("product")?;
-    let row = db
-        .run(move |conn| -> Result<Row, CatalogError> {
-            let row = conn
-                .query_opt(
-                    &format!(
-                        "SELECT {COLUMNS} FROM products p LEFT JOIN stock s ON s.product_id = p.id \
-                         WHERE p.id = $1 AND {VISIBLE}"
-                    ),
-                    &[&id],
-                )?
-                .ok_or(CatalogError::NotFound)?;
-            Ok(Row::from_row(&row))
-        })
-        .await?;
-    let etag = format!("\"{}-{}\"", row.version, row.product.stock.status.as_str());
-    let body = serde_json::to_vec(&row.product).map_err(anyhow::Error::from)?;
-    Ok(cached_json(body, &etag, if_none_match.as_deref()))
+    // From the snapshot the consumer keeps current: no database round trip.
+    let page = snapshot.get(id).ok_or(CatalogError::NotFound)?;
+    Ok(cached_json(
+        page.body.clone(),
+        &page.etag,
+        if_none_match.as_deref(),
+    ))
 }

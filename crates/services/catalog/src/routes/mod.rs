@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
-use crate::domain::Stock;
+use crate::{domain::Stock, snapshot::Snapshot};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,11 @@ impl ErrorResponse for CatalogError {
 pub struct Api;
 
 /// Every route of the service.
-pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+pub fn routes(
+    db: Db,
+    snapshot: Snapshot,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let snapshot = warp::any().map(move || snapshot.clone());
     let db = warp::any().map(move || db.clone());
     let if_none_match = warp::header::optional::<String>("if-none-match");
     // `path!` ends the path: `/api/products` and `/api/products/` both list.
@@ -63,7 +67,7 @@ pub fn routes(db: Db) -> impl Filter<Extract = (Response,), Error = Rejection> +
     // `/api/products/` is the list: an empty id does not match.
     let detail = warp::path!("api" / "products" / PathId)
         .and(warp::get())
-        .and(db)
+        .and(snapshot)
         .and(if_none_match)
         .then(detail::detail)
         .map(answer);
