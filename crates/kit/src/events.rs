@@ -618,8 +618,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Most events one consumer transaction applies when the service's
-/// environment does not say ([`teipsum_conventions::env::CONSUMER_BATCH`]).
-pub const DEFAULT_BATCH: usize = 256;
+/// environment does not say ([`teipsum_conventions::env::CONSUMER_BATCH`]):
+/// one, the spec's default too, until batches are measured to help.
+pub const DEFAULT_BATCH: usize = 1;
 
 /// Start consuming `topics` as `consumer_name` (the ledger's `consumer`),
 /// trusting on each topic only the events of its declared `producers`, and

@@ -201,7 +201,7 @@
 
       # non-secret settings only
       environment = {
-        TEIPSUM_CONSUMER_BATCH = "256";
+        TEIPSUM_CONSUMER_BATCH = "1";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_catalog user=teipsum_catalog";
         TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
@@ -293,7 +293,7 @@
 
       # non-secret settings only
       environment = {
-        TEIPSUM_CONSUMER_BATCH = "256";
+        TEIPSUM_CONSUMER_BATCH = "1";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_inventory user=teipsum_inventory";
         TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
@@ -390,7 +390,7 @@
 
       # non-secret settings only
       environment = {
-        TEIPSUM_CONSUMER_BATCH = "256";
+        TEIPSUM_CONSUMER_BATCH = "1";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_order user=teipsum_order";
         TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
@@ -491,7 +491,7 @@
 
       # non-secret settings only
       environment = {
-        TEIPSUM_CONSUMER_BATCH = "256";
+        TEIPSUM_CONSUMER_BATCH = "1";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_user user=teipsum_user";
         TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
@@ -588,7 +588,7 @@
 
       # non-secret settings only
       environment = {
-        TEIPSUM_CONSUMER_BATCH = "256";
+        TEIPSUM_CONSUMER_BATCH = "1";
         TEIPSUM_DATABASE = "host=/run/postgresql port=5432 dbname=teipsum_worker user=teipsum_worker";
         TEIPSUM_DATABASE_CA_CREDENTIAL = "postgres-ca";
         TEIPSUM_JWT_AUDIENCE = "teipsum";
