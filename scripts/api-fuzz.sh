@@ -45,73 +45,18 @@ if [ ! -x "$venv/bin/st" ]; then
 fi
 
 # -- 1. the stack ---------------------------------------------------------------
-free_port() {
-  "$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-https_port="$(free_port)"
-http_port="$(free_port)"
+# Two distinct free ports: both stay bound until both are known.
+read -r https_port http_port < <("$venv/bin/python" -c '
+import socket
+held = [socket.socket() for _ in range(2)]
+for s in held: s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in held))')
 state="$(mktemp -d -t teipsum-api-fuzz.XXXXXX)"
-# PostgreSQL may run as another user; it must be able to reach its directory.
-chmod 0755 "$state"
 mkdir -p "$reports"
 log="$reports/teipsum-dev.log"
-dev_pid=""
-
-# interrupt <pid> <seconds>: SIGINT, then wait; returns 1 if it still runs.
-interrupt() {
-  kill -INT "$1" 2>/dev/null || true
-  for _ in $(seq 1 "$2"); do
-    kill -0 "$1" 2>/dev/null || return 0
-    sleep 1
-  done
-  ! kill -0 "$1" 2>/dev/null
-}
-
-stop() {
-  local status=$?
-  if [ -n "$dev_pid" ] && kill -0 "$dev_pid" 2>/dev/null; then
-    say "stopping teipsum dev"
-    if ! interrupt "$dev_pid" 60; then
-      say "teipsum dev did not stop within 60 s; killing its process group"
-      kill -KILL -- "-$dev_pid" 2>/dev/null || true
-    fi
-    wait "$dev_pid" 2>/dev/null || true
-  fi
-  local pidfile="$state/dev/postgres/data/postmaster.pid"
-  if [ -f "$pidfile" ]; then
-    local pg_pid
-    pg_pid="$(head -n 1 "$pidfile")"
-    if [ -n "$pg_pid" ] && kill -0 "$pg_pid" 2>/dev/null; then
-      say "stopping the PostgreSQL server the stack left running (pid $pg_pid)"
-      interrupt "$pg_pid" 15 || kill -KILL "$pg_pid" 2>/dev/null || true
-    fi
-  fi
-  rm -rf "$state"
-  exit "$status"
-}
-trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-say "starting teipsum dev on https://localhost:$https_port (log: $log)"
-setsid "$teipsum" -f "$root/config.ncl" dev \
-  --https-port "$https_port" --http-port "$http_port" --state-dir "$state/dev" --free-ports \
-  >"$log" 2>&1 </dev/null &
-dev_pid=$!
-for _ in $(seq 1 180); do
-  if grep -q 'is running:' "$log"; then break; fi
-  if ! kill -0 "$dev_pid" 2>/dev/null; then
-    say "teipsum dev stopped before it was ready:"
-    tail -n 40 "$log" >&2
-    exit 1
-  fi
-  sleep 1
-done
-if ! grep -q 'is running:' "$log"; then
-  say "teipsum dev was not ready after 180 s:"
-  tail -n 40 "$log" >&2
-  exit 1
-fi
+# shellcheck source=scripts/dev-stack.sh
+. "$root/scripts/dev-stack.sh"
+dev_stack_start "$https_port" "$http_port"
 base="https://localhost:$https_port"
 ca="$state/dev/tls/ca.pem"
 curl_() { curl --silent --show-error --cacert "$ca" "$@"; }

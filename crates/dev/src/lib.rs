@@ -37,7 +37,7 @@ use teipsum_conventions::{credentials, env};
 use teipsum_spec::{Plan, plan::ServicePlan};
 pub use teipsum_testkit::Signal;
 use teipsum_testkit::{
-    Postgres, ServiceProcess, Tansu, TempDir, TestInstance, free_port, http_status, instance_env,
+    Postgres, ServiceProcess, Tansu, TempDir, TestInstance, http_status, instance_env,
 };
 
 /// How to run the stack.
@@ -78,12 +78,15 @@ pub struct ExtraRoute {
     pub uri: String,
 }
 
-/// `plan` with every service on a free port, its upstream and its
-/// `TEIPSUM_LISTEN` moved along.
-pub fn with_free_ports(plan: &Plan) -> Result<Plan, DevError> {
+/// Distinct free ports, for the edge's two (`Options::http_port`,
+/// `Options::https_port`).
+pub use teipsum_testkit::free_ports;
+
+/// `plan` with its services on `ports` (one each, in order), their
+/// upstreams and their `TEIPSUM_LISTEN` moved along.
+pub fn with_ports(plan: &Plan, ports: &[u16]) -> Plan {
     let mut plan = plan.clone();
-    for service in &mut plan.services {
-        let port = free_port().map_err(DevError::FreePort)?;
+    for (service, &port) in plan.services.iter_mut().zip(ports) {
         let old = format!("{}:{}", service.address, service.port);
         let new = format!("{}:{port}", service.address);
         service.port = port;
@@ -101,7 +104,7 @@ pub fn with_free_ports(plan: &Plan) -> Result<Plan, DevError> {
             }
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// How the supervisor treats `service`: the restart policy and delay of its
@@ -204,8 +207,20 @@ impl Stack {
     /// Start everything, print progress, and return once every service is
     /// ready and nginx accepts connections.
     pub fn start(plan: &Plan, options: &Options) -> Result<Stack, DevError> {
+        // The broker's port and, with free_ports, every service's: found
+        // together, so that no two are the same, and none is nginx's.
+        let wanted = if options.free_ports {
+            plan.services.len() + 1
+        } else {
+            1
+        };
+        let ports = free_ports(wanted, &[options.http_port, options.https_port])
+            .map_err(DevError::FreePort)?;
+        let (&broker_port, service_ports) = ports
+            .split_last()
+            .expect("free_ports finds as many ports as asked, here at least one");
         let plan = if options.free_ports {
-            with_free_ports(plan)?
+            with_ports(plan, service_ports)
         } else {
             plan.clone()
         };
@@ -217,7 +232,7 @@ impl Stack {
         let frontend = web_root(&root, &frontend, &plan, &options.api_document)?;
 
         let (postgres, conninfo) = start_postgres(&plan, &root)?;
-        let broker = start_broker(&plan)?;
+        let broker = start_broker(&plan, broker_port)?;
         let credentials = write_credentials(&root, &plan)?;
         let environments = environments(&plan, &conninfo, &broker.bootstrap, &credentials);
         let services = start_services(&plan, &programs, &environments, options.show_logs)?;
@@ -398,10 +413,9 @@ fn start_postgres(
 
 /// tansu on a free port, with the plan's topics applied by the code of
 /// `teipsum topics apply`.
-fn start_broker(plan: &Plan) -> Result<Tansu, DevError> {
+fn start_broker(plan: &Plan, port: u16) -> Result<Tansu, DevError> {
     step("tansu (Kafka-compatible broker)");
-    let broker =
-        Tansu::start_on(free_port().map_err(DevError::FreePort)?).map_err(DevError::Broker)?;
+    let broker = Tansu::start_on(port).map_err(DevError::Broker)?;
     let topics = plan
         .kafka
         .topics

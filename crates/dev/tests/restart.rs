@@ -23,9 +23,10 @@ fn start() -> Stack {
         .parent()
         .map(Path::to_owned)
         .expect("a target directory");
+    let edge = teipsum_testkit::free_ports(2, &[]).expect("two free ports");
     let options = Options {
-        http_port: teipsum_testkit::free_port().expect("a free port"),
-        https_port: teipsum_testkit::free_port().expect("a free port"),
+        http_port: edge[0],
+        https_port: edge[1],
         state_dir: None,
         bin_dir: Some(bin_dir),
         frontend: root().join(&plan.frontend.root),

@@ -38,9 +38,10 @@ pub fn start_spec(
     let spec = teipsum_spec::load_spec(spec)
         .unwrap_or_else(|e| panic!("{} is not valid: {e}", spec.display()));
     let plan = spec.plans[env].clone();
+    let edge = teipsum_dev::free_ports(2, &[]).expect("two free ports");
     let options = Options {
-        http_port: teipsum_testkit_free_port(),
-        https_port: teipsum_testkit_free_port(),
+        http_port: edge[0],
+        https_port: edge[1],
         state_dir,
         bin_dir: Some(bin_dir()),
         frontend: root().join(&plan.frontend.root),
@@ -51,14 +52,6 @@ pub fn start_spec(
     };
     Stack::start(&plan, &options)
         .unwrap_or_else(|e| panic!("the stack does not start: {}", teipsum_dev::chain(&e)))
-}
-
-fn teipsum_testkit_free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Where the service binaries were built (next to this test).

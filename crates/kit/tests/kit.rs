@@ -419,18 +419,7 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         .expect("the topics are created");
     let (db, conninfo) = database(&pg, "consumer_crash");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
-    let committed_offset = || -> i64 {
-        let probe = kafka::consumer(&broker.bootstrap, "crash-group", "probe").unwrap();
-        let mut list = TopicPartitionList::new();
-        list.add_partition("things", 0);
-        let committed = probe
-            .committed_offsets(list, Duration::from_secs(10))
-            .unwrap();
-        match committed.find_partition("things", 0).unwrap().offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        }
-    };
+    let committed_offset = || offset_committed_by(&broker, "crash-group");
 
     // Each round kills the consumer right after the event's transaction
     // commits, before the offset reaches the broker (it is committed once a
@@ -509,6 +498,20 @@ fn a_crash_between_commit_and_offset_store_causes_no_double_effect() {
         );
     }
     println!("{redeliveries_forced} redelivery forced in {rounds} round(s)");
+}
+
+/// The offset `group` has committed on partition 0 of `things` (0 before any).
+fn offset_committed_by(broker: &Tansu, group: &str) -> i64 {
+    let probe = kafka::consumer(&broker.bootstrap, group, "probe").unwrap();
+    let mut list = TopicPartitionList::new();
+    list.add_partition("things", 0);
+    let committed = probe
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    match committed.find_partition("things", 0).unwrap().offset() {
+        Offset::Offset(o) => o,
+        _ => 0,
+    }
 }
 
 fn claims(now: u64) -> Claims {
@@ -1797,18 +1800,7 @@ fn a_crash_between_a_batch_commit_and_its_offset_store_causes_no_double_effect()
         .expect("the topics are created");
     let (db, conninfo) = database(&pg, "batch_crash");
     let count = |sql: &str| -> i64 { db.get().unwrap().query_one(sql, &[]).unwrap().get(0) };
-    let committed_offset = || -> i64 {
-        let probe = kafka::consumer(&broker.bootstrap, GROUP, "probe").unwrap();
-        let mut list = TopicPartitionList::new();
-        list.add_partition("things", 0);
-        let committed = probe
-            .committed_offsets(list, Duration::from_secs(10))
-            .unwrap();
-        match committed.find_partition("things", 0).unwrap().offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        }
-    };
+    let committed_offset = || offset_committed_by(&broker, GROUP);
     // Each round kills the consumer while it applies a backlog in batches
     // of 32: after some batches committed, before their offsets reached the
     // broker (committed once a second). A round whose kill came after the

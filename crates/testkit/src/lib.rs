@@ -45,6 +45,25 @@ pub fn free_port() -> Result<u16> {
         .map_err(Error::NoFreePort)
 }
 
+/// `n` distinct free TCP ports on 127.0.0.1, none of them in `except`
+/// (ports already promised elsewhere): every one stays bound until all are
+/// found, so no two are the same. Another process may still take one
+/// before it is used; picking them one at a time with [`free_port`] can
+/// return the same port twice.
+pub fn free_ports(n: usize, except: &[u16]) -> Result<Vec<u16>> {
+    let mut held = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::NoFreePort)?;
+        let port = listener.local_addr().map_err(Error::NoFreePort)?.port();
+        if !except.contains(&port) {
+            ports.push(port);
+        }
+        held.push(listener);
+    }
+    Ok(ports)
+}
+
 /// The environment variable naming the directory of PostgreSQL's server
 /// binaries (`initdb`, `postgres`, `psql`).
 pub const PG_BIN_VAR: &str = "TEIPSUM_PG_BIN";
