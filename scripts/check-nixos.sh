@@ -45,12 +45,25 @@ extra=(--extra-module nix/modules/teipsum.nix --extra-module scripts/nixos-lite-
 
 echo "-- modules"
 "$teipsum" -f crates/nixgen/tests/fixtures/kraft.ncl compile --out "$work/kraft" >/dev/null
-for dir in nix/generated/prod nix/generated/stage "$work/kraft/prod"; do
+for dir in nix/generated/prod nix/generated/stage "$work/kraft/prod" "$work/kraft/stage"; do
   name="$(basename "$(dirname "$dir")")-$(basename "$dir")"
   "$tool/check.sh" "${extra[@]}" --render "$work/render/$name" "$dir"
 done
 "$tool/check.sh" "${extra[@]}" --render "$work/render/jwt-key" nix/modules/jwt-key.nix
 
+echo "-- the rendered Prometheus and Alertmanager configurations load (promtool, amtool)"
+for render in "$work/render"/*-prod "$work/render"/*-stage; do
+  promtool check config --syntax-only "$render/prometheus/prometheus.yml" >/dev/null \
+    || { promtool check config --syntax-only "$render/prometheus/prometheus.yml"; exit 1; }
+  promtool check rules "$render"/prometheus/rules/*.yml >/dev/null \
+    || { promtool check rules "$render"/prometheus/rules/*.yml; exit 1; }
+  # Debian's amtool (0.25) predates the webhook's `url_file` (0.26); read e-mail configurations only.
+  if ! grep -q url_file "$render/alertmanager/alertmanager.yml"; then
+    amtool check-config "$render/alertmanager/alertmanager.yml" >/dev/null \
+      || { amtool check-config "$render/alertmanager/alertmanager.yml"; exit 1; }
+  fi
+done
+echo "  prometheus.yml and the rules of every environment load; so does kraft-stage's e-mail alertmanager.yml"
 echo "-- units that nixpkgs leaves without Restart= get one"
 for render in "$work/render/generated-prod" "$work/render/generated-stage" "$work/render/kraft-prod"; do
   for unit in apache-kafka teipsum-topics acme-order-renew-*; do

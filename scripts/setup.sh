@@ -67,12 +67,24 @@ if [ "$mode" != build ]; then
   want_python_module pyflakes python3-pyflakes         # nixos-lite lints the VM test scripts
   want_python_module venv python3-venv                 # api-fuzz.sh: schemathesis' venv
   want_python_module ensurepip python3-venv
+  want promtool prometheus                             # promtool check/test rules of the generated alerts
+  want prometheus-alertmanager prometheus-alertmanager # the alerts' delivery, against the dev stack
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
   echo "setup: installing ${packages[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+# Debian starts the daemons it installs where systemd runs; the tests start
+# their own, and Debian's Prometheus would hold 9090, the auth service's port.
+if [ "$mode" != build ] && [ -d /run/systemd/system ]; then
+  for unit in prometheus.service prometheus-alertmanager.service; do
+    if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit" 2>/dev/null; then
+      echo "setup: stopping and disabling Debian's $unit (the tests run their own)"
+      "${sudo_cmd[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 # Node.js and the cargo tools are not Debian packages: the other modes stop here.

@@ -25,22 +25,23 @@ in
         PermitRootLogin = "prohibit-password";
       };
     };
-    users.users.root.openssh.authorizedKeys.keys = config.teipsum.operatorKeys;
-
     # With password login off, a host without a key is locked the moment it
-    # is switched to: refuse to build it.
-    assertions = [
-      {
-        assertion = config.teipsum.operatorKeys != [ ];
-        message = "teipsum: no operator SSH key. Put your public key (~/.ssh/id_ed25519.pub) in nix/hosts/operators.pub and `git add` it: password login is off, so without a key nobody can log in after the switch.";
-      }
-      {
-        assertion = lib.all isPublicKey config.teipsum.operatorKeys;
-        message = "teipsum: nix/hosts/operators.pub has a line that is not an OpenSSH public key: ${
-          lib.concatStringsSep ", " (lib.filter (k: !isPublicKey k) config.teipsum.operatorKeys)
-        }";
-      }
-    ];
+    # is switched to: refuse to build it. (A throw where the keys are read,
+    # not an entry of `assertions`: nixos-lite, which checks this flake here,
+    # forces every assertion's message once a checked module sets one, and
+    # nixpkgs' Prometheus module has a message that fails when forced while
+    # its assertion holds.)
+    users.users.root.openssh.authorizedKeys.keys =
+      let
+        keys = config.teipsum.operatorKeys;
+        malformed = lib.filter (k: !isPublicKey k) keys;
+      in
+      if keys == [ ] then
+        throw "teipsum: no operator SSH key. Put your public key (~/.ssh/id_ed25519.pub) in nix/hosts/operators.pub and `git add` it: password login is off, so without a key nobody can log in after the switch."
+      else if malformed != [ ] then
+        throw "teipsum: nix/hosts/operators.pub has a line that is not an OpenSSH public key: ${lib.concatStringsSep ", " malformed}"
+      else
+        keys;
 
     # Secrets: the token signing key is created on first boot in
     # /var/lib/teipsum/secrets (nix/modules/jwt-key.nix). Nothing else is secret:

@@ -61,6 +61,9 @@ pub mod env {
     pub const ORDER_OPEN_FOR_SECS: &str = "TEIPSUM_ORDER_OPEN_FOR_SECS";
     /// Seconds an order may stay `PLACED` before it expires (order only).
     pub const ORDER_CONFIRM_WITHIN_SECS: &str = "TEIPSUM_ORDER_CONFIRM_WITHIN_SECS";
+    /// `address:port` of the metrics listener (`127.0.0.1:18100`), serving
+    /// only `GET /metrics`; unset: no metrics listener.
+    pub const METRICS_LISTEN: &str = "TEIPSUM_METRICS_LISTEN";
     /// Directory of credential files for local runs; systemd's
     /// `CREDENTIALS_DIRECTORY` wins when both are set.
     pub const CREDENTIALS_DIR: &str = "TEIPSUM_CREDENTIALS_DIR";
@@ -76,6 +79,37 @@ pub mod credentials {
     pub const JWT_PUBLIC_KEY: &str = "jwt-public-key";
     /// PEM CA certificates that sign a remote PostgreSQL server's certificate.
     pub const POSTGRES_CA: &str = "postgres-ca";
+}
+
+/// What the services expose on `/metrics` and the generated alert rules
+/// read: one list of names for both.
+pub mod metrics {
+    /// Upper bounds, in seconds, of every duration histogram; the latency
+    /// SLO of `monitoring.alerts.latency` must be one of them.
+    pub const DURATION_BUCKETS: [f64; 11] = [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ];
+    /// Histogram of request durations, by `http_request_method`,
+    /// `http_route` (the route template) and `http_response_status_code`.
+    pub const HTTP_REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+    /// Requests being answered, by `http_request_method`.
+    pub const HTTP_ACTIVE_REQUESTS: &str = "http_server_active_requests";
+    /// Outbox rows not yet published.
+    pub const OUTBOX_WAITING: &str = "teipsum_outbox_waiting";
+    /// Age of the oldest unpublished outbox row (0 when empty).
+    pub const OUTBOX_OLDEST_AGE: &str = "teipsum_outbox_oldest_age_seconds";
+    /// Events parked by the consumer.
+    pub const EVENTS_PARKED: &str = "teipsum_events_parked";
+    /// Events the consumer group is behind, by `topic` and `partition`.
+    pub const CONSUMER_LAG: &str = "teipsum_consumer_lag";
+    /// Partitions assigned to the service's consumer.
+    pub const CONSUMER_ASSIGNED_PARTITIONS: &str = "teipsum_consumer_assigned_partitions";
+    /// Unix time of a database's last successful dump, by `database`
+    /// (written by the backup unit for the node exporter's textfile collector).
+    pub const BACKUP_LAST_SUCCESS: &str = "teipsum_backup_last_success_timestamp_seconds";
+    /// Unix time the edge's certificate expires, by `domain` (written after
+    /// each certificate order for the textfile collector).
+    pub const CERTIFICATE_EXPIRY: &str = "teipsum_certificate_expiry_timestamp_seconds";
 }
 
 /// systemd unit of a service (`teipsum-order.service`).

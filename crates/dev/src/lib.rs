@@ -82,11 +82,18 @@ pub struct ExtraRoute {
 /// `Options::https_port`).
 pub use teipsum_testkit::free_ports;
 
-/// `plan` with its services on `ports` (one each, in order), their
-/// upstreams and their `TEIPSUM_LISTEN` moved along.
-pub fn with_ports(plan: &Plan, ports: &[u16]) -> Plan {
+/// `plan` with its services on `ports` (one each, in order) and their
+/// metrics on `metrics_ports` (one each, in order, for services that have
+/// one), their upstreams, `TEIPSUM_LISTEN`, `TEIPSUM_METRICS_LISTEN` and
+/// the scrape targets moved along.
+pub fn with_ports(plan: &Plan, ports: &[u16], metrics_ports: &[u16]) -> Plan {
     let mut plan = plan.clone();
-    for (service, &port) in plan.services.iter_mut().zip(ports) {
+    for ((service, &port), &metrics_port) in plan
+        .services
+        .iter_mut()
+        .zip(ports)
+        .zip(metrics_ports.iter().chain(std::iter::repeat(&0)))
+    {
         let old = format!("{}:{}", service.address, service.port);
         let new = format!("{}:{port}", service.address);
         service.port = port;
@@ -101,6 +108,22 @@ pub fn with_ports(plan: &Plan, ports: &[u16]) -> Plan {
         {
             for server in upstream.servers.iter_mut().filter(|s| **s == old) {
                 *server = new.clone();
+            }
+        }
+        if let Some(old_metrics) = service.metrics_port.filter(|_| metrics_port != 0) {
+            let old = format!("{}:{old_metrics}", service.address);
+            let new = format!("{}:{metrics_port}", service.address);
+            service.metrics_port = Some(metrics_port);
+            service
+                .environment
+                .insert(env::METRICS_LISTEN.to_owned(), new.clone());
+            let targets = plan
+                .monitoring
+                .iter_mut()
+                .flat_map(|m| m.scrape.iter_mut())
+                .flat_map(|job| job.targets.iter_mut());
+            for target in targets.filter(|t| t.address == old) {
+                target.address = new.clone();
             }
         }
     }
@@ -209,8 +232,13 @@ impl Stack {
     pub fn start(plan: &Plan, options: &Options) -> Result<Stack, DevError> {
         // The broker's port and, with free_ports, every service's: found
         // together, so that no two are the same, and none is nginx's.
+        let metrics = plan
+            .services
+            .iter()
+            .filter(|s| s.metrics_port.is_some())
+            .count();
         let wanted = if options.free_ports {
-            plan.services.len() + 1
+            plan.services.len() + metrics + 1
         } else {
             1
         };
@@ -220,7 +248,8 @@ impl Stack {
             .split_last()
             .expect("free_ports finds as many ports as asked, here at least one");
         let plan = if options.free_ports {
-            with_ports(plan, service_ports)
+            let (service_ports, metrics_ports) = service_ports.split_at(plan.services.len());
+            with_ports(plan, service_ports, metrics_ports)
         } else {
             plan.clone()
         };
@@ -333,6 +362,10 @@ fn check_ports(plan: &Plan, options: &Options) -> Result<(), DevError> {
             .iter()
             .map(|s| (s.port, format!("service {}", s.name))),
     );
+    ports.extend(plan.services.iter().filter_map(|s| {
+        s.metrics_port
+            .map(|port| (port, format!("the metrics of service {}", s.name)))
+    }));
     match ports.into_iter().find(|(port, _)| !port_free(*port)) {
         Some((port, what)) => Err(DevError::PortTaken { port, what }),
         None => Ok(()),

@@ -51,6 +51,7 @@ pub fn diff(old: &Plan, new: &Plan) -> Vec<Change> {
     diff_postgres(old, new, &mut changes);
     diff_kafka(old, new, &mut changes);
     diff_sandbox(old, new, &mut changes);
+    diff_monitoring(old, new, &mut changes);
     changes
 }
 
@@ -782,6 +783,100 @@ fn diff_sandbox(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
         what: format!("sandbox of every unit: {}", what.join(", ")),
         effects,
     });
+}
+
+/// The units of the monitoring stack, as nixpkgs names them.
+const MONITORING_UNITS: [&str; 6] = [
+    "prometheus.service",
+    "alertmanager.service",
+    "prometheus-node-exporter.service",
+    "prometheus-postgres-exporter.service",
+    "prometheus-nginx-exporter.service",
+    "prometheus-kafka-exporter.service",
+];
+
+fn diff_monitoring(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
+    let units = |effect: fn(String) -> Effect| {
+        MONITORING_UNITS
+            .iter()
+            .map(|u| effect((*u).to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let (old, new) = match (&old.monitoring, &new.monitoring) {
+        (None, None) => return,
+        (None, Some(_)) => {
+            changes.push(Change {
+                sign: '+',
+                what: "monitoring: Prometheus, the exporters and Alertmanager".to_owned(),
+                effects: units(Effect::Start),
+            });
+            return;
+        }
+        (Some(_), None) => {
+            changes.push(Change {
+                sign: '-',
+                what: "monitoring: Prometheus, the exporters and Alertmanager".to_owned(),
+                effects: units(Effect::Stop),
+            });
+            return;
+        }
+        (Some(old), Some(new)) => (old, new),
+    };
+    let rules = |m: &teipsum_spec::plan::MonitoringPlan| {
+        m.rules
+            .iter()
+            .flat_map(|g| &g.rules)
+            .map(|r| (r.alert.clone(), r.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (before, after) = (rules(old), rules(new));
+    let mut what: Vec<String> = after
+        .keys()
+        .filter(|a| !before.contains_key(*a))
+        .map(|a| format!("+{a}"))
+        .chain(
+            before
+                .keys()
+                .filter(|a| !after.contains_key(*a))
+                .map(|a| format!("-{a}")),
+        )
+        .chain(
+            after
+                .iter()
+                .filter(|(a, r)| before.get(*a).is_some_and(|b| b != *r))
+                .map(|(a, _)| format!("~{a}")),
+        )
+        .collect();
+    if old.scrape != new.scrape {
+        what.push("scrape targets".to_owned());
+    }
+    if old.prometheus != new.prometheus {
+        what.push("Prometheus settings".to_owned());
+    }
+    if !what.is_empty() {
+        changes.push(Change {
+            sign: '~',
+            what: format!("monitoring: {}", what.join(", ")),
+            effects: vec![Effect::Reload("prometheus.service".to_owned())],
+        });
+    }
+    if old.alertmanager != new.alertmanager {
+        changes.push(Change {
+            sign: '~',
+            what: format!("alert delivery to `{}`", new.alertmanager.receiver),
+            effects: vec![Effect::Restart("alertmanager.service".to_owned())],
+        });
+    }
+    if old.exporters != new.exporters {
+        changes.push(Change {
+            sign: '~',
+            what: "monitoring: exporter settings".to_owned(),
+            effects: MONITORING_UNITS[2..]
+                .iter()
+                .map(|u| Effect::Restart((*u).to_owned()))
+                .collect(),
+        });
+    }
 }
 
 fn mode(mode: &teipsum_spec::plan::KafkaMode) -> &'static str {

@@ -6,12 +6,15 @@
 //!                     kafka.nix       broker (ZooKeeper or KRaft), teipsum-topics.service
 //!                     nginx.nix       ACME, vhost, upstreams, routes, headers, limits, firewall
 //!                     services.nix    users and Type=notify units
+//!                     monitoring.nix  Prometheus, exporters, Alertmanager (when monitored)
+//!                     alert-rules.yml the generated alert rules (when monitored)
 //!                     plan.json       the plan itself, for `teipsum diff`
 //! ```
 
 pub mod diff;
 pub mod edge;
 pub mod modules;
+pub mod monitoring;
 pub mod nix;
 pub mod unit;
 
@@ -45,6 +48,11 @@ fn header(plan: &Plan, spec_name: &str, what: &str) -> String {
 pub fn render(plan: &Plan, spec_name: &str) -> Vec<GeneratedFile> {
     let module_args = ["config", "lib", "pkgs"];
     let module = |body| nix::Nix::module(&module_args, body);
+    let mut imports = MODULES.to_vec();
+    if plan.monitoring.is_some() {
+        imports.push("monitoring.nix");
+        imports.sort_unstable();
+    }
     let mut files = vec![GeneratedFile {
         name: "default.nix",
         contents: nix::render_file(
@@ -53,7 +61,7 @@ pub fn render(plan: &Plan, spec_name: &str) -> Vec<GeneratedFile> {
                 spec_name,
                 "The whole environment: import this module on the host.",
             ),
-            &modules::default(&MODULES),
+            &modules::default(&imports),
         ),
     }];
     let bodies = [
@@ -82,6 +90,26 @@ pub fn render(plan: &Plan, spec_name: &str) -> Vec<GeneratedFile> {
         files.push(GeneratedFile {
             name,
             contents: nix::render_file(&header(plan, spec_name, what), &body),
+        });
+    }
+    if let Some(watch) = &plan.monitoring {
+        files.push(GeneratedFile {
+            name: "monitoring.nix",
+            contents: nix::render_file(
+                &header(
+                    plan,
+                    spec_name,
+                    "Monitoring: Prometheus, its exporters and Alertmanager, on loopback.",
+                ),
+                &module(monitoring::module(plan, watch)),
+            ),
+        });
+        files.push(GeneratedFile {
+            name: "alert-rules.yml",
+            contents: monitoring::rules_json(
+                watch,
+                &format!("{GENERATED_MARKER} from {spec_name}; do not edit"),
+            ),
         });
     }
     files.push(GeneratedFile {

@@ -84,7 +84,7 @@ fn config_ncl_renders_exactly_the_committed_nix_generated() {
 }
 
 #[test]
-fn the_kraft_variant_differs_from_config_ncl_only_in_its_kafka_module() {
+fn the_kraft_variant_differs_from_config_ncl_only_in_its_kafka_module_and_stages_alert_delivery() {
     let outputs = all_outputs();
     let zookeeper = |env: &str, name: &str| {
         outputs
@@ -97,15 +97,27 @@ fn the_kraft_variant_differs_from_config_ncl_only_in_its_kafka_module() {
     let kraft =
         load_spec(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kraft.ncl")).unwrap();
     for (env, plan) in &kraft.plans {
-        // The plans differ in their Kafka section and the ports it listens on alone.
+        // The plans differ in their Kafka section and the ports it listens
+        // on, and stage in how Alertmanager delivers (e-mail).
         let mut same_kafka = plan.clone();
         same_kafka.kafka = config.plans[env].kafka.clone();
         same_kafka.listeners = config.plans[env].listeners.clone();
-        assert!(same_kafka == config.plans[env], "{env}: beyond Kafka");
+        if let (Some(kraft), Some(zookeeper)) =
+            (&mut same_kafka.monitoring, &config.plans[env].monitoring)
+        {
+            kraft.alertmanager = zookeeper.alertmanager.clone();
+        }
+        assert!(
+            same_kafka == config.plans[env],
+            "{env}: beyond Kafka and alert delivery"
+        );
         for file in render(plan, "config.ncl") {
             match file.name {
                 "kafka.nix" => {
                     insta::assert_snapshot!(format!("kraft-{env}-kafka.nix"), file.contents)
+                }
+                "monitoring.nix" if env == "stage" => {
+                    insta::assert_snapshot!("kraft-stage-monitoring.nix", file.contents)
                 }
                 "plan.json" => {}
                 name => assert!(

@@ -346,6 +346,19 @@ pub enum Violation {
         /// Upper bound, human-readable.
         max: &'static str,
     },
+    /// A monitored environment without exactly one way to deliver alerts.
+    #[error("{problem}")]
+    BadReceiver {
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// A latency objective between two histogram bounds, which no query can
+    /// count exactly.
+    #[error("`{value}` is not one of the request duration histogram's bounds")]
+    LatencyNotABucket {
+        /// The value written.
+        value: String,
+    },
     /// A KRaft cluster id with the wrong shape.
     #[error("`{cluster_id}` is not a KRaft cluster id")]
     BadClusterId {
@@ -426,6 +439,8 @@ impl Violation {
             Violation::SplitHosts { .. } => "split-hosts",
             Violation::DurationOutOfRange { .. } => "duration-out-of-range",
             Violation::LimitOutOfRange { .. } => "limit-out-of-range",
+            Violation::BadReceiver { .. } => "bad-receiver",
+            Violation::LatencyNotABucket { .. } => "latency-not-a-bucket",
             Violation::BadClusterId { .. } => "bad-cluster-id",
             Violation::BadHeader { .. } => "bad-header",
             Violation::UnsafeCsp { .. } => "unsafe-csp",
@@ -508,6 +523,20 @@ impl Violation {
             Violation::DurationOutOfRange { .. } | Violation::LimitOutOfRange { .. } => {
                 return None;
             }
+            Violation::BadReceiver { .. } => {
+                "set `monitoring.receiver.webhook_url_file` (a file holding the URL) or `monitoring.receiver.email`, not both; or `monitoring.enable = false`".to_owned()
+            }
+            Violation::LatencyNotABucket { .. } => format!(
+                "use one of: {}",
+                teipsum_conventions::metrics::DURATION_BUCKETS
+                    .iter()
+                    .map(|b| {
+                        let ms = (b * 1000.0).round() as u64;
+                        if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Violation::BadClusterId { .. } => {
                 "22 characters of base64url (16 random bytes), as `kafka-storage.sh random-uuid` prints; or leave it out to derive one".to_owned()
             }

@@ -33,6 +33,8 @@ pub struct Plan {
     pub frontend: FrontendPlan,
     /// Services, sorted by name.
     pub services: Vec<ServicePlan>,
+    /// Metrics and alerts, when `monitoring.enable`.
+    pub monitoring: Option<MonitoringPlan>,
     /// Every TCP listener of the environment, sorted by host and port.
     pub listeners: Vec<Listener>,
     /// The systemd sandbox of every sandboxed unit (services and the
@@ -590,6 +592,8 @@ pub struct ServicePlan {
     pub address: String,
     /// Listen port.
     pub port: u16,
+    /// Port of `/metrics` on `address`, when the environment is monitored.
+    pub metrics_port: Option<u16>,
     /// Database.
     pub database: String,
     /// Role.
@@ -747,4 +751,165 @@ pub struct Listener {
     pub port: u16,
     /// Who listens (`service order`, `postgresql`).
     pub owner: String,
+}
+
+/// Monitoring of an environment: what is scraped, how it is alerted, and
+/// where alerts go. Everything listens on loopback of the services' host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitoringPlan {
+    /// Listen address of every monitoring component.
+    pub address: String,
+    /// Prometheus.
+    pub prometheus: PrometheusPlan,
+    /// What Prometheus scrapes, in print order.
+    pub scrape: Vec<ScrapeJob>,
+    /// The exporters.
+    pub exporters: ExportersPlan,
+    /// Alertmanager.
+    pub alertmanager: AlertmanagerPlan,
+    /// The alert rules, in print order.
+    pub rules: Vec<AlertGroup>,
+    /// Directory the node exporter's textfile collector reads; the backup
+    /// and certificate units write their timestamps there.
+    pub textfile_dir: String,
+    /// Databases whose dumps are watched, and the unit of each dump.
+    pub backups: Vec<BackupWatch>,
+    /// The certificate whose expiry is watched.
+    pub certificate: CertificateWatch,
+}
+
+/// Prometheus itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrometheusPlan {
+    /// Port.
+    pub port: u16,
+    /// `scrape_interval` and `evaluation_interval` (`15s`).
+    pub interval: String,
+    /// `--storage.tsdb.retention.time` (`30d`).
+    pub retention: String,
+    /// File name of the generated rules next to the modules.
+    pub rule_file: String,
+}
+
+/// One `scrape_configs` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrapeJob {
+    /// `job_name`.
+    pub job: String,
+    /// Targets, each with its own labels.
+    pub targets: Vec<ScrapeTarget>,
+}
+
+/// One target of a job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrapeTarget {
+    /// `host:port`.
+    pub address: String,
+    /// Extra labels (`service`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The exporters and what they read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportersPlan {
+    /// The node exporter's port.
+    pub node_port: u16,
+    /// Collectors enabled beyond the defaults (`systemd`, `textfile`).
+    pub node_collectors: Vec<String>,
+    /// The PostgreSQL exporter's port.
+    pub postgres_port: u16,
+    /// The nginx exporter's port.
+    pub nginx_port: u16,
+    /// nginx's status page (`services.nginx.statusPage`: loopback only).
+    pub nginx_status_url: String,
+    /// kminion's port.
+    pub kafka_port: u16,
+    /// Brokers kminion reads consumer group offsets from.
+    pub kafka_brokers: Vec<String>,
+}
+
+/// Alertmanager and its one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertmanagerPlan {
+    /// Port.
+    pub port: u16,
+    /// Receiver name.
+    pub receiver: String,
+    /// How alerts are delivered.
+    pub delivery: Delivery,
+    /// Labels alerts are grouped by in one notification.
+    pub group_by: Vec<String>,
+    /// `group_wait`, `group_interval`, `repeat_interval`.
+    pub timing: [String; 3],
+    /// Credentials the unit loads (systemd `LoadCredential=`), sorted.
+    pub credentials: Vec<CredentialPlan>,
+}
+
+/// How Alertmanager delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// POST to a URL read from a credential file.
+    Webhook {
+        /// The URL's file as the unit sees it.
+        url_file: String,
+    },
+    /// E-mail through a smarthost with STARTTLS.
+    Email {
+        /// Recipient.
+        to: String,
+        /// Sender.
+        from: String,
+        /// `host:port`.
+        smarthost: String,
+        /// Login.
+        username: Option<String>,
+        /// The password's file as the unit sees it.
+        password_file: Option<String>,
+    },
+}
+
+/// A group of rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertGroup {
+    /// Group name.
+    pub name: String,
+    /// Its rules.
+    pub rules: Vec<AlertRule>,
+}
+
+/// One alerting rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// `alert` (`TeipsumTargetDown`).
+    pub alert: String,
+    /// PromQL.
+    pub expr: String,
+    /// `for` (`2m`), when the condition must hold that long.
+    pub hold: String,
+    /// `page` (someone acts now) or `ticket` (during working hours).
+    pub severity: String,
+    /// One line: what is wrong, with label templates.
+    pub summary: String,
+    /// One line: what to do first.
+    pub runbook: String,
+}
+
+/// A database dump whose success is recorded for the textfile collector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupWatch {
+    /// Database.
+    pub database: String,
+    /// The dump's unit (`postgresqlBackup-teipsum_order`).
+    pub unit: String,
+}
+
+/// The certificate whose expiry is recorded after each order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateWatch {
+    /// Domain.
+    pub domain: String,
+    /// Certificate file.
+    pub path: String,
+    /// The unit after whose runs it is read.
+    pub unit: String,
 }

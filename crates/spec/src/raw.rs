@@ -40,6 +40,8 @@ pub struct RawService {
     pub description: String,
     /// Loopback TCP port.
     pub port: u16,
+    /// Loopback TCP port of `/metrics`.
+    pub metrics_port: u16,
     /// URL prefixes nginx routes to the service.
     pub routes: Vec<String>,
     /// Database, role and system user name.
@@ -143,6 +145,8 @@ pub struct RawEnvironment {
     pub kafka: RawKafka,
     /// nginx edge.
     pub nginx: RawNginx,
+    /// Metrics, alerts and their delivery.
+    pub monitoring: RawMonitoring,
     /// Services' log level.
     pub log_level: LogLevel,
     /// systemd `WatchdogSec` of the services.
@@ -152,6 +156,99 @@ pub struct RawEnvironment {
     pub outbox_max_lag: Duration,
     /// Access token settings.
     pub jwt: RawJwt,
+}
+
+/// `monitoring`: Prometheus, the exporters, the alert rules, Alertmanager.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitoring {
+    /// Whether the environment is monitored.
+    pub enable: bool,
+    /// Prometheus' scrape interval.
+    pub scrape_interval: Duration,
+    /// How long Prometheus keeps samples.
+    pub retention: Duration,
+    /// Loopback ports of the monitoring components.
+    pub ports: RawMonitoringPorts,
+    /// Where alerts go.
+    #[serde(default)]
+    pub receiver: Option<RawReceiver>,
+    /// Alert thresholds.
+    pub alerts: RawAlerts,
+}
+
+/// `monitoring.ports`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitoringPorts {
+    /// Prometheus.
+    pub prometheus: u16,
+    /// Alertmanager.
+    pub alertmanager: u16,
+    /// The node exporter.
+    pub node_exporter: u16,
+    /// The PostgreSQL exporter.
+    pub postgres_exporter: u16,
+    /// The nginx exporter.
+    pub nginx_exporter: u16,
+    /// kminion.
+    pub kafka_exporter: u16,
+}
+
+/// `monitoring.receiver`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReceiver {
+    /// Receiver name.
+    pub name: String,
+    /// File holding a webhook URL.
+    #[serde(default)]
+    pub webhook_url_file: Option<String>,
+    /// E-mail delivery.
+    #[serde(default)]
+    pub email: Option<RawEmail>,
+}
+
+/// `monitoring.receiver.email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmail {
+    /// Recipient.
+    pub to: String,
+    /// Sender.
+    pub from: String,
+    /// `host:port` of the SMTP server.
+    pub smarthost: String,
+    /// SMTP login.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the SMTP password.
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+/// `monitoring.alerts`: thresholds of the generated rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// Availability SLO.
+    pub availability: f64,
+    /// Latency SLO threshold.
+    pub latency: Duration,
+    /// Share of requests faster than `latency`.
+    pub latency_objective: f64,
+    /// Consumer lag (events) that alerts while growing.
+    pub consumer_lag: u32,
+    /// Age of the oldest unsent outbox event that alerts.
+    pub outbox_oldest: Duration,
+    /// Share of `max_connections` in use that alerts.
+    pub postgres_connections: f64,
+    /// Share of a filesystem left free that alerts.
+    pub disk_free: f64,
+    /// Age of the last successful dump that alerts.
+    pub backup_max_age: Duration,
+    /// Certificate time left that alerts.
+    pub certificate_expiry: Duration,
 }
 
 /// ACME settings.

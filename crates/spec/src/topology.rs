@@ -89,5 +89,35 @@ pub(crate) fn listeners(
                 .field("port"),
         ));
     }
+    let monitoring = &environment.monitoring;
+    if monitoring.enable {
+        for (name, service) in services {
+            out.push(claim(
+                edge,
+                service.metrics_port,
+                &format!("the metrics of service `{name}`"),
+                FieldPath::root()
+                    .field("services")
+                    .field(name)
+                    .field("metrics_port"),
+            ));
+        }
+        let ports = &monitoring.ports;
+        let field = |name: &str| path.field("monitoring").field("ports").field(name);
+        for (port, owner, name) in [
+            (ports.prometheus, "Prometheus", "prometheus"),
+            (ports.alertmanager, "Alertmanager", "alertmanager"),
+            (ports.node_exporter, "the node exporter", "node_exporter"),
+            (
+                ports.postgres_exporter,
+                "the PostgreSQL exporter",
+                "postgres_exporter",
+            ),
+            (ports.nginx_exporter, "the nginx exporter", "nginx_exporter"),
+            (ports.kafka_exporter, "the Kafka exporter", "kafka_exporter"),
+        ] {
+            out.push(claim(edge, port, owner, field(name)));
+        }
+    }
     out
 }

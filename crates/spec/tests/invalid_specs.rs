@@ -171,6 +171,8 @@ fn several_mistakes_are_all_reported_at_once() {
         paths,
         [
             "services.order.prot",
+            // Its default is `port` + 10000, which cannot be computed either.
+            "services.user.metrics_port",
             "services.user.port",
             "topics.user-login.retention"
         ]

@@ -5,6 +5,7 @@
 //! module; [`plan`] puts them together.
 
 mod kafka;
+mod monitoring;
 mod nginx;
 mod postgres;
 mod services;
@@ -43,6 +44,8 @@ fn plan(raw: &RawPlatform, environment: &Environment) -> Plan {
     let kafka = kafka::resolve(raw, environment);
     let nginx = nginx::resolve(raw, environment);
     let services = services::resolve(raw, environment, &postgres, &kafka);
+    let acme_order_unit = policy::acme_order_unit(&spec.domain);
+    let monitoring = monitoring::resolve(raw, environment, &postgres, &kafka, &acme_order_unit);
     let mut listeners: Vec<Listener> = listeners(
         &raw.services,
         spec,
@@ -76,7 +79,7 @@ fn plan(raw: &RawPlatform, environment: &Environment) -> Plan {
             server: spec.acme.ca.directory().to_owned(),
             staging: !spec.acme.ca.is_trusted(),
             accept_terms: true,
-            order_unit: policy::acme_order_unit(&spec.domain),
+            order_unit: acme_order_unit,
             order_restart: policy::acme_order_restart(),
             order_ordering: policy::acme_order_ordering(),
         },
@@ -89,6 +92,7 @@ fn plan(raw: &RawPlatform, environment: &Environment) -> Plan {
             spa_fallback: raw.frontend.spa_fallback,
         },
         services,
+        monitoring,
         listeners,
         sandbox: policy::sandbox(),
     }

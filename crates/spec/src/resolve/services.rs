@@ -43,6 +43,10 @@ pub(super) fn resolve(
             };
             set(env::SERVICE, service.clone());
             set(env::LISTEN, format!("{LOOPBACK}:{}", s.port));
+            let metrics_port = spec.monitoring.enable.then_some(s.metrics_port);
+            if let Some(port) = metrics_port {
+                set(env::METRICS_LISTEN, format!("{LOOPBACK}:{port}"));
+            }
             set(
                 env::DATABASE,
                 format!(
@@ -118,6 +122,7 @@ pub(super) fn resolve(
                 host: environment.edge.clone(),
                 address: LOOPBACK.to_owned(),
                 port: s.port,
+                metrics_port,
                 database: s.database.clone(),
                 role: s.database.clone(),
                 routes: s.routes.clone(),

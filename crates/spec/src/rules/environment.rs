@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Bounds, duration_within, headers, names, topics};
+use super::{Bounds, duration_within, headers, monitoring, names, topics};
 use crate::{
     diagnostic::{Diagnostic, FieldPath, Violation},
     raw::{RawEnvironment, RawPlatform, RawSetting},
@@ -99,6 +99,7 @@ fn check(
     headers::check(&environment.nginx, &path.field("nginx"), errors);
     settings(environment, path, errors);
     durations(environment, path, errors);
+    monitoring::check(&environment.monitoring, path, errors);
 }
 
 /// PostgreSQL and Kafka run on a declared host, the services' one.

@@ -10,6 +10,7 @@ mod frontend;
 mod headers;
 mod hsts;
 mod limits;
+mod monitoring;
 mod names;
 mod routes;
 mod secrets;

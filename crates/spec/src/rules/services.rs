@@ -15,6 +15,14 @@ pub(super) fn check(path: &FieldPath, service: &RawService, errors: &mut Vec<Dia
             Violation::PrivilegedPort { port: service.port },
         ));
     }
+    if service.metrics_port < 1024 {
+        errors.push(Diagnostic::new(
+            path.field("metrics_port"),
+            Violation::PrivilegedPort {
+                port: service.metrics_port,
+            },
+        ));
+    }
     duration_within(
         path.field("micro_cache"),
         service.micro_cache,

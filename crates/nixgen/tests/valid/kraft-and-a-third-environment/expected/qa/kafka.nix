@@ -17,9 +17,9 @@
       # Topics exist only when declared: a typo must not create a topic nobody reads.
       "auto.create.topics.enable" = false;
       "controller.listener.names" = [ "CONTROLLER" ];
-      "controller.quorum.voters" = [ "1@127.0.0.1:19093" ];
+      "controller.quorum.voters" = [ "1@127.0.0.1:19193" ];
       "listener.security.protocol.map" = [ "PLAINTEXT:PLAINTEXT" "CONTROLLER:PLAINTEXT" ];
-      listeners = [ "PLAINTEXT://127.0.0.1:19092" "CONTROLLER://127.0.0.1:19093" ];
+      listeners = [ "PLAINTEXT://127.0.0.1:19092" "CONTROLLER://127.0.0.1:19193" ];
       "log.dirs" = [ "/var/lib/apache-kafka" ];
       "node.id" = 1;
       "num.partitions" = 3;

@@ -3,5 +3,11 @@
 #
 # The whole environment: import this module on the host.
 {
-  imports = [ ./kafka.nix ./nginx.nix ./postgresql.nix ./services.nix ];
+  imports = [
+    ./kafka.nix
+    ./monitoring.nix
+    ./nginx.nix
+    ./postgresql.nix
+    ./services.nix
+  ];
 }

@@ -19,6 +19,7 @@
         TEIPSUM_KAFKA_CLIENT_ID = "teipsum-admin-product";
         TEIPSUM_LISTEN = "127.0.0.1:9096";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:19096";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "admin-product";
@@ -114,6 +115,7 @@
         TEIPSUM_KAFKA_CLIENT_ID = "teipsum-auth";
         TEIPSUM_LISTEN = "127.0.0.1:9090";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:19090";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_REFRESH_TTL_SECS = "2592000";
         TEIPSUM_RETENTION_SECS = "3196800";
@@ -211,6 +213,7 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-catalog";
         TEIPSUM_LISTEN = "127.0.0.1:9098";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:19098";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "catalog";
@@ -303,6 +306,7 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-inventory";
         TEIPSUM_LISTEN = "127.0.0.1:8110";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:18110";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "inventory";
@@ -400,6 +404,7 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-order";
         TEIPSUM_LISTEN = "127.0.0.1:8100";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:18100";
         TEIPSUM_ORDER_CONFIRM_WITHIN_SECS = "900";
         TEIPSUM_ORDER_MAX_OPEN = "5";
         TEIPSUM_ORDER_MAX_UNITS = "20";
@@ -499,6 +504,7 @@
         TEIPSUM_KAFKA_CLIENT_ID = "teipsum-rec";
         TEIPSUM_LISTEN = "127.0.0.1:9200";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:19200";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "rec";
@@ -596,6 +602,7 @@
         TEIPSUM_KAFKA_GROUP = "teipsum-user";
         TEIPSUM_LISTEN = "127.0.0.1:9093";
         TEIPSUM_LOG = "debug";
+        TEIPSUM_METRICS_LISTEN = "127.0.0.1:19093";
         TEIPSUM_OUTBOX_MAX_LAG_SECS = "300";
         TEIPSUM_RETENTION_SECS = "3196800";
         TEIPSUM_SERVICE = "user";

@@ -1,0 +1,400 @@
+//! Monitoring: scrape targets, exporters, alert rules and their delivery.
+//!
+//! The alert rules are decided here, from the spec's thresholds and the
+//! metric names the services expose ([`teipsum_conventions::metrics`]);
+//! renderers print them (`alert-rules.yml`, `monitoring.nix`) and the
+//! promtool tests of `crates/nixgen/tests/alerts.rs` prove that each fires
+//! when it should and stays silent otherwise.
+
+use std::collections::BTreeMap;
+
+use teipsum_conventions::metrics as m;
+
+use super::LOOPBACK;
+use crate::{
+    plan::*,
+    raw::{RawMonitoring, RawPlatform},
+    rules::Environment,
+};
+
+/// Where Alertmanager finds a credential it loads (`LoadCredential=`).
+const ALERTMANAGER_CREDENTIALS: &str = "/run/credentials/alertmanager.service";
+
+/// The textfile collector's directory.
+const TEXTFILE_DIR: &str = "/var/lib/prometheus-node-exporter-text";
+
+/// The plan of a monitored environment; `None` when `monitoring.enable` is false.
+pub(super) fn resolve(
+    raw: &RawPlatform,
+    environment: &Environment,
+    postgres: &PostgresPlan,
+    kafka: &KafkaPlan,
+    acme_unit: &str,
+) -> Option<MonitoringPlan> {
+    let spec = &environment.spec;
+    let monitoring = &spec.monitoring;
+    if !monitoring.enable {
+        return None;
+    }
+    let receiver = monitoring
+        .receiver
+        .as_ref()
+        .expect("the rules require a receiver when monitoring is enabled");
+    let ports = &monitoring.ports;
+    let local = |port: u16| format!("{LOOPBACK}:{port}");
+    let job = |job: &str, port: u16| ScrapeJob {
+        job: job.to_owned(),
+        targets: vec![ScrapeTarget {
+            address: local(port),
+            labels: BTreeMap::new(),
+        }],
+    };
+    let services = ScrapeJob {
+        job: "services".to_owned(),
+        targets: raw
+            .services
+            .iter()
+            .map(|(name, s)| ScrapeTarget {
+                address: local(s.metrics_port),
+                labels: BTreeMap::from([("service".to_owned(), name.clone())]),
+            })
+            .collect(),
+    };
+    let scrape = vec![
+        services,
+        job("node", ports.node_exporter),
+        job("postgres", ports.postgres_exporter),
+        job("nginx", ports.nginx_exporter),
+        job("kafka", ports.kafka_exporter),
+        job("prometheus", ports.prometheus),
+        job("alertmanager", ports.alertmanager),
+    ];
+    let (delivery, credentials) = delivery(receiver);
+    let backups: Vec<BackupWatch> = postgres
+        .backup
+        .databases
+        .iter()
+        .map(|database| BackupWatch {
+            database: database.clone(),
+            unit: format!("postgresqlBackup-{database}"),
+        })
+        .collect();
+    let databases: Vec<&str> = backups.iter().map(|b| b.database.as_str()).collect();
+    Some(MonitoringPlan {
+        address: LOOPBACK.to_owned(),
+        prometheus: PrometheusPlan {
+            port: ports.prometheus,
+            interval: prometheus_duration(monitoring.scrape_interval.millis()),
+            retention: prometheus_duration(monitoring.retention.millis()),
+            rule_file: "alert-rules.yml".to_owned(),
+        },
+        scrape,
+        exporters: ExportersPlan {
+            node_port: ports.node_exporter,
+            node_collectors: vec!["systemd".to_owned()],
+            postgres_port: ports.postgres_exporter,
+            nginx_port: ports.nginx_exporter,
+            nginx_status_url: "http://127.0.0.1/nginx_status".to_owned(),
+            kafka_port: ports.kafka_exporter,
+            kafka_brokers: kafka.bootstrap.split(',').map(str::to_owned).collect(),
+        },
+        alertmanager: AlertmanagerPlan {
+            port: ports.alertmanager,
+            receiver: receiver.name.clone(),
+            delivery,
+            group_by: vec!["alertname".to_owned(), "service".to_owned()],
+            timing: ["30s".to_owned(), "5m".to_owned(), "4h".to_owned()],
+            credentials,
+        },
+        rules: rules(monitoring, &databases, &spec.domain),
+        textfile_dir: TEXTFILE_DIR.to_owned(),
+        backups,
+        certificate: CertificateWatch {
+            domain: spec.domain.clone(),
+            path: format!("/var/lib/acme/{}/cert.pem", spec.domain),
+            unit: acme_unit.to_owned(),
+        },
+    })
+}
+
+/// The receiver's delivery, its secret files handed to the unit as credentials.
+fn delivery(receiver: &crate::raw::RawReceiver) -> (Delivery, Vec<CredentialPlan>) {
+    let credential = |name: &str, path: &str| {
+        (
+            format!("{ALERTMANAGER_CREDENTIALS}/{name}"),
+            CredentialPlan {
+                name: name.to_owned(),
+                path: path.to_owned(),
+            },
+        )
+    };
+    if let Some(url_file) = &receiver.webhook_url_file {
+        let (file, cred) = credential("webhook-url", url_file);
+        return (Delivery::Webhook { url_file: file }, vec![cred]);
+    }
+    let email = receiver
+        .email
+        .as_ref()
+        .expect("the rules require exactly one delivery");
+    let password = email
+        .password_file
+        .as_deref()
+        .map(|path| credential("smtp-password", path));
+    let delivery = Delivery::Email {
+        to: email.to.clone(),
+        from: email.from.clone(),
+        smarthost: email.smarthost.clone(),
+        username: email.username.clone(),
+        password_file: password.as_ref().map(|(file, _)| file.clone()),
+    };
+    (delivery, password.into_iter().map(|(_, c)| c).collect())
+}
+
+/// A duration as Prometheus writes it: the largest whole unit (`15s`, `30d`).
+pub fn prometheus_duration(millis: u64) -> String {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if millis >= size && millis.is_multiple_of(size) {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
+/// A number as PromQL reads it, without float noise (`0.001`, `86400`).
+fn number(value: f64) -> String {
+    let text = format!("{value:.6}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    text.to_owned()
+}
+
+/// Every rule, grouped.
+fn rules(monitoring: &RawMonitoring, databases: &[&str], domain: &str) -> Vec<AlertGroup> {
+    let a = &monitoring.alerts;
+    let rule =
+        |alert: &str, expr: String, hold: &str, severity: &str, summary: &str, runbook: &str| {
+            AlertRule {
+                alert: alert.to_owned(),
+                expr,
+                hold: hold.to_owned(),
+                severity: severity.to_owned(),
+                summary: summary.to_owned(),
+                runbook: runbook.to_owned(),
+            }
+        };
+    let requests = m::HTTP_REQUEST_DURATION;
+    // Multi-window, multi-burn-rate (the SRE workbook): a fast burn pages
+    // when 2 % of a 30-day budget went in an hour, a slow one when 5 % went
+    // in six hours; the short window makes the alert stop soon after a fix.
+    let burn = |bad: &dyn Fn(&str) -> String, window: &str| {
+        format!(
+            "({}) / (sum by (service) (rate({requests}_count[{window}])) > 0)",
+            bad(window)
+        )
+    };
+    let errors = |w: &str| {
+        format!(
+            "sum by (service) (rate({requests}_count{{http_response_status_code=~\"5..\"}}[{w}]))"
+        )
+    };
+    let latency_bound = number(a.latency.millis() as f64 / 1000.0);
+    let slow = |w: &str| {
+        format!(
+            "sum by (service) (rate({requests}_count[{w}])) - sum by (service) (rate({requests}_bucket{{le=\"{latency_bound}\"}}[{w}]))"
+        )
+    };
+    let error_budget = 1.0 - a.availability;
+    let latency_budget = 1.0 - a.latency_objective;
+    let burning =
+        |bad: &dyn Fn(&str) -> String, budget: f64, factor: f64, long: &str, short: &str| {
+            let limit = number(factor * budget);
+            format!(
+                "{} > {limit}\nand\n{} > {limit}",
+                burn(bad, long),
+                burn(bad, short)
+            )
+        };
+    let backup_missing: Vec<String> = databases
+        .iter()
+        .map(|d| format!("absent({}{{database=\"{d}\"}})", m::BACKUP_LAST_SUCCESS))
+        .collect();
+    let backup_age = a.backup_max_age.millis() / 1000;
+    let expiry = a.certificate_expiry.millis() / 1000;
+    let filesystems = "fstype!~\"tmpfs|ramfs|squashfs|overlay\"";
+    vec![
+        AlertGroup {
+            name: "teipsum-targets".to_owned(),
+            rules: vec![
+                rule(
+                    "TeipsumTargetDown",
+                    "up == 0".to_owned(),
+                    "2m",
+                    "page",
+                    "{{ $labels.job }} {{ $labels.service }} at {{ $labels.instance }} does not answer its scrape",
+                    "systemctl status and journalctl -u of the unit behind the target; a service that fails its start logs why",
+                ),
+                rule(
+                    "TeipsumUnitFailed",
+                    "node_systemd_unit_state{state=\"failed\"} == 1".to_owned(),
+                    "1m",
+                    "page",
+                    "unit {{ $labels.name }} has failed",
+                    "journalctl -u {{ $labels.name }} -b; systemctl reset-failed once the cause is fixed",
+                ),
+            ],
+        },
+        AlertGroup {
+            name: "teipsum-slo".to_owned(),
+            rules: vec![
+                rule(
+                    "TeipsumErrorBudgetBurnFast",
+                    burning(&errors, error_budget, 14.4, "1h", "5m"),
+                    "2m",
+                    "page",
+                    "{{ $labels.service }} answers 5xx at 14.4 times its error budget",
+                    "journalctl -u teipsum-{{ $labels.service }} for `internal error`; check its database and the broker",
+                ),
+                rule(
+                    "TeipsumErrorBudgetBurnSlow",
+                    burning(&errors, error_budget, 6.0, "6h", "30m"),
+                    "15m",
+                    "ticket",
+                    "{{ $labels.service }} answers 5xx at 6 times its error budget",
+                    "compare the service's errors by route on the dashboard; look for a recent deploy",
+                ),
+                rule(
+                    "TeipsumLatencyBudgetBurnFast",
+                    burning(&slow, latency_budget, 14.4, "1h", "5m"),
+                    "2m",
+                    "page",
+                    "{{ $labels.service }} is slower than its latency objective at 14.4 times the budget",
+                    "check the service's database (pg_stat_activity, locks) and the host's CPU",
+                ),
+                rule(
+                    "TeipsumLatencyBudgetBurnSlow",
+                    burning(&slow, latency_budget, 6.0, "6h", "30m"),
+                    "15m",
+                    "ticket",
+                    "{{ $labels.service }} is slower than its latency objective at 6 times the budget",
+                    "compare latency by route on the dashboard; a slow query shows in pg_stat_statements",
+                ),
+            ],
+        },
+        AlertGroup {
+            name: "teipsum-events".to_owned(),
+            rules: vec![
+                rule(
+                    "TeipsumConsumerLagHigh",
+                    format!(
+                        "sum by (service, topic) ({lag}) > {limit}\nand\nsum by (service, topic) (delta({lag}[10m])) > 0",
+                        lag = m::CONSUMER_LAG,
+                        limit = a.consumer_lag
+                    ),
+                    "5m",
+                    "page",
+                    "{{ $labels.service }} is more events behind on {{ $labels.topic }} than the spec allows, and falling further behind",
+                    "journalctl -u teipsum-{{ $labels.service }}: a handler retrying a transient error logs it; check the service's database",
+                ),
+                rule(
+                    "TeipsumConsumerWithoutPartitions",
+                    format!(
+                        "max by (service) ({}) == 0",
+                        m::CONSUMER_ASSIGNED_PARTITIONS
+                    ),
+                    "5m",
+                    "page",
+                    "{{ $labels.service }}'s consumer has no partitions: nothing consumes its topics",
+                    "restart teipsum-{{ $labels.service }}; if it stays at 0, check the broker and the group with kafka-consumer-groups.sh --describe",
+                ),
+                rule(
+                    "TeipsumOutboxStuck",
+                    format!(
+                        "max by (service) ({}) > {}",
+                        m::OUTBOX_OLDEST_AGE,
+                        a.outbox_oldest.millis() / 1000
+                    ),
+                    "1m",
+                    "page",
+                    "{{ $labels.service }} has an event waiting to be published for longer than the spec allows",
+                    "check the broker (systemctl status apache-kafka); the service restarts itself past outbox_max_lag",
+                ),
+                rule(
+                    "TeipsumEventsParked",
+                    format!("max by (service) ({}) > 0", m::EVENTS_PARKED),
+                    "1m",
+                    "ticket",
+                    "{{ $labels.service }} parked events it could not apply",
+                    "teipsum-{{ $labels.service }} events parked shows why; fix, then events replay --id or --all",
+                ),
+            ],
+        },
+        AlertGroup {
+            name: "teipsum-storage".to_owned(),
+            rules: vec![
+                rule(
+                    "TeipsumPostgresConnectionsHigh",
+                    format!(
+                        "sum(pg_stat_activity_count) / max(pg_settings_max_connections) > {}",
+                        number(a.postgres_connections)
+                    ),
+                    "5m",
+                    "page",
+                    "PostgreSQL uses more of max_connections than the spec allows",
+                    "SELECT datname, usename, state, count(*) FROM pg_stat_activity GROUP BY 1, 2, 3",
+                ),
+                rule(
+                    "TeipsumDiskAlmostFull",
+                    format!(
+                        "node_filesystem_avail_bytes{{{filesystems}}} / node_filesystem_size_bytes{{{filesystems}}} < {}",
+                        number(a.disk_free)
+                    ),
+                    "5m",
+                    "page",
+                    "{{ $labels.mountpoint }} has less space left than the spec allows",
+                    "du -xsh /var/lib/* /var/backup/* | sort -h; old dumps and journals go first (journalctl --vacuum-size)",
+                ),
+                rule(
+                    "TeipsumDiskFillingUp",
+                    format!(
+                        "predict_linear(node_filesystem_avail_bytes{{{filesystems}}}[6h], 24 * 3600) < 0\nand\nnode_filesystem_avail_bytes{{{filesystems}}} / node_filesystem_size_bytes{{{filesystems}}} < 0.4"
+                    ),
+                    "1h",
+                    "ticket",
+                    "{{ $labels.mountpoint }} fills up within 24 hours at the rate of the last 6",
+                    "find what grows (du -xsh /var/lib/*); PostgreSQL and Kafka state is under /var/lib",
+                ),
+                rule(
+                    "TeipsumBackupTooOld",
+                    format!(
+                        "time() - {} > {backup_age}{}",
+                        m::BACKUP_LAST_SUCCESS,
+                        backup_missing
+                            .iter()
+                            .map(|absent| format!("\nor\n{absent}"))
+                            .collect::<String>()
+                    ),
+                    "1h",
+                    "page",
+                    "the last dump of {{ $labels.database }} is older than the schedule allows, or there is none",
+                    "systemctl status postgresqlBackup-{{ $labels.database }}; run it by hand with systemctl start",
+                ),
+                rule(
+                    "TeipsumCertificateExpiring",
+                    format!(
+                        "{}{{domain=\"{domain}\"}} - time() < {expiry}\nor\nabsent({}{{domain=\"{domain}\"}})",
+                        m::CERTIFICATE_EXPIRY,
+                        m::CERTIFICATE_EXPIRY
+                    ),
+                    "1h",
+                    "page",
+                    "the certificate of {{ $labels.domain }} expires in less than the spec allows, or its expiry is unknown",
+                    "journalctl -u acme-order-renew-{{ $labels.domain }}: the ACME order logs why it failed",
+                ),
+            ],
+        },
+    ]
+}
