@@ -646,3 +646,83 @@ async fn a_page_of_orders_runs_the_same_statements_for_one_order_or_eight() {
         "the orders and their lines, one statement each"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settled_orders_show_by_state_and_in_the_completion_histogram() {
+    use teipsum_testkit::metrics::{Scrape, scrape};
+    let saga = Saga::start();
+    let product = saga.product(500, "EUR").await;
+    saga.set_stock(product, 1).await;
+    let buyer = saga.customer();
+    let one = json!([{"product_id": product, "quantity": 1}]);
+    let confirmed = placed(saga.place(&buyer, one.clone(), None).await).await;
+    let confirmed = saga.settled(confirmed["id"].as_str().unwrap()).await;
+    assert_eq!(confirmed["status"], "CONFIRMED");
+    let rejected = placed(saga.place(&buyer, one, None).await).await;
+    let rejected = saga.settled(rejected["id"].as_str().unwrap()).await;
+    assert_eq!(rejected["status"], "REJECTED", "the only unit is sold");
+
+    // The histogram is observed once the consumer's transaction commits,
+    // a moment after the order shows its state.
+    let completion = "teipsum_order_completion_seconds_count";
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let (_, text) = scrape(saga.order_metrics).await.expect("/metrics answers");
+        let metrics = Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let settled = metrics.value(completion, &[]).unwrap_or(0.0);
+        if settled >= 2.0 || started.elapsed() > Duration::from_secs(30) {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for (outcome, n) in [("confirmed", 1.0), ("rejected", 1.0)] {
+        assert_eq!(
+            metrics.value(completion, &[("outcome", outcome)]),
+            Some(n),
+            "{outcome}: {metrics:#?}"
+        );
+    }
+    assert_eq!(
+        metrics.label_values(completion, "outcome"),
+        ["confirmed", "rejected"]
+    );
+    let seconds = metrics
+        .value("teipsum_order_completion_seconds_sum", &[])
+        .unwrap();
+    assert!(
+        seconds > 0.0 && seconds < 180.0,
+        "placed to settled took {seconds} s in all"
+    );
+    for (state, n) in [
+        ("placed", 0.0),
+        ("confirmed", 1.0),
+        ("rejected", 1.0),
+        ("cancelled", 0.0),
+        ("expired", 0.0),
+    ] {
+        assert_eq!(
+            metrics.value("teipsum_orders", &[("state", state)]),
+            Some(n),
+            "{state}"
+        );
+    }
+    // Cancelling a confirmed order changes the counts, not the histogram:
+    // its saga had completed.
+    let cancelled = saga
+        .http
+        .post(format!(
+            "{}/api/orders/{}/cancel",
+            saga.order.base,
+            confirmed["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let (_, text) = scrape(saga.order_metrics).await.expect("/metrics answers");
+    let after = Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(after.value("teipsum_orders", &[("state", "cancelled")]), Some(1.0));
+    assert_eq!(after.value("teipsum_orders", &[("state", "confirmed")]), Some(0.0));
+    assert_eq!(after.value(completion, &[]), Some(2.0));
+}

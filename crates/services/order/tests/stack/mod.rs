@@ -26,6 +26,8 @@ use uuid::Uuid;
 /// Fields drop in order: the services stop before the broker and database.
 pub struct Saga {
     pub order: ServiceProcess,
+    /// Where the order service serves `/metrics`.
+    pub order_metrics: std::net::SocketAddr,
     pub inventory: ServiceProcess,
     pub pg: Postgres,
     pub broker: Tansu,
@@ -115,6 +117,8 @@ impl Saga {
                 limits.open_for_secs.to_string(),
             ),
         ]);
+        let order_metrics =
+            teipsum_testkit::metrics_listen(&mut order_env).expect("a port for /metrics");
         let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect())
             .expect("the service starts");
         let inventory = ServiceProcess::spawn(
@@ -134,6 +138,7 @@ impl Saga {
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {
             order,
+            order_metrics,
             inventory,
             pg,
             broker,
