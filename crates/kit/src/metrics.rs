@@ -3,6 +3,9 @@
 //! With `TEIPSUM_METRICS_LISTEN` set, a service binds a second listener
 //! that serves `GET /metrics` in the OpenMetrics text format and nothing
 //! else; the public listener never serves it, so the edge cannot expose it.
+//! A client that does not ask for OpenMetrics in its `Accept` header
+//! (`curl | promtool check metrics`) gets the same families in the
+//! Prometheus text format, as Prometheus's own clients do.
 //! Names follow OpenTelemetry's semantic conventions in their Prometheus
 //! form where there are some (`http_server_request_duration_seconds`),
 //! and `teipsum_` otherwise:
@@ -56,8 +59,42 @@ use prometheus_client::{
 
 use crate::db::{Conn, Db};
 
-/// The `Content-Type` of `/metrics`.
+/// The `Content-Type` of `/metrics` in the OpenMetrics text format, which
+/// Prometheus asks for first.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of the Prometheus text format (0.0.4), for a client
+/// that does not ask for OpenMetrics (`curl`, `promtool check metrics`).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The two formats `/metrics` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0 ([`CONTENT_TYPE`]).
+    OpenMetrics,
+    /// Prometheus text 0.0.4 ([`TEXT_CONTENT_TYPE`]).
+    Text,
+}
+
+impl Format {
+    /// What a client's `Accept` header asks for: OpenMetrics when it names
+    /// it (as Prometheus does), the Prometheus text format otherwise.
+    pub fn accepted(accept: Option<&str>) -> Format {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
 
 /// Buckets of every latency histogram of the kit, in seconds (those
 /// OpenTelemetry recommends for `http.server.request.duration`).
@@ -348,14 +385,18 @@ impl Metrics {
         metrics
     }
 
-    /// The exposition: reads what is read at scrape time, then encodes
-    /// every family, ending with `# EOF`.
-    pub async fn scrape(&self) -> String {
+    /// The exposition in `format`: reads what is read at scrape time, then
+    /// encodes every family (OpenMetrics ending with `# EOF`).
+    pub async fn scrape(&self, format: Format) -> String {
         let refreshes: Vec<Refresh> = self.refreshes.lock().expect("not poisoned").clone();
         futures::future::join_all(refreshes.iter().map(|r| r())).await;
         let mut text = String::with_capacity(16 * 1024);
         let registry = self.registry.lock().expect("not poisoned");
-        encode(&mut text, &registry).expect("writing to a String does not fail");
+        match format {
+            Format::OpenMetrics => encode(&mut text, &registry),
+            Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut text, &registry),
+        }
+        .expect("writing to a String does not fail");
         text
     }
 }

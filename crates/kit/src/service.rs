@@ -467,17 +467,21 @@ async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), S
 fn metrics_routes(
     metrics: Metrics,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    warp::path!("metrics").and(warp::get()).then(move || {
-        let metrics = metrics.clone();
-        async move {
-            let mut response = metrics.scrape().await.into_response();
-            response.headers_mut().insert(
-                warp::http::header::CONTENT_TYPE,
-                warp::http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-            );
-            response
-        }
-    })
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
+        .then(move |accept: Option<String>| {
+            let metrics = metrics.clone();
+            async move {
+                let format = crate::metrics::Format::accepted(accept.as_deref());
+                let mut response = metrics.scrape(format).await.into_response();
+                response.headers_mut().insert(
+                    warp::http::header::CONTENT_TYPE,
+                    warp::http::HeaderValue::from_static(format.content_type()),
+                );
+                response
+            }
+        })
 }
 
 /// `/healthz` (the process answers) and `/readyz` (database and broker answer).

@@ -226,8 +226,9 @@ fn parse_labels(
     }
 }
 
-/// `promtool check metrics` on `text`, when promtool is installed: `None`
-/// without it, else its verdict (its complaints on failure).
+/// `promtool check metrics` on `text` (the Prometheus text format, which
+/// is what promtool reads), when promtool is installed: `None` without it,
+/// else its verdict (its complaints on failure).
 pub fn promtool_check(text: &str) -> Option<std::result::Result<(), String>> {
     let promtool = crate::which("promtool")?;
     let mut child = Command::new(promtool)
@@ -255,10 +256,23 @@ pub fn promtool_check(text: &str) -> Option<std::result::Result<(), String>> {
     })
 }
 
-/// `GET http://{addr}/metrics`: its `Content-Type` and body.
+/// What Prometheus asks for in its `Accept` header (2.42's default).
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `GET http://{addr}/metrics` as Prometheus asks for it: its
+/// `Content-Type` and body.
 pub async fn scrape(addr: std::net::SocketAddr) -> crate::Result<(String, String)> {
+    scrape_accepting(addr, PROMETHEUS_ACCEPT).await
+}
+
+/// `GET http://{addr}/metrics` with `Accept: {accept}`.
+pub async fn scrape_accepting(
+    addr: std::net::SocketAddr,
+    accept: &str,
+) -> crate::Result<(String, String)> {
     let response = crate::http_client()?
         .get(format!("http://{addr}/metrics"))
+        .header("accept", accept)
         .send()
         .await
         .map_err(crate::Error::HttpClient)?;
