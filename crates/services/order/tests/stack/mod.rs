@@ -289,6 +289,30 @@ impl Saga {
         }
     }
 
+    /// What the order service's `/metrics` answers now, parsed.
+    pub async fn order_metrics(&self) -> teipsum_testkit::metrics::Scrape {
+        let (_, text) = teipsum_testkit::metrics::scrape(self.order_metrics)
+            .await
+            .expect("/metrics answers");
+        teipsum_testkit::metrics::Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// The order service's `/metrics` once `done` holds of it (within 30 s:
+    /// a completion is observed just after its transaction commits).
+    pub async fn order_metrics_once(
+        &self,
+        done: impl Fn(&teipsum_testkit::metrics::Scrape) -> bool,
+    ) -> teipsum_testkit::metrics::Scrape {
+        let started = Instant::now();
+        loop {
+            let metrics = self.order_metrics().await;
+            if done(&metrics) || started.elapsed() > Duration::from_secs(30) {
+                return metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn count(&self, database: &str, sql: &str) -> i64 {
         self.pg.psql(database, sql).unwrap().parse().unwrap()
     }
