@@ -118,7 +118,7 @@ pub fn latency_histogram() -> Histogram {
 /// A label set without labels, for families read at scrape time that may
 /// be absent (an empty family is left out of the exposition).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct NoLabels {}
+struct NoLabels {}
 
 /// `topic`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,7 +134,7 @@ struct ConsumedLabels {
 }
 
 /// `topic`, `partition`.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct PartitionLabels {
     topic: Arc<str>,
     partition: i32,
@@ -348,7 +348,7 @@ impl Metrics {
 
     /// The consumer's families, for a service that consumes `topics`: every
     /// outcome of every topic starts at 0, so that rates exist from the start.
-    pub fn consumer(&self, topics: &[&str]) -> ConsumerMetrics {
+    pub(crate) fn consumer(&self, topics: &[&str]) -> ConsumerMetrics {
         let metrics = ConsumerMetrics::default();
         for topic in topics {
             let topic: Arc<str> = Arc::from(*topic);
@@ -358,7 +358,9 @@ impl Metrics {
                     outcome: outcome.label(),
                 });
             }
-            let _ = metrics.handler_duration.get_or_create(&TopicLabel { topic });
+            let _ = metrics
+                .handler_duration
+                .get_or_create(&TopicLabel { topic });
         }
         let mut registry = self.registry.lock().expect("not poisoned");
         registry.register(
@@ -394,7 +396,9 @@ impl Metrics {
         let registry = self.registry.lock().expect("not poisoned");
         match format {
             Format::OpenMetrics => encode(&mut text, &registry),
-            Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut text, &registry),
+            Format::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            }
         }
         .expect("writing to a String does not fail");
         text
@@ -403,7 +407,7 @@ impl Metrics {
 
 /// What became of a consumed event (the `outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Applied in a transaction with its ledger row.
     Applied,
     /// Applied before (the ledger had it): redelivered, nothing done.
@@ -416,7 +420,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 4] = [
         Outcome::Applied,
         Outcome::Duplicate,
         Outcome::Skipped,
@@ -460,7 +464,7 @@ pub struct ConsumerMetrics {
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
     /// The partitions `lag` has a series for, to drop those that go away.
-    lagging: Arc<Mutex<BTreeSet<(Arc<str>, i32)>>>,
+    lagging: Arc<Mutex<BTreeSet<PartitionLabels>>>,
 }
 
 impl Default for ConsumerMetrics {
@@ -511,21 +515,17 @@ impl ConsumerMetrics {
                 if *id < 0 || partition.consumer_lag < 0 {
                     continue;
                 }
-                self.lag
-                    .get_or_create(&PartitionLabels {
-                        topic: name.clone(),
-                        partition: *id,
-                    })
-                    .set(partition.consumer_lag);
-                now.insert((name.clone(), *id));
+                let labels = PartitionLabels {
+                    topic: name.clone(),
+                    partition: *id,
+                };
+                self.lag.get_or_create(&labels).set(partition.consumer_lag);
+                now.insert(labels);
             }
         }
         let mut lagging = self.lagging.lock().expect("not poisoned");
-        for (topic, partition) in lagging.difference(&now) {
-            self.lag.remove(&PartitionLabels {
-                topic: topic.clone(),
-                partition: *partition,
-            });
+        for gone in lagging.difference(&now) {
+            self.lag.remove(gone);
         }
         *lagging = now;
     }
@@ -558,9 +558,11 @@ impl Routes {
             })
             .collect();
         templates.sort_by(|(a, _), (b, _)| {
-            a.len()
-                .cmp(&b.len())
-                .then_with(|| a.iter().map(Option::is_none).cmp(b.iter().map(Option::is_none)))
+            a.len().cmp(&b.len()).then_with(|| {
+                a.iter()
+                    .map(Option::is_none)
+                    .cmp(b.iter().map(Option::is_none))
+            })
         });
         templates.dedup_by(|(a, _), (b, _)| a == b);
         Routes {
@@ -803,7 +805,12 @@ mod tests {
         assert_eq!(route("/api/orders/42/cancel"), "/api/orders/{id}/cancel");
         assert_eq!(route("/healthz"), "/healthz");
         assert_eq!(route("/readyz"), "/readyz");
-        for unknown in ["/", "/metrics", "/api/orders/42/cancel/now", "/wp-login.php"] {
+        for unknown in [
+            "/",
+            "/metrics",
+            "/api/orders/42/cancel/now",
+            "/wp-login.php",
+        ] {
             assert_eq!(route(unknown), "other", "{unknown}");
         }
     }

@@ -305,7 +305,10 @@ where
         None => None,
     };
     let templates = (service.openapi)();
-    let metrics = Metrics::new(service.name, templates.paths.paths.keys().map(String::as_str));
+    let metrics = Metrics::new(
+        service.name,
+        templates.paths.paths.keys().map(String::as_str),
+    );
     let db = Db::new(&settings.database, 16, ca.as_deref())?.observed(metrics.pool_wait());
     let started = start_with(service, settings, build, verifier, db.clone(), metrics).await;
     if started.is_err() {

@@ -352,7 +352,8 @@ mod tests {
         map.insert(env::METRICS_LISTEN.to_owned(), "9100".to_owned());
         let err = Settings::from_source(Source::Map(map)).unwrap_err();
         assert!(
-            err.to_string().starts_with("TEIPSUM_METRICS_LISTEN=\"9100\""),
+            err.to_string()
+                .starts_with("TEIPSUM_METRICS_LISTEN=\"9100\""),
             "{err}"
         );
     }

@@ -72,9 +72,8 @@ fn settings(conninfo: &str, broker: &Tansu) -> Settings {
 /// `things` applies `thing-changed` events (any other kind is skipped).
 async fn start_probe(settings: Settings) -> Running {
     teipsum_kit::service::start(&PROBE, settings, |_ctx| {
-        let applied = |_: &mut postgres::Transaction<'_>, _: &str, _: &Envelope| {
-            Ok::<(), HandleError>(())
-        };
+        let applied =
+            |_: &mut postgres::Transaction<'_>, _: &str, _: &Envelope| Ok::<(), HandleError>(());
         Ok(Parts {
             routes: warp::path!("api" / "things" / String).map(|id: String| format!("thing {id}")),
             consumer: Some(ConsumerSpec {
@@ -99,8 +98,7 @@ async fn scraped(addr: SocketAddr) -> Scrape {
 
 /// What promtool's linter says of a name the contract with the alert rules
 /// fixes: OpenTelemetry's `db.client.connection.count`, a gauge.
-const ACCEPTED_LINT: &str =
-    "db_client_connection_count non-histogram and non-summary metrics should not have \"_count\" suffix";
+const ACCEPTED_LINT: &str = "db_client_connection_count non-histogram and non-summary metrics should not have \"_count\" suffix";
 
 /// Scrape as `curl` does (the Prometheus text format) and have promtool
 /// check it, when it is installed; nothing but [`ACCEPTED_LINT`] may come up.
@@ -109,13 +107,19 @@ async fn promtool_accepts(addr: SocketAddr) {
         .await
         .expect("/metrics answers");
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
-    assert!(text.contains("# TYPE teipsum_events_consumed_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE teipsum_events_consumed_total counter"),
+        "{text}"
+    );
     if let Some(Err(complaints)) = promtool_check(&text) {
         let other: Vec<&str> = complaints
             .lines()
             .filter(|l| !l.trim().is_empty() && l.trim() != ACCEPTED_LINT)
             .collect();
-        assert!(other.is_empty(), "promtool check metrics: {other:?}\n{text}");
+        assert!(
+            other.is_empty(),
+            "promtool check metrics: {other:?}\n{text}"
+        );
     }
 }
 
@@ -166,7 +170,8 @@ async fn produce(broker: &Tansu, partition: i32, key: &str, payload: &[u8]) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_public_one_does_not() {
+async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_public_one_does_not()
+{
     let mut pg = Postgres::start().expect("PostgreSQL starts");
     let broker = Tansu::start().expect("tansu starts");
     broker
@@ -232,7 +237,10 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
     assert_eq!(
         first.value(
             requests,
-            &[("http_route", "other"), ("http_response_status_code", "404")]
+            &[
+                ("http_route", "other"),
+                ("http_response_status_code", "404")
+            ]
         ),
         Some(4.0),
         "three random paths and the public /metrics"
@@ -243,7 +251,10 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         "templates only, never a raw path"
     );
     assert_eq!(
-        first.value("http_server_active_requests", &[("http_request_method", "GET")]),
+        first.value(
+            "http_server_active_requests",
+            &[("http_request_method", "GET")]
+        ),
         Some(0.0),
         "nothing in flight: scrapes are not counted"
     );
@@ -286,16 +297,22 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
             .value(consumed, &[("topic", TOPIC), ("outcome", outcome)])
             .unwrap_or(0.0)
     };
-    let flowed = scraped_until(metrics, "the event to be applied", Duration::from_secs(60), |s| {
-        outcome(s, "applied") == 1.0
-    })
+    let flowed = scraped_until(
+        metrics,
+        "the event to be applied",
+        Duration::from_secs(60),
+        |s| outcome(s, "applied") == 1.0,
+    )
     .await;
     assert_eq!(
         flowed.value("teipsum_events_published_total", &[("topic", TOPIC)]),
         Some(1.0)
     );
     assert_eq!(flowed.value("teipsum_outbox_waiting", &[]), Some(0.0));
-    assert_eq!(flowed.value("teipsum_outbox_oldest_age_seconds", &[]), Some(0.0));
+    assert_eq!(
+        flowed.value("teipsum_outbox_oldest_age_seconds", &[]),
+        Some(0.0)
+    );
     assert_eq!(
         outcome(&flowed, "duplicate"),
         0.0,

@@ -35,10 +35,9 @@ impl Scrape {
     /// Each sample belongs to the family declared before it.
     pub fn parse(text: &str) -> std::result::Result<Scrape, String> {
         let mut scrape = Scrape::default();
-        let mut lines = text.lines().enumerate().peekable();
         let mut current: Option<String> = None;
         let mut ended = false;
-        while let Some((n, line)) = lines.next() {
+        for (n, line) in text.lines().enumerate() {
             let at = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
             if ended {
                 return Err(at("after # EOF"));
@@ -83,8 +82,12 @@ impl Scrape {
                 continue;
             }
             let sample = parse_sample(line).map_err(|why| at(&why))?;
-            let family = current.as_deref().ok_or_else(|| at("sample before any # TYPE"))?;
-            let suffixes = ["", "_total", "_created", "_bucket", "_count", "_sum", "_info"];
+            let family = current
+                .as_deref()
+                .ok_or_else(|| at("sample before any # TYPE"))?;
+            let suffixes = [
+                "", "_total", "_created", "_bucket", "_count", "_sum", "_info",
+            ];
             if !suffixes
                 .iter()
                 .any(|s| sample.name.strip_suffix(s) == Some(family))
@@ -172,7 +175,8 @@ fn parse_sample(line: &str) -> std::result::Result<Sample, String> {
     };
     // An optional timestamp, nothing more (the services write no exemplars).
     if let Some(t) = fields.next() {
-        t.parse::<f64>().map_err(|_| format!("bad timestamp {t:?}"))?;
+        t.parse::<f64>()
+            .map_err(|_| format!("bad timestamp {t:?}"))?;
     }
     if fields.next().is_some() {
         return Err("trailing fields".to_owned());
@@ -185,9 +189,7 @@ fn parse_sample(line: &str) -> std::result::Result<Sample, String> {
 }
 
 /// `key="value",...}` and what follows the `}`.
-fn parse_labels(
-    mut text: &str,
-) -> std::result::Result<(BTreeMap<String, String>, &str), String> {
+fn parse_labels(mut text: &str) -> std::result::Result<(BTreeMap<String, String>, &str), String> {
     let mut labels = BTreeMap::new();
     if let Some(after) = text.strip_prefix('}') {
         return Ok((labels, after));

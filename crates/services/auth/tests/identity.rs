@@ -668,8 +668,8 @@ async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
     let (_, text) = teipsum_testkit::metrics::scrape(stack.auth_metrics)
         .await
         .expect("/metrics answers");
-    let metrics = teipsum_testkit::metrics::Scrape::parse(&text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let metrics =
+        teipsum_testkit::metrics::Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let logins = "teipsum_auth_logins_total";
     for (outcome, n) in [
         ("rejected", 8.0),
@@ -684,7 +684,10 @@ async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
             "{outcome}: {text}"
         );
     }
-    assert!(!text.contains("teipsum.test"), "an address in a label: {text}");
+    assert!(
+        !text.contains("teipsum.test"),
+        "an address in a label: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -506,13 +506,25 @@ async fn an_order_not_confirmed_in_time_expires_and_its_stock_returns() {
     let metrics = saga
         .order_metrics_once(|m| m.value(completion, &[]) >= Some(2.0))
         .await;
-    assert_eq!(metrics.value(completion, &[("outcome", "expired")]), Some(1.0));
-    assert_eq!(metrics.value(completion, &[("outcome", "confirmed")]), Some(1.0));
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "expired")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "confirmed")]),
+        Some(1.0)
+    );
     assert_eq!(metrics.value(completion, &[]), Some(2.0));
     let waited = metrics
-        .value("teipsum_order_completion_seconds_sum", &[("outcome", "expired")])
+        .value(
+            "teipsum_order_completion_seconds_sum",
+            &[("outcome", "expired")],
+        )
         .unwrap();
-    assert!(waited >= 2.0, "it waited its 2 s before it expired: {waited}");
+    assert!(
+        waited >= 2.0,
+        "it waited its 2 s before it expired: {waited}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -726,7 +738,13 @@ async fn settled_orders_show_by_state_and_in_the_completion_histogram() {
         .unwrap();
     assert_eq!(cancelled.status(), StatusCode::OK);
     let after = saga.order_metrics().await;
-    assert_eq!(after.value("teipsum_orders", &[("state", "cancelled")]), Some(1.0));
-    assert_eq!(after.value("teipsum_orders", &[("state", "confirmed")]), Some(0.0));
+    assert_eq!(
+        after.value("teipsum_orders", &[("state", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.value("teipsum_orders", &[("state", "confirmed")]),
+        Some(0.0)
+    );
     assert_eq!(after.value(completion, &[]), Some(2.0));
 }
