@@ -44,12 +44,14 @@ as_pg() {
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-mkdir "$work/pg"
-if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg"; fi
+# The cluster and its socket directory (no TCP: loopback sockets only).
+sock="$work/sock"
+mkdir "$work/pg" "$sock"
+if [ "$(id -u)" = 0 ]; then chown postgres "$work/pg" "$sock"; fi
 as_pg "$pg_bin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
 as_pg "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg/log" -w \
-  -o "-k $work -c listen_addresses=''" start >/dev/null
-as_pg "$pg_bin/createdb" -h "$work" -U postgres teipsum_catalog
+  -o "-k $sock -c listen_addresses=''" start >/dev/null
+as_pg "$pg_bin/createdb" -h "$sock" -U postgres teipsum_catalog
 
 kafka_port="$(free_port)"
 "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
@@ -62,7 +64,7 @@ metrics_port="$(free_port)"
 catalog_env=(
   TEIPSUM_SERVICE=catalog
   "TEIPSUM_LISTEN=127.0.0.1:$port"
-  "TEIPSUM_DATABASE=host=$work dbname=teipsum_catalog user=postgres"
+  "TEIPSUM_DATABASE=host=$sock dbname=teipsum_catalog user=postgres"
   "TEIPSUM_KAFKA_BROKERS=127.0.0.1:$kafka_port"
   TEIPSUM_KAFKA_GROUP=teipsum-catalog
   "TEIPSUM_TOPIC_PRODUCERS=inventory-events=inventory;product-events=admin-product"
@@ -90,7 +92,7 @@ stop_catalog() { kill -TERM "$catalog"; wait "$catalog" || true; }
 start_catalog off
 stop_catalog
 product="0f9e8d7c-6b5a-4c3d-9e1f-2a3b4c5d6e7f"
-as_pg "$pg_bin/psql" -h "$work" -U postgres -d teipsum_catalog -q -c \
+as_pg "$pg_bin/psql" -h "$sock" -U postgres -d teipsum_catalog -q -c \
   "INSERT INTO products (id, version, name, description, sku, price_minor, currency, category, image_urls, active, created_at, updated_at)
    VALUES ('$product', 1, 'Bench', repeat('x', 120), 'BENCH-1', 1999, 'EUR', 'bench', '{}', true, now(), now())"
 url="http://127.0.0.1:$port/api/products/$product"

@@ -427,6 +427,10 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         assert!(scrape.value("process_start_time_seconds", &[]) > Some(1.7e9));
     }
 
+    // What an operator sees (`--no-capture` shows it).
+    let (_, text) = scrape(metrics).await.expect("/metrics answers");
+    println!("{text}");
+
     // Without its database the service still answers a scrape: what needs
     // the database is left out, the rest is there.
     pg.kill();
