@@ -677,7 +677,8 @@ impl Drop for InFlight {
     }
 }
 
-/// The pool's connections by state, read at each scrape (no I/O).
+/// The pool's connections by state, read at each scrape (no I/O). Help
+/// texts of collectors end with a full stop as [`Registry::register`] adds one.
 #[derive(Debug)]
 struct PoolCollector(Db);
 
@@ -688,7 +689,7 @@ impl Collector for PoolCollector {
         let used = u64::from(state.connections).saturating_sub(idle);
         let mut count = encoder.encode_descriptor(
             "db_client_connection_count",
-            "PostgreSQL connections of the pool, by state",
+            "PostgreSQL connections of the pool, by state.",
             None,
             MetricType::Gauge,
         )?;
@@ -698,7 +699,7 @@ impl Collector for PoolCollector {
         let max_metric = ConstGauge::new(i64::from(max));
         max_metric.encode(encoder.encode_descriptor(
             "db_client_connection_max",
-            "The most connections the pool opens",
+            "The most connections the pool opens.",
             None,
             max_metric.metric_type(),
         )?)
@@ -742,21 +743,21 @@ impl Collector for ProcessCollector {
             let cpu = prometheus_client::metrics::counter::ConstCounter::new(stat.cpu_seconds);
             cpu.encode(encoder.encode_descriptor(
                 "process_cpu",
-                "Total user and system CPU time spent",
+                "Total user and system CPU time spent.",
                 Some(&Unit::Seconds),
                 cpu.metric_type(),
             )?)?;
             let rss = ConstGauge::new(stat.resident_bytes as i64);
             rss.encode(encoder.encode_descriptor(
                 "process_resident_memory",
-                "Resident memory size",
+                "Resident memory size.",
                 Some(&Unit::Bytes),
                 rss.metric_type(),
             )?)?;
             let start = ConstGauge::new(stat.start_time_seconds);
             start.encode(encoder.encode_descriptor(
                 "process_start_time",
-                "Start time of the process since the Unix epoch",
+                "Start time of the process since the Unix epoch.",
                 Some(&Unit::Seconds),
                 start.metric_type(),
             )?)?;
@@ -765,7 +766,7 @@ impl Collector for ProcessCollector {
             let open = ConstGauge::new(fds.count() as i64);
             open.encode(encoder.encode_descriptor(
                 "process_open_fds",
-                "Open file descriptors",
+                "Open file descriptors.",
                 None,
                 open.metric_type(),
             )?)?;
@@ -775,7 +776,7 @@ impl Collector for ProcessCollector {
             let max = ConstGauge::new(i64::try_from(max).unwrap_or(i64::MAX));
             max.encode(encoder.encode_descriptor(
                 "process_max_fds",
-                "The most file descriptors the process may open",
+                "The most file descriptors the process may open.",
                 None,
                 max.metric_type(),
             )?)?;
