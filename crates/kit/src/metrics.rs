@@ -110,6 +110,9 @@ pub const DATABASE_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// A gauge of `f64` values.
 pub type GaugeF64 = Gauge<f64, AtomicU64>;
 
+/// A family of histograms with [`LATENCY_BUCKETS`].
+type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
 /// A histogram with [`LATENCY_BUCKETS`].
 pub fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -144,7 +147,7 @@ struct PartitionLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     http_request_method: &'static str,
-    http_route: Arc<str>,
+    http_route: &'static str,
     http_response_status_code: u16,
 }
 
@@ -200,16 +203,17 @@ impl Metrics {
         registry.register_collector(Box::new(ProcessCollector));
 
         let http = HttpMetrics::new(templates);
+        let (duration, active) = http.families();
         registry.register_with_unit(
             "http_server_request_duration",
             "Duration of HTTP server requests, until the response head",
             Unit::Seconds,
-            http.duration.clone(),
+            duration,
         );
         registry.register(
             "http_server_active_requests",
             "HTTP server requests being answered now",
-            http.active.clone(),
+            active,
         );
 
         let pool_wait = latency_histogram();
@@ -460,7 +464,7 @@ impl RelayMetrics {
 #[derive(Debug, Clone)]
 pub struct ConsumerMetrics {
     consumed: Family<ConsumedLabels, Counter>,
-    handler_duration: Family<TopicLabel, Histogram, fn() -> Histogram>,
+    handler_duration: Latencies<TopicLabel>,
     lag: Family<PartitionLabels, Gauge>,
     assigned: Gauge,
     /// The partitions `lag` has a series for, to drop those that go away.
@@ -532,19 +536,22 @@ impl ConsumerMetrics {
 }
 
 /// The route templates of a service, to label a request by its route.
+///
+/// The templates are leaked once, when the service starts: a request's
+/// labels then hold `&'static str`s, with no reference count to touch on
+/// the hot path (a handful of short strings per process).
 #[derive(Debug)]
 struct Routes {
     /// Segments of each template (`None` for a `{parameter}`), most
     /// specific first: of two templates that match a path, the one with a
     /// literal segment where the other has a parameter wins
     /// (`/api/users/me` before `/api/users/{id}`).
-    templates: Vec<(Vec<Option<String>>, Arc<str>)>,
-    other: Arc<str>,
+    templates: Vec<(Vec<Option<String>>, &'static str)>,
 }
 
 impl Routes {
     fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut templates: Vec<(Vec<Option<String>>, Arc<str>)> = templates
+        let mut templates: Vec<(Vec<Option<String>>, &'static str)> = templates
             .into_iter()
             .chain(["/healthz", "/readyz"])
             .map(|template| {
@@ -554,7 +561,8 @@ impl Routes {
                         (!parameter).then(|| s.to_owned())
                     })
                     .collect();
-                (segments, Arc::from(template))
+                let name: &'static str = Box::leak(template.to_owned().into_boxed_str());
+                (segments, name)
             })
             .collect();
         templates.sort_by(|(a, _), (b, _)| {
@@ -565,15 +573,12 @@ impl Routes {
             })
         });
         templates.dedup_by(|(a, _), (b, _)| a == b);
-        Routes {
-            templates,
-            other: Arc::from("other"),
-        }
+        Routes { templates }
     }
 
     /// The template `path` matches, else `other`. Trailing slashes do not
     /// count (warp routes `/api/orders` and `/api/orders/` alike).
-    fn route(&self, path: &str) -> Arc<str> {
+    fn route(&self, path: &str) -> &'static str {
         let wanted = segments(path).count();
         self.templates
             .iter()
@@ -584,7 +589,7 @@ impl Routes {
                     .zip(segments(path))
                     .all(|(t, s)| t.as_deref().is_none_or(|t| t == s))
             })
-            .map_or_else(|| self.other.clone(), |(_, name)| name.clone())
+            .map_or("other", |(_, name)| *name)
     }
 }
 
@@ -611,33 +616,62 @@ fn method_label(method: &http::Method) -> &'static str {
 
 /// What the HTTP server measures of each request.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpMetrics {
-    routes: Arc<Routes>,
-    duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+pub(crate) struct HttpMetrics(Arc<HttpInner>);
+
+#[derive(Debug)]
+struct HttpInner {
+    routes: Routes,
+    duration: Latencies<RequestLabels>,
     active: Family<MethodLabel, Gauge>,
+    /// `active`'s gauge of each method label, made once (every method
+    /// then shows, at 0): no lookup per request.
+    active_by_method: Vec<(&'static str, Gauge)>,
 }
+
+/// Every value of the `http_request_method` label.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
 
 impl HttpMetrics {
     fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
-        HttpMetrics {
-            routes: Arc::new(Routes::new(templates)),
+        let active = Family::<MethodLabel, Gauge>::default();
+        let active_by_method = METHODS
+            .iter()
+            .map(|m| {
+                let labels = MethodLabel {
+                    http_request_method: m,
+                };
+                (*m, active.get_or_create_owned(&labels))
+            })
+            .collect();
+        HttpMetrics(Arc::new(HttpInner {
+            routes: Routes::new(templates),
             duration: Family::new_with_constructor(latency_histogram),
-            active: Family::default(),
-        }
+            active,
+            active_by_method,
+        }))
+    }
+
+    fn families(&self) -> (Latencies<RequestLabels>, Family<MethodLabel, Gauge>) {
+        (self.0.duration.clone(), self.0.active.clone())
     }
 
     /// A request starts: it is active until the returned guard drops.
     pub(crate) fn begin(&self, method: &http::Method, path: &str) -> InFlight {
         let method = method_label(method);
-        self.active
-            .get_or_create(&MethodLabel {
-                http_request_method: method,
-            })
-            .inc();
+        let active = self
+            .0
+            .active_by_method
+            .iter()
+            .position(|(m, _)| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.0.active_by_method[active].1.inc();
         InFlight {
             metrics: self.clone(),
             method,
-            route: self.routes.route(path),
+            active,
+            route: self.0.routes.route(path),
             started: Instant::now(),
         }
     }
@@ -647,7 +681,9 @@ impl HttpMetrics {
 pub(crate) struct InFlight {
     metrics: HttpMetrics,
     method: &'static str,
-    route: Arc<str>,
+    /// Its gauge in `active_by_method`.
+    active: usize,
+    route: &'static str,
     started: Instant,
 }
 
@@ -655,10 +691,11 @@ impl InFlight {
     /// The response head is ready, with `status`.
     pub(crate) fn answered(&self, status: u16) {
         self.metrics
+            .0
             .duration
             .get_or_create(&RequestLabels {
                 http_request_method: self.method,
-                http_route: self.route.clone(),
+                http_route: self.route,
                 http_response_status_code: status,
             })
             .observe(self.started.elapsed().as_secs_f64());
@@ -668,12 +705,7 @@ impl InFlight {
 impl Drop for InFlight {
     /// Answered, failed or abandoned by the client: no longer active.
     fn drop(&mut self) {
-        self.metrics
-            .active
-            .get_or_create(&MethodLabel {
-                http_request_method: self.method,
-            })
-            .dec();
+        self.metrics.0.active_by_method[self.active].1.dec();
     }
 }
 
@@ -798,7 +830,7 @@ mod tests {
             "/api/orders/{id}",
             "/api/orders/{id}/cancel",
         ]);
-        let route = |path: &str| routes.route(path).to_string();
+        let route = |path: &str| routes.route(path);
         assert_eq!(route("/api/users/me"), "/api/users/me");
         assert_eq!(route("/api/users/0f3c"), "/api/users/{id}");
         assert_eq!(route("/api/orders"), "/api/orders/");
