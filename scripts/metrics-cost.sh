@@ -132,5 +132,10 @@ on = [float(x) for x in sys.argv[2].split()]
 mo, mn = statistics.median(off), statistics.median(on)
 print(f"median without metrics: {mo:.0f} requests/s (runs: {', '.join(f'{x:.0f}' for x in off)})")
 print(f"median with metrics:    {mn:.0f} requests/s (runs: {', '.join(f'{x:.0f}' for x in on)})")
-print(f"difference: {100 * (mn - mo) / mo:+.1f} %")
+print(f"difference of the medians: {100 * (mn - mo) / mo:+.1f} %")
+# Each round's two runs are back to back: their ratio is less exposed to
+# the machine's load drifting over the whole run than the medians are.
+ratios = [b / a for a, b in zip(off, on)]
+print(f"median of the rounds' on/off ratios: {100 * (statistics.median(ratios) - 1):+.1f} %"
+      f" (rounds: {', '.join(f'{100 * (r - 1):+.1f}' for r in ratios)})")
 EOF
