@@ -750,3 +750,53 @@ async fn settled_orders_show_by_state_and_in_the_completion_histogram() {
     );
     assert_eq!(after.value(completion, &[]), Some(2.0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_placed_order_completes_its_saga_as_cancelled() {
+    let mut saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    // Nobody answers: the order stays placed until its buyer cancels it.
+    saga.inventory.kill();
+    let buyer = saga.customer();
+    let order = placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 1}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let placed_orders = saga.order_metrics().await;
+    assert_eq!(
+        placed_orders.value("teipsum_orders", &[("state", "placed")]),
+        Some(1.0)
+    );
+    let cancelled = saga
+        .http
+        .post(format!(
+            "{}/api/orders/{}/cancel",
+            saga.order.base,
+            order["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let metrics = saga.order_metrics().await;
+    let completion = "teipsum_order_completion_seconds_count";
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(metrics.value(completion, &[]), Some(1.0));
+    assert_eq!(
+        metrics.value("teipsum_orders", &[("state", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.value("teipsum_orders", &[("state", "placed")]),
+        Some(0.0)
+    );
+}
