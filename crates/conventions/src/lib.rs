@@ -25,6 +25,10 @@ pub mod env {
     /// Name of the credential holding the CA of a remote database server
     /// (`postgres-ca`); used when that credential file exists.
     pub const DATABASE_CA_CREDENTIAL: &str = "TEIPSUM_DATABASE_CA_CREDENTIAL";
+    /// `address:port` of the service's second listener, which serves only
+    /// `GET /metrics` (OpenMetrics text) for the monitoring scraper; never
+    /// reached through the public edge. Unset: no metrics listener.
+    pub const METRICS_LISTEN: &str = "TEIPSUM_METRICS_LISTEN";
     /// Expected (and, for auth, issued) `iss` claim.
     pub const JWT_ISSUER: &str = "TEIPSUM_JWT_ISSUER";
     /// Expected (and, for auth, issued) `aud` claim.

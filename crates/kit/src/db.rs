@@ -43,6 +43,8 @@ pub struct Db {
     /// The pool's TLS settings (the `postgres-ca` roots), for connections
     /// outside the pool too.
     tls: MakeRustlsConnect,
+    /// Where the time to get a pooled connection goes, when measured.
+    wait: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl std::fmt::Debug for Db {
@@ -97,7 +99,33 @@ impl Db {
             pool,
             config: Arc::new(config),
             tls,
+            wait: None,
         })
+    }
+
+    /// This pool, observing in `wait` how long each checkout waits for a
+    /// connection (`db_client_connection_wait_time_seconds`).
+    pub fn observed(mut self, wait: prometheus_client::metrics::histogram::Histogram) -> Self {
+        self.wait = Some(wait);
+        self
+    }
+
+    /// The pool's connections now, and the most it opens.
+    pub fn pool_state(&self) -> (r2d2::State, u32) {
+        (self.pool.state(), self.pool.max_size())
+    }
+
+    /// A connection from the pool, its wait measured.
+    fn checkout(
+        pool: &r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>,
+        wait: Option<&prometheus_client::metrics::histogram::Histogram>,
+    ) -> Result<Conn, DbError> {
+        let started = std::time::Instant::now();
+        let conn = pool.get();
+        if let Some(wait) = wait {
+            wait.observe(started.elapsed().as_secs_f64());
+        }
+        Ok(conn?)
     }
 
     /// A connection outside the pool (for LISTEN, advisory locks held for a
@@ -115,10 +143,11 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let wait = self.wait.clone();
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = pool.get().map_err(DbError::from)?;
+            let mut conn = Self::checkout(&pool, wait.as_ref())?;
             f(&mut conn)
         })
         .await
@@ -127,7 +156,7 @@ impl Db {
 
     /// A connection for blocking code (the relay and consumer threads).
     pub fn get(&self) -> Result<Conn, DbError> {
-        Ok(self.pool.get()?)
+        Self::checkout(&self.pool, self.wait.as_ref())
     }
 
     /// Whether the database answers `SELECT 1`.

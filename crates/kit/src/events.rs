@@ -41,7 +41,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::{Db, DbError, advisory_key};
+use crate::{
+    db::{Db, DbError, advisory_key},
+    metrics::{ConsumerMetrics, Outcome, RelayMetrics},
+};
 
 /// Every event on every topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,17 +202,19 @@ pub fn prune(db: &Db, retention: &Retention) -> Result<u64, DbError> {
     Ok(removed)
 }
 
-/// Start the relay of `service`'s outbox; when idle, it also prunes sent
-/// outbox rows and what `retention` covers, every ten minutes.
+/// Start the relay of `service`'s outbox, counting what it publishes in
+/// `metrics`; when idle, it also prunes sent outbox rows and what
+/// `retention` covers, every ten minutes.
 pub fn spawn_relay(
     db: Db,
     producer: FutureProducer,
     service: &str,
     retention: Retention,
+    metrics: RelayMetrics,
 ) -> Worker {
     let lock = advisory_key(&format!("teipsum relay {service}"));
     Worker::spawn(format!("relay-{service}"), move |stop| {
-        relay_loop(&db, &producer, lock, &retention, &stop)
+        relay_loop(&db, &producer, lock, &retention, &metrics, &stop)
     })
 }
 
@@ -218,6 +223,7 @@ fn relay_loop(
     producer: &FutureProducer,
     lock: i64,
     retention: &Retention,
+    metrics: &RelayMetrics,
     stop: &AtomicBool,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -226,7 +232,7 @@ fn relay_loop(
     let mut failing_since: Option<Instant> = None;
     let mut log = Throttle::new();
     while !stop.load(Ordering::SeqCst) {
-        match publish_batch(db, producer, lock) {
+        match publish_batch(db, producer, lock, metrics) {
             Ok(n) => {
                 if let Some(since) = failing_since.take() {
                     tracing::info!(failing_for = ?since.elapsed(), "relay: publishing again");
@@ -275,6 +281,35 @@ pub fn outbox_lag(conn: &mut impl GenericClient) -> Result<Option<Duration>, pos
         &[],
     )?;
     Ok(row.map(|r| Duration::from_secs_f64(r.get(0))))
+}
+
+/// What waits in a service's database: the outbox's backlog and the parked
+/// events (what `/metrics` reports of them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Events not published yet.
+    pub waiting: i64,
+    /// How long the oldest of them has waited, if one does.
+    pub oldest: Option<Duration>,
+    /// Parked events.
+    pub parked: i64,
+}
+
+/// The [`Backlog`], in one statement: the unsent rows through the outbox's
+/// partial index, the parked ones by a count of their (small) table.
+pub fn backlog(conn: &mut impl GenericClient) -> Result<Backlog, postgres::Error> {
+    let row = conn.query_one(
+        "SELECT (SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL), \
+                (SELECT greatest(extract(epoch FROM now() - created_at), 0)::float8 FROM kit_outbox \
+                  WHERE sent_at IS NULL ORDER BY seq LIMIT 1), \
+                (SELECT count(*) FROM kit_parked_events)",
+        &[],
+    )?;
+    Ok(Backlog {
+        waiting: row.get(0),
+        oldest: row.get::<_, Option<f64>>(1).map(Duration::from_secs_f64),
+        parked: row.get(2),
+    })
 }
 
 /// Wait for a NOTIFY from the outbox trigger, or at most a second.
@@ -327,8 +362,14 @@ pub enum RelayError {
     },
 }
 
-/// Publish one batch of unsent events; returns how many.
-pub fn publish_batch(db: &Db, producer: &FutureProducer, lock: i64) -> Result<usize, RelayError> {
+/// Publish one batch of unsent events, counting them in `metrics` once the
+/// broker has them all and they are marked sent; returns how many.
+pub fn publish_batch(
+    db: &Db,
+    producer: &FutureProducer,
+    lock: i64,
+    metrics: &RelayMetrics,
+) -> Result<usize, RelayError> {
     let mut conn = db.get()?;
     let mut tx = conn.transaction()?;
     // One relay at a time: batches of two replicas must not interleave.
@@ -384,6 +425,13 @@ pub fn publish_batch(db: &Db, producer: &FutureProducer, lock: i64) -> Result<us
         &[&seqs],
     )?;
     tx.commit()?;
+    let mut per_topic: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, _, topic, _, _) in &events {
+        *per_topic.entry(topic).or_default() += 1;
+    }
+    for (topic, n) in per_topic {
+        metrics.published(topic, n);
+    }
     Ok(events.len())
 }
 
@@ -499,6 +547,11 @@ pub trait Handler: Send + 'static {
     /// every reader of the database sees. An in-process view of the tables
     /// refreshes itself here. Not called for a transaction that failed.
     fn committed(&mut self) {}
+
+    /// Called after a transaction of the consumer failed (it rolled back):
+    /// what was handled since the last commit never happened. A handler
+    /// that keeps something for [`Handler::committed`] forgets it here.
+    fn rolled_back(&mut self) {}
 }
 
 /// `handler`, told that only events of `kinds` matter to it.
@@ -540,6 +593,10 @@ impl<H: Handler> Handler for Only<H> {
 
     fn committed(&mut self) {
         self.handler.committed()
+    }
+
+    fn rolled_back(&mut self) {
+        self.handler.rolled_back()
     }
 }
 
@@ -632,9 +689,12 @@ pub const DEFAULT_BATCH: usize = 1;
 /// transaction fails, the same messages are applied again one at a time,
 /// each with its own retries and parking, so that one poison event costs
 /// the batch a second pass but never blocks or poisons the others.
+///
+/// What becomes of each event, and how long its handler takes, is counted
+/// in the consumer's [`ConsumerMetrics`] (see [`crate::kafka::observed_consumer`]).
 pub fn spawn_consumer(
     db: Db,
-    consumer: BaseConsumer<crate::kafka::RebalanceLogger>,
+    consumer: BaseConsumer<crate::kafka::ConsumerWatch>,
     consumer_name: &str,
     topics: &[&str],
     producers: Producers,
@@ -644,6 +704,7 @@ pub fn spawn_consumer(
     consumer.subscribe(topics)?;
     let name = consumer_name.to_owned();
     let batch = batch.max(1);
+    let metrics = consumer.context().metrics().clone();
     Ok(Worker::spawn(
         format!("consumer-{consumer_name}"),
         move |stop| {
@@ -670,7 +731,15 @@ pub fn spawn_consumer(
                         None => break,
                     }
                 }
-                let done = process_batch(&db, &name, &producers, &messages, &mut handler, &stop);
+                let done = process_batch(
+                    &db,
+                    &name,
+                    &producers,
+                    &messages,
+                    &mut handler,
+                    &metrics,
+                    &stop,
+                );
                 if let Err(e) = store_offsets(&consumer, &messages[..done]) {
                     tracing::warn!(error = %e, "could not store the offsets");
                 }
@@ -684,7 +753,7 @@ pub fn spawn_consumer(
 /// Store, for each partition, the offset after the last of `messages`
 /// (which are in delivery order): one call for the whole batch.
 fn store_offsets(
-    consumer: &BaseConsumer<crate::kafka::RebalanceLogger>,
+    consumer: &BaseConsumer<crate::kafka::ConsumerWatch>,
     messages: &[BorrowedMessage<'_>],
 ) -> Result<(), rdkafka::error::KafkaError> {
     if messages.is_empty() {
@@ -776,6 +845,7 @@ fn process_batch(
     producers: &Producers,
     messages: &[BorrowedMessage<'_>],
     handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
     stop: &AtomicBool,
 ) -> usize {
     let mut steps: Vec<Step> = Vec::with_capacity(messages.len());
@@ -801,7 +871,7 @@ fn process_batch(
     if !applied_together {
         let span = tracing::info_span!("batch", consumer, events = batch.len());
         let _entered = span.enter();
-        match apply_batch(db, consumer, &batch, handler) {
+        match apply_batch(db, consumer, &batch, handler, metrics) {
             Ok(fresh) => {
                 tracing::debug!(events = batch.len(), fresh, "batch applied");
                 applied_together = true;
@@ -814,10 +884,21 @@ fn process_batch(
     let batched = applied_together && batch.len() > 1;
     for (done, (message, step)) in messages.iter().zip(&steps).enumerate() {
         let ok = match step {
-            Step::Skip => true,
+            Step::Skip => {
+                metrics.consumed(message.topic(), Outcome::Skipped);
+                true
+            }
             Step::Apply(_) if batched => true,
-            Step::Apply(envelope) => apply_one(db, consumer, message, envelope, handler, stop),
-            Step::Park(why) => park(db, consumer, message, why, stop),
+            Step::Apply(envelope) => {
+                apply_one(db, consumer, message, envelope, handler, metrics, stop)
+            }
+            Step::Park(why) => {
+                let parked = park(db, consumer, message, why, stop);
+                if parked {
+                    metrics.consumed(message.topic(), Outcome::Parked);
+                }
+                parked
+            }
             Step::Wait(envelope) => {
                 wait_for_upgrade(envelope, stop);
                 false
@@ -854,7 +935,36 @@ fn apply_batch(
     consumer: &str,
     batch: &[(&str, &Envelope)],
     handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
 ) -> Result<usize, HandleError> {
+    let applied = apply_batch_in(db, consumer, batch, handler, metrics);
+    match &applied {
+        Ok(todo) => {
+            handler.committed();
+            // An id twice in one batch was applied once, the first time.
+            let mut fresh = todo.clone();
+            for (topic, envelope) in batch {
+                let outcome = if fresh.remove(&envelope.id) {
+                    Outcome::Applied
+                } else {
+                    Outcome::Duplicate
+                };
+                metrics.consumed(topic, outcome);
+            }
+        }
+        Err(_) => handler.rolled_back(),
+    }
+    applied.map(|todo| todo.len())
+}
+
+/// [`apply_batch`]'s transaction; returns the ids of the fresh events.
+fn apply_batch_in(
+    db: &Db,
+    consumer: &str,
+    batch: &[(&str, &Envelope)],
+    handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
+) -> Result<BTreeSet<Uuid>, HandleError> {
     let mut conn = db.get()?;
     let mut tx = conn.transaction()?;
     let ids: Vec<Uuid> = batch.iter().map(|(_, e)| e.id).collect();
@@ -873,11 +983,13 @@ fn apply_batch(
         .collect();
     handler.begin_batch(&mut tx, &todo)?;
     for (topic, envelope) in &todo {
-        handler.handle(&mut tx, topic, envelope)?;
+        let started = Instant::now();
+        let handled = handler.handle(&mut tx, topic, envelope);
+        metrics.handled(topic, started.elapsed());
+        handled?;
     }
     tx.commit()?;
-    handler.committed();
-    Ok(todo.len())
+    Ok(todo.iter().map(|(_, e)| e.id).collect())
 }
 
 /// Apply one event on its own, retrying a transient failure for as long as
@@ -889,6 +1001,7 @@ fn apply_one(
     message: &BorrowedMessage<'_>,
     envelope: &Envelope,
     handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
     stop: &AtomicBool,
 ) -> bool {
     let topic = message.topic();
@@ -901,8 +1014,14 @@ fn apply_one(
     let mut backoff = Duration::from_millis(100);
     loop {
         attempts += 1;
-        match apply(db, consumer, topic, envelope, handler) {
+        match apply(db, consumer, topic, envelope, handler, metrics) {
             Ok(fresh) => {
+                let outcome = if fresh {
+                    Outcome::Applied
+                } else {
+                    Outcome::Duplicate
+                };
+                metrics.consumed(topic, outcome);
                 if attempts > 1 {
                     tracing::info!(
                         attempts,
@@ -928,7 +1047,11 @@ fn apply_one(
                 failures += 1;
                 tracing::warn!(error = %format!("{e:#}"), attempt = failures, "handler failed");
                 if failures >= PERMANENT_ATTEMPTS {
-                    return park(db, consumer, message, &format!("{e:#}"), stop);
+                    let parked = park(db, consumer, message, &format!("{e:#}"), stop);
+                    if parked {
+                        metrics.consumed(topic, Outcome::Parked);
+                    }
+                    return parked;
                 }
             }
         }
@@ -949,15 +1072,21 @@ fn apply(
     topic: &str,
     envelope: &Envelope,
     handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
 ) -> Result<bool, HandleError> {
-    let mut conn = db.get()?;
-    let mut tx = conn.transaction()?;
-    let fresh = apply_in(&mut tx, consumer, topic, envelope, handler)?;
-    tx.commit()?;
-    if fresh {
-        handler.committed();
+    let applied = (|| {
+        let mut conn = db.get()?;
+        let mut tx = conn.transaction()?;
+        let fresh = apply_in(&mut tx, consumer, topic, envelope, handler, metrics)?;
+        tx.commit()?;
+        Ok(fresh)
+    })();
+    match applied {
+        Ok(true) => handler.committed(),
+        Ok(false) => {}
+        Err(_) => handler.rolled_back(),
     }
-    Ok(fresh)
+    applied
 }
 
 fn apply_in(
@@ -966,6 +1095,7 @@ fn apply_in(
     topic: &str,
     envelope: &Envelope,
     handler: &mut impl Handler,
+    metrics: &ConsumerMetrics,
 ) -> Result<bool, HandleError> {
     let fresh = tx.execute_typed(
         "INSERT INTO kit_processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -974,7 +1104,10 @@ fn apply_in(
     if fresh == 0 {
         return Ok(false);
     }
-    handler.handle(tx, topic, envelope)?;
+    let started = Instant::now();
+    let handled = handler.handle(tx, topic, envelope);
+    metrics.handled(topic, started.elapsed());
+    handled?;
     Ok(true)
 }
 
@@ -1202,7 +1335,14 @@ fn replay_one(
     }
     // A savepoint: a failed handler leaves the transaction usable.
     let mut inner = tx.transaction().map_err(|e| crate::db::describe(&e))?;
-    match apply_in(&mut inner, consumer, topic, &envelope, handler) {
+    match apply_in(
+        &mut inner,
+        consumer,
+        topic,
+        &envelope,
+        handler,
+        &ConsumerMetrics::default(),
+    ) {
         Ok(fresh) => {
             inner.commit().map_err(|e| crate::db::describe(&e))?;
             Ok(fresh)

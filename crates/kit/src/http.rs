@@ -408,6 +408,20 @@ pub async fn serve<F>(
     F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
     F::Extract: Reply,
 {
+    serve_observed(listener, filter, None, shutdown).await
+}
+
+/// [`serve`], measuring every request in `metrics` when given: its
+/// duration by method, route template and status, and the requests in flight.
+pub(crate) async fn serve_observed<F>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    metrics: Option<crate::metrics::HttpMetrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) where
+    F: Filter<Error = Infallible> + Clone + Send + Sync + 'static,
+    F::Extract: Reply,
+{
     use hyper_util::{
         rt::{TokioExecutor, TokioIo},
         server::{conn::auto::Builder, graceful::GracefulShutdown},
@@ -428,8 +442,12 @@ pub async fn serve<F>(
             () = &mut shutdown => break,
         };
         let service = service.clone();
+        let metrics = metrics.clone();
         let connection =
             hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+                let in_flight = metrics
+                    .as_ref()
+                    .map(|m| m.begin(request.method(), request.uri().path()));
                 let id = request
                     .headers()
                     .get(REQUEST_ID)
@@ -450,6 +468,10 @@ pub async fn serve<F>(
                 let started = Instant::now();
                 async move {
                     let result = tower_service::Service::call(&mut service, request).await;
+                    if let (Some(in_flight), Ok(response)) = (&in_flight, &result) {
+                        in_flight.answered(response.status().as_u16());
+                    }
+                    drop(in_flight);
                     if let Ok(response) = &result {
                         tracing::info!(
                             status = response.status().as_u16(),

@@ -30,14 +30,45 @@ pub fn producer(brokers: &str, client_id: &str) -> Result<FutureProducer, KafkaE
         .create()
 }
 
-/// Logs partition assignments: what an operator wants to know after a restart.
-pub struct RebalanceLogger;
+/// The context of every consumer: logs partition assignments (what an
+/// operator wants to know after a restart) and, for a service's consumer,
+/// keeps its metrics: the partitions it holds and, from librdkafka's
+/// statistics, the lag of each.
+#[derive(Default)]
+pub struct ConsumerWatch {
+    #[cfg(feature = "service")]
+    metrics: crate::metrics::ConsumerMetrics,
+}
 
-impl rdkafka::ClientContext for RebalanceLogger {}
+#[cfg(feature = "service")]
+impl ConsumerWatch {
+    /// The consumer's metrics (counted into no registry unless the consumer
+    /// was made by [`observed_consumer`]).
+    pub fn metrics(&self) -> &crate::metrics::ConsumerMetrics {
+        &self.metrics
+    }
+}
 
-impl rdkafka::consumer::ConsumerContext for RebalanceLogger {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+impl rdkafka::ClientContext for ConsumerWatch {
+    #[cfg(feature = "service")]
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        self.metrics.statistics(&statistics);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ConsumerWatch {
+    fn post_rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
         use rdkafka::consumer::Rebalance;
+        #[cfg(feature = "service")]
+        if let Ok(assignment) = consumer.assignment() {
+            self.metrics.assigned(assignment.count());
+        }
+        #[cfg(not(feature = "service"))]
+        let _ = consumer;
         match rebalance {
             Rebalance::Assign(list) => {
                 let partitions: Vec<String> = list
@@ -63,7 +94,7 @@ pub fn consumer(
     brokers: &str,
     group: &str,
     client_id: &str,
-) -> Result<BaseConsumer<RebalanceLogger>, KafkaError> {
+) -> Result<BaseConsumer<ConsumerWatch>, KafkaError> {
     consumer_as(
         brokers,
         group,
@@ -90,8 +121,40 @@ pub fn consumer_as(
     group: &str,
     client_id: &str,
     member_id: &str,
-) -> Result<BaseConsumer<RebalanceLogger>, KafkaError> {
-    ClientConfig::new()
+) -> Result<BaseConsumer<ConsumerWatch>, KafkaError> {
+    consumer_config(brokers, group, client_id, member_id)
+        .create_with_context(ConsumerWatch::default())
+}
+
+/// How often librdkafka reports its statistics to an observed consumer,
+/// in milliseconds: the lag gauges are at most this old when Prometheus
+/// scrapes (every 15 s by default), and lag alerts wait minutes, so 5 s is
+/// fresh enough while one report (a JSON document of a few kilobytes,
+/// parsed on the consumer's thread) every 5 s costs next to nothing.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// [`consumer_as`], keeping `metrics`: the partitions it is assigned and,
+/// every [`STATISTICS_INTERVAL_MS`], the lag of each from librdkafka's
+/// statistics. The statistics are served by the consumer's polls, so they
+/// pause while its thread waits on an event that cannot be applied yet;
+/// the broker's view of the group's lag (kminion) does not.
+#[cfg(feature = "service")]
+pub fn observed_consumer(
+    brokers: &str,
+    group: &str,
+    client_id: &str,
+    member_id: &str,
+    metrics: crate::metrics::ConsumerMetrics,
+) -> Result<BaseConsumer<ConsumerWatch>, KafkaError> {
+    consumer_config(brokers, group, client_id, member_id)
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .create_with_context(ConsumerWatch { metrics })
+}
+
+/// The settings of every consumer (see [`consumer`]).
+fn consumer_config(brokers: &str, group: &str, client_id: &str, member_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("client.id", client_id)
@@ -114,8 +177,8 @@ pub fn consumer_as(
         // requests per second.
         .set("fetch.wait.max.ms", FETCH_WAIT_MS)
         .set("enable.partition.eof", "false")
-        .set("log_level", "4")
-        .create_with_context(RebalanceLogger)
+        .set("log_level", "4");
+    config
 }
 
 /// This machine's name, which tells replicas of a service apart.

@@ -9,11 +9,12 @@
 //! | [`jwt`] | EdDSA access tokens |
 //! | [`http`] | JSON bodies, errors, authentication, request ids, serving |
 //! | [`domain`] | what requests share: [`domain::Invalid`], categories, prices, cursors, path ids |
+//! | [`metrics`] | what `/metrics` exposes, on a listener of its own |
 //! | [`process`] | sd_notify and signals |
 //! | [`telemetry`] | journald or stderr logging |
 //! | [`service`] | the life of a service process |
 //!
-//! `settings`, `db`, `events`, `http` and `service` are the service runtime,
+//! `settings`, `db`, `events`, `http`, `metrics` and `service` are the service runtime,
 //! behind the `service` feature (on by default). Without it the crate is what
 //! the `teipsum` CLI needs on a host: `kafka` (topic admin), `jwt` (keys),
 //! `process` (signals) and `telemetry`, without warp or PostgreSQL.
@@ -28,6 +29,8 @@ pub mod events;
 pub mod http;
 pub mod jwt;
 pub mod kafka;
+#[cfg(feature = "service")]
+pub mod metrics;
 pub mod process;
 #[cfg(feature = "service")]
 pub mod service;

@@ -2,7 +2,8 @@
 //!
 //! 1. read settings and credentials (a missing one stops the start, named);
 //! 2. wait for PostgreSQL (no READY while it is unreachable), migrate;
-//! 3. create the producer, bind the listener, start relay and consumers;
+//! 3. create the producer, bind the listener (and the metrics listener,
+//!    when `TEIPSUM_METRICS_LISTEN` names one), start relay and consumers;
 //! 4. `READY=1`, then watchdog pings while the database answers, the relay
 //!    and consumer threads live and the outbox drains (see [`Health`]);
 //! 5. on SIGTERM/SIGINT: `STOPPING=1`, stop accepting, drain requests,
@@ -27,7 +28,9 @@ use crate::{
     events::{self, Handler, Producers, Retention, Worker},
     http::{self, ApiError},
     jwt::Verifier,
-    kafka, process,
+    kafka,
+    metrics::Metrics,
+    process,
     settings::Settings,
 };
 
@@ -39,6 +42,9 @@ pub struct Service {
     pub migrations: fn() -> refinery::Runner,
     /// Whether the service checks access tokens (needs `jwt-public-key`).
     pub verifies_tokens: bool,
+    /// The service's routes as the OpenAPI document describes them: their
+    /// path templates label the HTTP metrics (`http_route`).
+    pub openapi: fn() -> utoipa::openapi::OpenApi,
 }
 
 /// What the routes and consumers of a service are built from.
@@ -54,6 +60,8 @@ pub struct Context {
     pub verifier: Option<Arc<Verifier>>,
     /// The service name.
     pub name: &'static str,
+    /// The service's metrics, where it registers its own families.
+    pub metrics: Metrics,
     /// Tables pruned with the consumer ledger (see [`Context::retain`]).
     retained: Arc<Mutex<Vec<(&'static str, &'static str)>>>,
 }
@@ -122,6 +130,10 @@ impl Handler for Box<dyn Handler> {
     fn committed(&mut self) {
         (**self).committed()
     }
+
+    fn rolled_back(&mut self) {
+        (**self).rolled_back()
+    }
 }
 
 /// The routes and consumers a service builds from its [`Context`].
@@ -136,10 +148,13 @@ pub struct Parts<F> {
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, when it was asked to.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its context (tests use the database through it).
     pub context: Context,
     shutdown: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
+    metrics_server: Option<tokio::task::JoinHandle<()>>,
     workers: Vec<Worker>,
 }
 
@@ -151,6 +166,9 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(25), &mut self.server).await;
+        if let Some(metrics_server) = self.metrics_server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), metrics_server).await;
+        }
         let workers = std::mem::take(&mut self.workers);
         let context = self.context;
         // Blocking: workers join, the producer flushes, and pooled
@@ -286,8 +304,13 @@ where
         Some(name) => settings.optional_credential(name)?,
         None => None,
     };
-    let db = Db::new(&settings.database, 16, ca.as_deref())?;
-    let started = start_with(service, settings, build, verifier, db.clone()).await;
+    let templates = (service.openapi)();
+    let metrics = Metrics::new(
+        service.name,
+        templates.paths.paths.keys().map(String::as_str),
+    );
+    let db = Db::new(&settings.database, 16, ca.as_deref())?.observed(metrics.pool_wait());
+    let started = start_with(service, settings, build, verifier, db.clone(), metrics).await;
     if started.is_err() {
         // The last handle closes the pooled connections with a blocking
         // call, which would panic on the runtime's thread and hide the error.
@@ -303,6 +326,7 @@ async fn start_with<F, B>(
     build: B,
     verifier: Option<Arc<Verifier>>,
     db: Db,
+    metrics: Metrics,
 ) -> Result<Running, StartError>
 where
     B: FnOnce(&Context) -> anyhow::Result<Parts<F>>,
@@ -333,20 +357,18 @@ where
         producer: producer.clone(),
         verifier,
         name: service.name,
+        metrics: metrics.clone(),
         retained: Arc::default(),
     };
+    metrics.watch_pool(&db);
+    metrics.watch_events(&db);
     let parts = build(&context)?;
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: settings.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(settings.listen).await?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(at) => Some(bind(at).await?),
+        None => None,
+    };
 
     let producers = Producers::new(settings.topic_producers.clone());
     if let Some(consumer) = &parts.consumer {
@@ -365,6 +387,7 @@ where
         producer.clone(),
         service.name,
         context.retention(),
+        metrics.relay(),
     )];
     if let Some(consumer) = parts.consumer {
         let group =
@@ -376,8 +399,13 @@ where
                     what: "the consumer group of a service that consumes, as the plan names it",
                 })?;
         let member = kafka::replica_member_id(&client_id, addr.port());
-        let kafka_consumer =
-            kafka::consumer_as(&settings.kafka_brokers, &group, &client_id, &member)?;
+        let kafka_consumer = kafka::observed_consumer(
+            &settings.kafka_brokers,
+            &group,
+            &client_id,
+            &member,
+            metrics.consumer(&consumer.topics),
+        )?;
         workers.push(events::spawn_consumer(
             db.clone(),
             kafka_consumer,
@@ -393,16 +421,70 @@ where
         .or(parts.routes)
         .recover(http::handle_rejection);
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, routes, async move {
-        let _ = shutdown_rx.await;
-    }));
+    // Requests are measured only when someone can read the measurements.
+    let observed = metrics_listener.as_ref().map(|_| metrics.http());
+    let (metrics_tx, metrics_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        http::serve_observed(listener, routes, observed, async move {
+            let _ = shutdown_rx.await;
+        })
+        .await;
+        // The metrics listener outlives the drain of the public one, so that
+        // a scrape during the drain still answers.
+        let _ = metrics_tx.send(true);
+    });
+    let (metrics_addr, metrics_server) = match metrics_listener {
+        Some((listener, at)) => {
+            let mut stopped = metrics_rx;
+            let serving = tokio::spawn(http::serve(
+                listener,
+                metrics_routes(metrics).recover(http::handle_rejection),
+                async move {
+                    let _ = stopped.wait_for(|stopped| *stopped).await;
+                },
+            ));
+            (Some(at), Some(serving))
+        }
+        None => (None, None),
+    };
     Ok(Running {
         addr,
+        metrics_addr,
         context,
         shutdown: Some(shutdown_tx),
         server,
+        metrics_server,
         workers,
     })
+}
+
+/// A listener on `at`, and the address it got (`at` may ask for port 0).
+async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let failed = |source| StartError::Listen { addr: at, source };
+    let listener = tokio::net::TcpListener::bind(at).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+/// `GET /metrics` and nothing else: the metrics listener's only route.
+fn metrics_routes(
+    metrics: Metrics,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
+        .then(move |accept: Option<String>| {
+            let metrics = metrics.clone();
+            async move {
+                let format = crate::metrics::Format::accepted(accept.as_deref());
+                let mut response = metrics.scrape(format).await.into_response();
+                response.headers_mut().insert(
+                    warp::http::header::CONTENT_TYPE,
+                    warp::http::HeaderValue::from_static(format.content_type()),
+                );
+                response
+            }
+        })
 }
 
 /// `/healthz` (the process answers) and `/readyz` (database and broker answer).
@@ -500,8 +582,11 @@ where
             return ExitCode::SUCCESS;
         }
     };
-    let serving = format!("serving on {}", running.addr);
-    tracing::info!(%listen, "ready");
+    let serving = match running.metrics_addr {
+        Some(metrics) => format!("serving on {}, metrics on {metrics}", running.addr),
+        None => format!("serving on {}", running.addr),
+    };
+    tracing::info!(%listen, metrics = ?running.metrics_addr, "ready");
     process::ready(&serving);
 
     // The watchdog: a ping per half interval while healthy. Without a

@@ -81,6 +81,9 @@ pub struct Settings {
     pub service: String,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Address of the metrics listener (`GET /metrics` only), when the unit
+    /// asks for one.
+    pub metrics_listen: Option<SocketAddr>,
     /// Connection string of the service's database.
     pub database: String,
     /// Kafka bootstrap servers.
@@ -144,6 +147,16 @@ impl Settings {
             value: listen_text.clone(),
             reason: format!("{e}; expected address:port such as 127.0.0.1:8100"),
         })?;
+        let metrics_listen = source
+            .get(env::METRICS_LISTEN)
+            .map(|text| {
+                text.parse().map_err(|e| SettingsError::Malformed {
+                    name: env::METRICS_LISTEN,
+                    value: text.clone(),
+                    reason: format!("{e}; expected address:port such as 127.0.0.1:9100"),
+                })
+            })
+            .transpose()?;
         let database = require(
             env::DATABASE,
             "connection string, e.g. host=/run/postgresql dbname=teipsum_order user=teipsum_order",
@@ -205,6 +218,7 @@ impl Settings {
             database_ca_credential: source.get(env::DATABASE_CA_CREDENTIAL),
             service,
             listen,
+            metrics_listen,
             database,
             kafka_brokers: require(env::KAFKA_BROKERS, "bootstrap servers, e.g. 127.0.0.1:9092")?,
             kafka_group: source.get(env::KAFKA_GROUP),
@@ -325,6 +339,23 @@ mod tests {
         map.insert(env::DATABASE.to_owned(), "host='unterminated".to_owned());
         let err = Settings::from_source(Source::Map(map)).unwrap_err();
         assert!(err.to_string().contains("TEIPSUM_DATABASE"), "{err}");
+    }
+
+    #[test]
+    fn the_metrics_address_is_optional_and_checked() {
+        let s = Settings::from_source(Source::Map(base())).unwrap();
+        assert_eq!(s.metrics_listen, None);
+        let mut map = base();
+        map.insert(env::METRICS_LISTEN.to_owned(), "127.0.0.1:9100".to_owned());
+        let s = Settings::from_source(Source::Map(map.clone())).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        map.insert(env::METRICS_LISTEN.to_owned(), "9100".to_owned());
+        let err = Settings::from_source(Source::Map(map)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TEIPSUM_METRICS_LISTEN=\"9100\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -161,6 +161,7 @@ fn the_relay_publishes_exactly_the_committed_events_in_per_aggregate_order() {
         producer,
         "relay_order",
         events::Retention::new(Duration::from_secs(86_400)),
+        Default::default(),
     );
 
     let delivered = read_topic(&broker, "things", committed.len(), Duration::from_secs(60));
@@ -202,6 +203,7 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
             producer,
             "relay_kill",
             events::Retention::new(Duration::from_secs(86_400)),
+            Default::default(),
         );
         std::thread::sleep(Duration::from_secs(600));
         return;
@@ -243,6 +245,7 @@ fn killing_the_relay_mid_batch_and_restarting_it_loses_nothing() {
         producer,
         "relay_kill",
         events::Retention::new(Duration::from_secs(86_400)),
+        Default::default(),
     );
     wait_until("the backlog to drain", Duration::from_secs(120), || {
         count("SELECT count(*) FROM kit_outbox WHERE sent_at IS NULL") == 0
@@ -629,6 +632,7 @@ fn run_probe_service() {
             name: "probe",
             migrations: || refinery::Runner::new(&[]),
             verifies_tokens: false,
+            openapi: utoipa::openapi::OpenApi::default,
         },
         |_ctx| {
             Ok(teipsum_kit::Parts {
@@ -1585,6 +1589,7 @@ fn a_failing_setup_is_reported_and_exits_without_a_panic() {
                 name: "probe",
                 migrations: || refinery::Runner::new(&[]),
                 verifies_tokens: false,
+                openapi: utoipa::openapi::OpenApi::default,
             },
             |_ctx| -> anyhow::Result<teipsum_kit::Parts<warp::filters::BoxedFilter<(String,)>>> {
                 anyhow::bail!("the probe's setting is out of range")

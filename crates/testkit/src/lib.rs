@@ -10,13 +10,14 @@
 //! failed; tests call `.expect("...")`, `teipsum dev` reports the error.
 
 mod error;
+pub mod metrics;
 pub mod os;
 
 mod plan_env;
 
 pub use plan_env::{
     PlanEnvError, TEST_ENVIRONMENT, TestInstance, committed_plan, config_file, instance_env,
-    plan_service_env, plan_setting, plan_topics, service_env,
+    metrics_listen, plan_service_env, plan_setting, plan_topics, service_env,
 };
 
 use std::{

@@ -155,7 +155,29 @@ pub fn plan_service_env(
         env::LOG.to_owned(),
         std::env::var("TEST_SERVICE_LOG").unwrap_or_else(|_| "warn".to_owned()),
     );
+    // A metrics listener the Plan asks for gets a free port too: the
+    // host's fixed one may be taken, and test instances run side by side.
+    if environment.contains_key(env::METRICS_LISTEN) {
+        metrics_listen(&mut environment).map_err(PlanEnvError::Port)?;
+    }
     Ok(environment)
+}
+
+/// Have the service of `environment` serve `/metrics` on a free port of
+/// loopback, not the one it listens on; returns that address.
+pub fn metrics_listen(
+    environment: &mut BTreeMap<String, String>,
+) -> crate::Result<std::net::SocketAddr> {
+    let listen_port: Vec<u16> = environment
+        .get(env::LISTEN)
+        .and_then(|l| l.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
+        .into_iter()
+        .collect();
+    let port = crate::free_ports(1, &listen_port)?[0];
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    environment.insert(env::METRICS_LISTEN.to_owned(), addr.to_string());
+    Ok(addr)
 }
 
 /// `service`'s Plan environment on a local instance: its database in the

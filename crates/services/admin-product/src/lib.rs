@@ -26,6 +26,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::ADMIN_PRODUCT,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
+    openapi,
 };
 
 /// Largest request body accepted: a product with a full description and

@@ -28,6 +28,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::AUTH,
     migrations: embedded::migrations::runner,
     verifies_tokens: false,
+    openapi,
 };
 
 /// Accepted refresh token family lifetimes, in seconds: 1 hour to 90 days.
@@ -55,6 +56,8 @@ pub(crate) struct Auth {
     /// A hash verified when the e-mail is unknown, so that unknown users and
     /// wrong passwords take the same time.
     pub dummy_hash: String,
+    /// Logins by outcome (`teipsum_auth_logins_total`).
+    pub logins: routes::Logins,
 }
 
 /// An account as clients see it.
@@ -156,6 +159,7 @@ pub fn build(
         refresh_ttl_secs: limits.refresh_ttl_secs,
         hasher: passwords::Hasher::new(limits.hash_bound),
         dummy_hash: passwords::hash("an unguessable password nobody has"),
+        logins: routes::Logins::register(&ctx.metrics),
     });
     Ok(Parts {
         routes: routes::routes(auth),

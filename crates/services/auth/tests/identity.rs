@@ -658,6 +658,36 @@ async fn failed_logins_make_the_account_wait_and_a_success_resets_it() {
         StatusCode::UNAUTHORIZED,
         "one failure is free again"
     );
+    let r = stack
+        .login_with("nobody@teipsum.test", "correct horse battery")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Every attempt counted by its outcome; an unknown address and a wrong
+    // password alike are `rejected`, and no label names anyone.
+    let (_, text) = teipsum_testkit::metrics::scrape(stack.auth_metrics)
+        .await
+        .expect("/metrics answers");
+    let metrics =
+        teipsum_testkit::metrics::Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let logins = "teipsum_auth_logins_total";
+    for (outcome, n) in [
+        ("rejected", 8.0),
+        ("throttled", 2.0),
+        ("success", 2.0),
+        ("busy", 0.0),
+        ("error", 0.0),
+    ] {
+        assert_eq!(
+            metrics.value(logins, &[("outcome", outcome)]),
+            Some(n),
+            "{outcome}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("teipsum.test"),
+        "an address in a label: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

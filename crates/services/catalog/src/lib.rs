@@ -28,6 +28,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::CATALOG,
     migrations: embedded::migrations::runner,
     verifies_tokens: false,
+    openapi,
 };
 
 /// The service's consumer: what [`build`] runs, and what

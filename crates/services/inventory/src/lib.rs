@@ -24,6 +24,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::INVENTORY,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
+    openapi,
 };
 
 /// Largest request body accepted.

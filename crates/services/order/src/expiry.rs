@@ -14,10 +14,13 @@ use teipsum_events::{Event, OrderCancelled};
 use teipsum_kit::db::Db;
 use uuid::Uuid;
 
+use crate::metrics::Saga;
+
 /// Most orders expired in one transaction.
 const BATCH: i64 = 100;
 
-/// Expire the orders `PLACED` longer than `confirm_within`; how many.
+/// Expire the orders `PLACED` longer than `confirm_within`; how long each
+/// had waited since it was placed.
 ///
 /// The rows are locked (`SKIP LOCKED`: replicas share the work), so an
 /// expiry and a late `stock-reserved` (`... WHERE status = 'PLACED'`)
@@ -25,10 +28,10 @@ const BATCH: i64 = 100;
 pub fn expire(
     conn: &mut postgres::Client,
     confirm_within: Duration,
-) -> Result<usize, postgres::Error> {
+) -> Result<Vec<Duration>, postgres::Error> {
     let mut tx = conn.transaction()?;
     let stale = tx.query(
-        "SELECT id, user_id FROM orders \
+        "SELECT id, user_id, extract(epoch FROM now() - created_at)::float8 FROM orders \
          WHERE status = 'PLACED' AND created_at < now() - make_interval(secs => $1) \
          ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
         &[&confirm_within.as_secs_f64(), &BATCH],
@@ -49,22 +52,30 @@ pub fn expire(
         tracing::info!(order_id = %id, "order expired");
     }
     tx.commit()?;
-    Ok(stale.len())
+    Ok(stale
+        .iter()
+        .map(|row| Duration::from_secs_f64(row.get(2)))
+        .collect())
 }
 
-/// Sweep every `every` for as long as the service runs.
-pub async fn run(db: Db, confirm_within: Duration, every: Duration) {
+/// Sweep every `every` for as long as the service runs, observing each
+/// expired order's wait in `saga`.
+pub async fn run(db: Db, confirm_within: Duration, every: Duration, saga: Saga) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let saga = saga.clone();
         let swept = db
             .run(move |conn| -> Result<usize, anyhow::Error> {
                 let mut total = 0;
                 loop {
-                    let n = expire(conn, confirm_within)?;
-                    total += n;
-                    if n < BATCH as usize {
+                    let expired = expire(conn, confirm_within)?;
+                    total += expired.len();
+                    for waited in &expired {
+                        saga.completed("EXPIRED", *waited);
+                    }
+                    if expired.len() < BATCH as usize {
                         return Ok(total);
                     }
                 }

@@ -14,6 +14,7 @@ mod domain;
 mod events;
 mod expiry;
 mod limits;
+mod metrics;
 mod model;
 mod routes;
 
@@ -30,6 +31,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::ORDER,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
+    openapi,
 };
 
 /// Largest request body accepted.
@@ -48,18 +50,24 @@ pub fn build(
     Parts<impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + use<>>,
 > {
     let limits = limits::Limits::from_settings(&ctx.settings)?;
+    let saga = metrics::Saga::register(ctx);
     // Stops with the process; a sweep interrupted mid-way rolls back.
     tokio::spawn(expiry::run(
         ctx.db.clone(),
         limits.confirm_within,
         limits.sweep_every(),
+        saga.clone(),
     ));
     // Replayed keys older than the retention get a new order: by then the
     // client gave up long ago.
     ctx.retain("idempotency_keys", "created_at");
+    let consumer = consumer();
     Ok(Parts {
-        routes: routes::routes(ctx.db.clone(), ctx.verifier(), limits),
-        consumer: Some(consumer()),
+        routes: routes::routes(ctx.db.clone(), ctx.verifier(), limits, saga.clone()),
+        consumer: Some(ConsumerSpec {
+            topics: consumer.topics,
+            handler: Box::new(metrics::Observed::new(consumer.handler, saga)),
+        }),
     })
 }
 

@@ -500,6 +500,31 @@ async fn an_order_not_confirmed_in_time_expires_and_its_stock_returns() {
         "CONFIRMED"
     );
     assert_eq!(saga.stock(product).await, (3, 2));
+    // The expired order completed once, as expired: inventory's late
+    // answer did not complete it a second time.
+    let completion = "teipsum_order_completion_seconds_count";
+    let metrics = saga
+        .order_metrics_once(|m| m.value(completion, &[]) >= Some(2.0))
+        .await;
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "expired")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "confirmed")]),
+        Some(1.0)
+    );
+    assert_eq!(metrics.value(completion, &[]), Some(2.0));
+    let waited = metrics
+        .value(
+            "teipsum_order_completion_seconds_sum",
+            &[("outcome", "expired")],
+        )
+        .unwrap();
+    assert!(
+        waited >= 2.0,
+        "it waited its 2 s before it expired: {waited}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -596,7 +621,9 @@ async fn a_page_of_orders_runs_the_same_statements_for_one_order_or_eight() {
     let buyer = saga.customer();
     let sql = |q: &str| saga.pg.psql("teipsum_order", q).expect("psql");
     sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
-    // The statements of one listing that read orders or their lines.
+    // The statements of one listing that read orders or their lines (not
+    // those that lock an order to change it: the expiry sweep, the saga's
+    // answers, which may arrive meanwhile).
     let listing = |limit: u32| {
         sql("SELECT pg_stat_statements_reset()");
         let url = format!("{}/api/orders/?limit={limit}", saga.order.base);
@@ -609,7 +636,7 @@ async fn a_page_of_orders_runs_the_same_statements_for_one_order_or_eight() {
                  WHERE d.datname = 'teipsum_order' \
                  AND (s.query LIKE 'SELECT%FROM order_items%' \
                       OR s.query LIKE 'SELECT%FROM orders WHERE%id%') \
-                 AND s.query NOT LIKE '%SKIP LOCKED%'",
+                 AND s.query NOT LIKE '%FOR UPDATE%'",
             );
             (page["items"].as_array().unwrap().len(), calls)
         }
@@ -644,5 +671,132 @@ async fn a_page_of_orders_runs_the_same_statements_for_one_order_or_eight() {
     assert_eq!(
         eight_calls, "2",
         "the orders and their lines, one statement each"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settled_orders_show_by_state_and_in_the_completion_histogram() {
+    let saga = Saga::start();
+    let product = saga.product(500, "EUR").await;
+    saga.set_stock(product, 1).await;
+    let buyer = saga.customer();
+    let one = json!([{"product_id": product, "quantity": 1}]);
+    let confirmed = placed(saga.place(&buyer, one.clone(), None).await).await;
+    let confirmed = saga.settled(confirmed["id"].as_str().unwrap()).await;
+    assert_eq!(confirmed["status"], "CONFIRMED");
+    let rejected = placed(saga.place(&buyer, one, None).await).await;
+    let rejected = saga.settled(rejected["id"].as_str().unwrap()).await;
+    assert_eq!(rejected["status"], "REJECTED", "the only unit is sold");
+
+    // The histogram is observed once the consumer's transaction commits,
+    // a moment after the order shows its state.
+    let completion = "teipsum_order_completion_seconds_count";
+    let metrics = saga
+        .order_metrics_once(|m| m.value(completion, &[]) >= Some(2.0))
+        .await;
+    for (outcome, n) in [("confirmed", 1.0), ("rejected", 1.0)] {
+        assert_eq!(
+            metrics.value(completion, &[("outcome", outcome)]),
+            Some(n),
+            "{outcome}: {metrics:#?}"
+        );
+    }
+    assert_eq!(
+        metrics.label_values(completion, "outcome"),
+        ["confirmed", "rejected"]
+    );
+    let seconds = metrics
+        .value("teipsum_order_completion_seconds_sum", &[])
+        .unwrap();
+    assert!(
+        seconds > 0.0 && seconds < 180.0,
+        "placed to settled took {seconds} s in all"
+    );
+    for (state, n) in [
+        ("placed", 0.0),
+        ("confirmed", 1.0),
+        ("rejected", 1.0),
+        ("cancelled", 0.0),
+        ("expired", 0.0),
+    ] {
+        assert_eq!(
+            metrics.value("teipsum_orders", &[("state", state)]),
+            Some(n),
+            "{state}"
+        );
+    }
+    // Cancelling a confirmed order changes the counts, not the histogram:
+    // its saga had completed.
+    let cancelled = saga
+        .http
+        .post(format!(
+            "{}/api/orders/{}/cancel",
+            saga.order.base,
+            confirmed["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let after = saga.order_metrics().await;
+    assert_eq!(
+        after.value("teipsum_orders", &[("state", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.value("teipsum_orders", &[("state", "confirmed")]),
+        Some(0.0)
+    );
+    assert_eq!(after.value(completion, &[]), Some(2.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_placed_order_completes_its_saga_as_cancelled() {
+    let mut saga = Saga::start();
+    let product = saga.product(100, "EUR").await;
+    // Nobody answers: the order stays placed until its buyer cancels it.
+    saga.inventory.kill();
+    let buyer = saga.customer();
+    let order = placed(
+        saga.place(
+            &buyer,
+            json!([{"product_id": product, "quantity": 1}]),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let placed_orders = saga.order_metrics().await;
+    assert_eq!(
+        placed_orders.value("teipsum_orders", &[("state", "placed")]),
+        Some(1.0)
+    );
+    let cancelled = saga
+        .http
+        .post(format!(
+            "{}/api/orders/{}/cancel",
+            saga.order.base,
+            order["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let metrics = saga.order_metrics().await;
+    let completion = "teipsum_order_completion_seconds_count";
+    assert_eq!(
+        metrics.value(completion, &[("outcome", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(metrics.value(completion, &[]), Some(1.0));
+    assert_eq!(
+        metrics.value("teipsum_orders", &[("state", "cancelled")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.value("teipsum_orders", &[("state", "placed")]),
+        Some(0.0)
     );
 }

@@ -21,6 +21,7 @@ pub const SERVICE: Service = Service {
     name: teipsum_events::service::USER,
     migrations: embedded::migrations::runner,
     verifies_tokens: true,
+    openapi,
 };
 
 /// Largest request body accepted.

@@ -2,9 +2,13 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use serde::Deserialize;
 use teipsum_events::{Event, UserLogin};
-use teipsum_kit::http::{ErrorBody, ErrorResponse, json_reply, unexpected_response};
+use teipsum_kit::{
+    http::{ErrorBody, ErrorResponse, json_reply, unexpected_response},
+    metrics::Metrics,
+};
 use time::OffsetDateTime;
 use warp::{http::StatusCode, reply::Response};
 
@@ -72,6 +76,41 @@ impl ErrorResponse for LoginError {
     }
 }
 
+/// Logins by outcome: `success`, `rejected` (unknown e-mail or wrong
+/// password, one case as for the client), `throttled` (the account waits),
+/// `busy` (no hashing slot) and `error`. Never who: no address or id is a
+/// label.
+#[derive(Debug, Clone)]
+pub(crate) struct Logins(Family<[(&'static str, &'static str); 1], Counter>);
+
+impl Logins {
+    /// The family, registered, every outcome at 0.
+    pub fn register(metrics: &Metrics) -> Self {
+        let logins = Logins(Family::default());
+        for outcome in ["success", "rejected", "throttled", "busy", "error"] {
+            let _ = logins.0.get_or_create(&[("outcome", outcome)]);
+        }
+        metrics.register(
+            "teipsum_auth_logins",
+            "Login attempts by outcome",
+            logins.0.clone(),
+        );
+        logins
+    }
+
+    /// Count the outcome of one attempt.
+    fn count<T>(&self, result: &Result<T, LoginError>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(LoginError::InvalidCredentials) => "rejected",
+            Err(LoginError::Throttled { .. }) => "throttled",
+            Err(LoginError::Busy(_)) => "busy",
+            Err(LoginError::Unexpected(_)) => "error",
+        };
+        self.0.get_or_create(&[("outcome", outcome)]).inc();
+    }
+}
+
 /// An account as login finds it.
 struct Account {
     user: User,
@@ -103,6 +142,14 @@ struct Account {
     ),
 )]
 pub async fn login(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, LoginError> {
+    let logins = auth.logins.clone();
+    let result = attempt(auth, body).await;
+    logins.count(&result);
+    result
+}
+
+/// [`login`], uncounted.
+async fn attempt(auth: Arc<Auth>, body: LoginRequest) -> Result<Response, LoginError> {
     // A malformed address cannot have an account: same answer, same work.
     let email = Email::parse(&body.email)
         .map(|e| e.as_str().to_owned())

@@ -18,6 +18,7 @@ use warp::{
 use crate::{Auth, BODY_LIMIT};
 
 pub use admin::promote_from_cli;
+pub(crate) use login::Logins;
 
 /// Seconds a client is asked to wait when every hashing slot is taken.
 pub const BUSY_RETRY_AFTER_SECS: u64 = 1;

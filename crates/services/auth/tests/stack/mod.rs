@@ -14,6 +14,8 @@ use teipsum_testkit::{Credentials, Postgres, ServiceProcess, Tansu, TestInstance
 /// Fields drop in order: the services stop before the broker and database.
 pub struct Stack {
     pub auth: ServiceProcess,
+    /// Where the auth service serves `/metrics`.
+    pub auth_metrics: std::net::SocketAddr,
     /// The auth database's connection string, for `promote-admin`.
     pub auth_db: String,
     pub user: ServiceProcess,
@@ -72,17 +74,19 @@ impl Stack {
         let auth_db = pg
             .create_database("teipsum_auth")
             .expect("the database is created");
-        let auth = ServiceProcess::spawn(
-            "teipsum-auth",
-            env(
-                "auth",
-                auth_db.clone(),
-                &broker.bootstrap,
-                &credentials,
-                auth_env,
-            ),
+        let mut auth_env: std::collections::BTreeMap<String, String> = env(
+            "auth",
+            auth_db.clone(),
+            &broker.bootstrap,
+            &credentials,
+            auth_env,
         )
-        .expect("the service starts");
+        .into_iter()
+        .collect();
+        let auth_metrics =
+            teipsum_testkit::metrics_listen(&mut auth_env).expect("a port for /metrics");
+        let auth = ServiceProcess::spawn("teipsum-auth", auth_env.into_iter().collect())
+            .expect("the service starts");
         let user = ServiceProcess::spawn(
             "teipsum-user",
             env(
@@ -97,6 +101,7 @@ impl Stack {
         .expect("the service starts");
         Stack {
             auth,
+            auth_metrics,
             auth_db,
             user,
             pg,

@@ -1,5 +1,7 @@
 //! `POST /api/orders/{id}/cancel`.
 
+use std::time::Duration;
+
 use teipsum_events::{Event, OrderCancelled};
 use teipsum_kit::{
     db::Db,
@@ -9,7 +11,7 @@ use teipsum_kit::{
 use warp::{http::StatusCode, reply::Response};
 
 use super::{OrderError, order_id};
-use crate::model;
+use crate::{metrics::Saga, model};
 
 /// Cancel a placed or confirmed order; inventory then releases its stock.
 /// Cancelling a cancelled order answers with it again.
@@ -27,18 +29,26 @@ use crate::model;
         (status = 429, description = "`TOO_MANY_REQUESTS`: nginx's placement rate limit, which counts every `POST` under `/api/orders/`", body = teipsum_kit::http::ErrorBody),
     ),
 )]
-pub async fn cancel(id: PathId, db: Db, caller: Caller) -> Result<Response, OrderError> {
+pub async fn cancel(
+    id: PathId,
+    db: Db,
+    caller: Caller,
+    saga: Saga,
+) -> Result<Response, OrderError> {
     let id = order_id(&id)?;
-    let order = db
-        .run(move |conn| -> Result<model::Order, OrderError> {
+    let (order, waited) = db
+        .run(move |conn| -> Result<_, OrderError> {
             let mut tx = conn.transaction()?;
             let row = tx
                 .query_opt(
-                    "SELECT user_id, status FROM orders WHERE id = $1 FOR UPDATE",
+                    "SELECT user_id, status, greatest(extract(epoch FROM now() - created_at), 0)::float8 \
+                     FROM orders WHERE id = $1 FOR UPDATE",
                     &[&id],
                 )?
                 .ok_or(OrderError::NotFound)?;
             let (owner, status): (uuid::Uuid, String) = (row.get(0), row.get(1));
+            // Cancelling a placed order completes its saga.
+            let waited = (status == "PLACED").then(|| Duration::from_secs_f64(row.get(2)));
             if owner != caller.claims.sub && !caller.is_admin() {
                 return Err(OrderError::NotFound);
             }
@@ -60,8 +70,11 @@ pub async fn cancel(id: PathId, db: Db, caller: Caller) -> Result<Response, Orde
             }
             let order = model::load(&mut tx, id)?.ok_or(OrderError::NotFound)?;
             tx.commit()?;
-            Ok(order)
+            Ok((order, waited))
         })
         .await?;
+    if let Some(waited) = waited {
+        saga.completed("CANCELLED", waited);
+    }
     Ok(json_reply(StatusCode::OK, &order))
 }

@@ -15,7 +15,7 @@ use teipsum_kit::{
 };
 use warp::{Filter, Rejection, http::StatusCode, reply::Response};
 
-use crate::{BODY_LIMIT, limits::Limits};
+use crate::{BODY_LIMIT, limits::Limits, metrics::Saga};
 
 pub use cancel::cancel;
 pub use list::list;
@@ -98,6 +98,7 @@ pub fn routes(
     db: Db,
     verifier: Arc<Verifier>,
     limits: Limits,
+    saga: Saga,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let db = warp::any().map(move || db.clone());
     let caller = authenticated(verifier);
@@ -128,6 +129,7 @@ pub fn routes(
         .and(warp::post())
         .and(db)
         .and(caller)
+        .and(warp::any().map(move || saga.clone()))
         .then(cancel)
         .map(answer);
     place.or(list).unify().or(show).unify().or(cancel).unify()

@@ -26,6 +26,8 @@ use uuid::Uuid;
 /// Fields drop in order: the services stop before the broker and database.
 pub struct Saga {
     pub order: ServiceProcess,
+    /// Where the order service serves `/metrics`.
+    pub order_metrics: std::net::SocketAddr,
     pub inventory: ServiceProcess,
     pub pg: Postgres,
     pub broker: Tansu,
@@ -115,6 +117,8 @@ impl Saga {
                 limits.open_for_secs.to_string(),
             ),
         ]);
+        let order_metrics =
+            teipsum_testkit::metrics_listen(&mut order_env).expect("a port for /metrics");
         let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect())
             .expect("the service starts");
         let inventory = ServiceProcess::spawn(
@@ -134,6 +138,7 @@ impl Saga {
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {
             order,
+            order_metrics,
             inventory,
             pg,
             broker,
@@ -281,6 +286,30 @@ impl Saga {
                 "order {id} stuck in PLACED"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the order service's `/metrics` answers now, parsed.
+    pub async fn order_metrics(&self) -> teipsum_testkit::metrics::Scrape {
+        let (_, text) = teipsum_testkit::metrics::scrape(self.order_metrics)
+            .await
+            .expect("/metrics answers");
+        teipsum_testkit::metrics::Scrape::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// The order service's `/metrics` once `done` holds of it (within 30 s:
+    /// a completion is observed just after its transaction commits).
+    pub async fn order_metrics_once(
+        &self,
+        done: impl Fn(&teipsum_testkit::metrics::Scrape) -> bool,
+    ) -> teipsum_testkit::metrics::Scrape {
+        let started = Instant::now();
+        loop {
+            let metrics = self.order_metrics().await;
+            if done(&metrics) || started.elapsed() > Duration::from_secs(30) {
+                return metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -1,0 +1,872 @@
+//! Metrics, for the monitoring scraper only.
+//!
+//! With `TEIPSUM_METRICS_LISTEN` set, a service binds a second listener
+//! that serves `GET /metrics` in the OpenMetrics text format and nothing
+//! else; the public listener never serves it, so the edge cannot expose it.
+//! A client that does not ask for OpenMetrics in its `Accept` header
+//! (`curl | promtool check metrics`) gets the same families in the
+//! Prometheus text format, as Prometheus's own clients do.
+//! Names follow OpenTelemetry's semantic conventions in their Prometheus
+//! form where there are some (`http_server_request_duration_seconds`),
+//! and `teipsum_` otherwise:
+//!
+//! | family | type | labels |
+//! |---|---|---|
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` |
+//! | `http_server_active_requests` | gauge | `http_request_method` |
+//! | `db_client_connection_count` | gauge | `state` (`idle`, `used`) |
+//! | `db_client_connection_max` | gauge | |
+//! | `db_client_connection_wait_time_seconds` | histogram | |
+//! | `teipsum_outbox_waiting`, `teipsum_outbox_oldest_age_seconds` | gauge | |
+//! | `teipsum_events_published_total` | counter | `topic` |
+//! | `teipsum_events_consumed_total` | counter | `topic`, `outcome` |
+//! | `teipsum_event_handler_duration_seconds` | histogram | `topic` |
+//! | `teipsum_events_parked` | gauge | |
+//! | `teipsum_consumer_lag` | gauge | `topic`, `partition` |
+//! | `teipsum_consumer_assigned_partitions` | gauge | |
+//! | `teipsum_build_info` | gauge (1) | `service`, `version` |
+//! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | |
+//!
+//! Label values are bounded: `http_route` is the route's template from the
+//! service's OpenAPI document (`/api/products/{id}`), `/healthz` or
+//! `/readyz`, and `other` for every path that matches none, so that probes
+//! of random paths add no series; a method outside the standard ones is
+//! `_OTHER`. Services add their own families with [`Metrics::register`]
+//! and [`Metrics::from_database`].
+//!
+//! Values read from the database (the outbox, parked events, a service's
+//! own counts) are read when Prometheus scrapes, each read bounded by
+//! [`DATABASE_READ_TIMEOUT`]; when the database does not answer, those
+//! families are left out of that scrape and the rest is still served.
+
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, atomic::AtomicU64},
+    time::{Duration, Instant},
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, text::encode},
+    metrics::{
+        MetricType, counter::Counter, family::Family, gauge::ConstGauge, gauge::Gauge,
+        histogram::Histogram,
+    },
+    registry::{Metric, Registry, Unit},
+};
+
+use crate::db::{Conn, Db};
+
+/// The `Content-Type` of `/metrics` in the OpenMetrics text format, which
+/// Prometheus asks for first.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of the Prometheus text format (0.0.4), for a client
+/// that does not ask for OpenMetrics (`curl`, `promtool check metrics`).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The two formats `/metrics` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics text 1.0 ([`CONTENT_TYPE`]).
+    OpenMetrics,
+    /// Prometheus text 0.0.4 ([`TEXT_CONTENT_TYPE`]).
+    Text,
+}
+
+impl Format {
+    /// What a client's `Accept` header asks for: OpenMetrics when it names
+    /// it (as Prometheus does), the Prometheus text format otherwise.
+    pub fn accepted(accept: Option<&str>) -> Format {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            Format::OpenMetrics
+        } else {
+            Format::Text
+        }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => CONTENT_TYPE,
+            Format::Text => TEXT_CONTENT_TYPE,
+        }
+    }
+}
+
+/// Buckets of every latency histogram of the kit, in seconds (those
+/// OpenTelemetry recommends for `http.server.request.duration`).
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The longest a scrape waits for one read from the database: well inside
+/// Prometheus's default 10 s scrape timeout, so that a slow database costs
+/// its own families, never the whole scrape.
+pub const DATABASE_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A gauge of `f64` values.
+pub type GaugeF64 = Gauge<f64, AtomicU64>;
+
+/// A family of histograms with [`LATENCY_BUCKETS`].
+type Latencies<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A histogram with [`LATENCY_BUCKETS`].
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// A label set without labels, for families read at scrape time that may
+/// be absent (an empty family is left out of the exposition).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NoLabels {}
+
+/// `topic`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabel {
+    topic: Arc<str>,
+}
+
+/// `topic`, `outcome`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumedLabels {
+    topic: Arc<str>,
+    outcome: &'static str,
+}
+
+/// `topic`, `partition`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: Arc<str>,
+    partition: i32,
+}
+
+/// `http_request_method`, `http_route`, `http_response_status_code`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    http_request_method: &'static str,
+    http_route: &'static str,
+    http_response_status_code: u16,
+}
+
+/// `http_request_method`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    http_request_method: &'static str,
+}
+
+/// `service`, `version`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    service: &'static str,
+    version: &'static str,
+}
+
+type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A service's metrics: what the kit measures, what the service adds, and
+/// the exposition of both.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    refreshes: Arc<Mutex<Vec<Refresh>>>,
+    http: HttpMetrics,
+    relay: RelayMetrics,
+    pool_wait: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The kit's families for `service`, whose routes are `templates` (the
+    /// paths of its OpenAPI document); the kit's own routes are added.
+    pub fn new<'a>(service: &'static str, templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut registry = Registry::default();
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                service,
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "teipsum_build_info",
+            "The service and the version of its build (always 1)",
+            build,
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+
+        let http = HttpMetrics::new(templates);
+        let (duration, active) = http.families();
+        registry.register_with_unit(
+            "http_server_request_duration",
+            "Duration of HTTP server requests, until the response head",
+            Unit::Seconds,
+            duration,
+        );
+        registry.register(
+            "http_server_active_requests",
+            "HTTP server requests being answered now",
+            active,
+        );
+
+        let pool_wait = latency_histogram();
+        registry.register_with_unit(
+            "db_client_connection_wait_time",
+            "Time it took to get a connection from the PostgreSQL pool",
+            Unit::Seconds,
+            pool_wait.clone(),
+        );
+
+        let relay = RelayMetrics::default();
+        registry.register(
+            "teipsum_events_published",
+            "Events the relay published and the broker acknowledged",
+            relay.published.clone(),
+        );
+        Metrics {
+            registry: Arc::new(Mutex::new(registry)),
+            refreshes: Arc::default(),
+            http,
+            relay,
+            pool_wait,
+        }
+    }
+
+    /// Register a service's own family (`name` without the `_total` a
+    /// counter gets in the exposition).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.registry
+            .lock()
+            .expect("not poisoned")
+            .register(name, help, metric);
+    }
+
+    /// [`Metrics::register`] with a unit, which ends the exposed name
+    /// (`teipsum_order_completion` in seconds: `teipsum_order_completion_seconds`).
+    pub fn register_with_unit(&self, name: &str, help: &str, unit: Unit, metric: impl Metric) {
+        self.registry
+            .lock()
+            .expect("not poisoned")
+            .register_with_unit(name, help, unit, metric);
+    }
+
+    /// At every scrape, `read` from `db` (within [`DATABASE_READ_TIMEOUT`])
+    /// and hand `show` what it read, or `None` when the database did not
+    /// answer: `show` then clears its families, so that they are left out
+    /// rather than stale.
+    pub fn from_database<T, R, S>(&self, db: &Db, read: R, show: S)
+    where
+        T: Send + 'static,
+        R: Fn(&mut Conn) -> Result<T, postgres::Error> + Clone + Send + Sync + 'static,
+        S: Fn(Option<T>) + Send + Sync + 'static,
+    {
+        let db = db.clone();
+        let show = Arc::new(show);
+        let refresh: Refresh = Arc::new(move || {
+            let db = db.clone();
+            let read = read.clone();
+            let show = show.clone();
+            Box::pin(async move {
+                let read = db.run(move |conn| read(conn).map_err(crate::db::DbError::from));
+                match tokio::time::timeout(DATABASE_READ_TIMEOUT, read).await {
+                    Ok(Ok(value)) => show(Some(value)),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %crate::db::describe(&e), "a metric could not be read");
+                        show(None)
+                    }
+                    Err(_) => show(None),
+                }
+            })
+        });
+        self.refreshes.lock().expect("not poisoned").push(refresh);
+    }
+
+    /// The pool's connections by state and its size, read at each scrape,
+    /// and the time callers wait for a connection (see [`Db::observed`]).
+    pub(crate) fn watch_pool(&self, db: &Db) {
+        self.registry
+            .lock()
+            .expect("not poisoned")
+            .register_collector(Box::new(PoolCollector(db.clone())));
+    }
+
+    /// The histogram of pool waits, for [`Db::observed`].
+    pub(crate) fn pool_wait(&self) -> Histogram {
+        self.pool_wait.clone()
+    }
+
+    /// The outbox's backlog and the parked events, read at each scrape.
+    pub(crate) fn watch_events(&self, db: &Db) {
+        let waiting = Family::<NoLabels, Gauge>::default();
+        let oldest = Family::<NoLabels, GaugeF64>::default();
+        let parked = Family::<NoLabels, Gauge>::default();
+        self.register(
+            "teipsum_outbox_waiting",
+            "Events in the outbox not published yet",
+            waiting.clone(),
+        );
+        self.register_with_unit(
+            "teipsum_outbox_oldest_age",
+            "How long the oldest event not published yet has waited in the outbox (0 when none waits)",
+            Unit::Seconds,
+            oldest.clone(),
+        );
+        self.register(
+            "teipsum_events_parked",
+            "Events the consumer could not apply, kept for `events replay`",
+            parked.clone(),
+        );
+        let read = |conn: &mut Conn| crate::events::backlog(&mut **conn);
+        self.from_database(db, read, move |backlog| match backlog {
+            Some(b) => {
+                waiting.get_or_create(&NoLabels {}).set(b.waiting);
+                oldest
+                    .get_or_create(&NoLabels {})
+                    .set(b.oldest.map_or(0.0, |d| d.as_secs_f64()));
+                parked.get_or_create(&NoLabels {}).set(b.parked);
+            }
+            None => {
+                waiting.clear();
+                oldest.clear();
+                parked.clear();
+            }
+        });
+    }
+
+    /// What the relay counts.
+    pub(crate) fn relay(&self) -> RelayMetrics {
+        self.relay.clone()
+    }
+
+    /// What the HTTP server measures.
+    pub(crate) fn http(&self) -> HttpMetrics {
+        self.http.clone()
+    }
+
+    /// The consumer's families, for a service that consumes `topics`: every
+    /// outcome of every topic starts at 0, so that rates exist from the start.
+    pub(crate) fn consumer(&self, topics: &[&str]) -> ConsumerMetrics {
+        let metrics = ConsumerMetrics::default();
+        for topic in topics {
+            let topic: Arc<str> = Arc::from(*topic);
+            for outcome in Outcome::ALL {
+                let _ = metrics.consumed.get_or_create(&ConsumedLabels {
+                    topic: topic.clone(),
+                    outcome: outcome.label(),
+                });
+            }
+            let _ = metrics
+                .handler_duration
+                .get_or_create(&TopicLabel { topic });
+        }
+        let mut registry = self.registry.lock().expect("not poisoned");
+        registry.register(
+            "teipsum_events_consumed",
+            "Events the consumer took from the broker, by what became of them",
+            metrics.consumed.clone(),
+        );
+        registry.register_with_unit(
+            "teipsum_event_handler_duration",
+            "Time the service's handler took for one event, inside its transaction",
+            Unit::Seconds,
+            metrics.handler_duration.clone(),
+        );
+        registry.register(
+            "teipsum_consumer_lag",
+            "Events on the broker the consumer group has not committed yet, per partition (librdkafka's statistics)",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "teipsum_consumer_assigned_partitions",
+            "Partitions assigned to this consumer now",
+            metrics.assigned.clone(),
+        );
+        metrics
+    }
+
+    /// The exposition in `format`: reads what is read at scrape time, then
+    /// encodes every family (OpenMetrics ending with `# EOF`).
+    pub async fn scrape(&self, format: Format) -> String {
+        let refreshes: Vec<Refresh> = self.refreshes.lock().expect("not poisoned").clone();
+        futures::future::join_all(refreshes.iter().map(|r| r())).await;
+        let mut text = String::with_capacity(16 * 1024);
+        let registry = self.registry.lock().expect("not poisoned");
+        match format {
+            Format::OpenMetrics => encode(&mut text, &registry),
+            Format::Text => {
+                prometheus_client::encoding::prometheus_text::encode(&mut text, &registry)
+            }
+        }
+        .expect("writing to a String does not fail");
+        text
+    }
+}
+
+/// What became of a consumed event (the `outcome` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Applied in a transaction with its ledger row.
+    Applied,
+    /// Applied before (the ledger had it): redelivered, nothing done.
+    Duplicate,
+    /// Not for this consumer (a kind it does not act on).
+    Skipped,
+    /// Could not be applied; kept in `kit_parked_events`.
+    Parked,
+}
+
+impl Outcome {
+    /// Every outcome.
+    const ALL: [Outcome; 4] = [
+        Outcome::Applied,
+        Outcome::Duplicate,
+        Outcome::Skipped,
+        Outcome::Parked,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Skipped => "skipped",
+            Outcome::Parked => "parked",
+        }
+    }
+}
+
+/// What the relay counts. The default counts into families of no registry
+/// (tests, operators' commands).
+#[derive(Debug, Clone, Default)]
+pub struct RelayMetrics {
+    published: Family<TopicLabel, Counter>,
+}
+
+impl RelayMetrics {
+    /// `n` events of `topic` are on the broker.
+    pub(crate) fn published(&self, topic: &str, n: u64) {
+        self.published
+            .get_or_create(&TopicLabel {
+                topic: Arc::from(topic),
+            })
+            .inc_by(n);
+    }
+}
+
+/// What the consumer counts and measures, and what librdkafka tells of its
+/// partitions. The default counts into families of no registry.
+#[derive(Debug, Clone)]
+pub struct ConsumerMetrics {
+    consumed: Family<ConsumedLabels, Counter>,
+    handler_duration: Latencies<TopicLabel>,
+    lag: Family<PartitionLabels, Gauge>,
+    assigned: Gauge,
+    /// The partitions `lag` has a series for, to drop those that go away.
+    lagging: Arc<Mutex<BTreeSet<PartitionLabels>>>,
+}
+
+impl Default for ConsumerMetrics {
+    fn default() -> Self {
+        ConsumerMetrics {
+            consumed: Family::default(),
+            handler_duration: Family::new_with_constructor(latency_histogram),
+            lag: Family::default(),
+            assigned: Gauge::default(),
+            lagging: Arc::default(),
+        }
+    }
+}
+
+impl ConsumerMetrics {
+    /// One event of `topic` ended as `outcome`.
+    pub(crate) fn consumed(&self, topic: &str, outcome: Outcome) {
+        self.consumed
+            .get_or_create(&ConsumedLabels {
+                topic: Arc::from(topic),
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    /// The handler took `elapsed` for one event of `topic`.
+    pub(crate) fn handled(&self, topic: &str, elapsed: Duration) {
+        self.handler_duration
+            .get_or_create(&TopicLabel {
+                topic: Arc::from(topic),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The consumer holds `n` partitions now.
+    pub(crate) fn assigned(&self, n: usize) {
+        self.assigned.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// librdkafka's latest statistics: the lag of each partition it knows
+    /// one for (`-1`, unknown, and the internal partition `-1` are left
+    /// out); partitions no longer there lose their series.
+    pub(crate) fn statistics(&self, statistics: &rdkafka::Statistics) {
+        let mut now = BTreeSet::new();
+        for (name, topic) in &statistics.topics {
+            let name: Arc<str> = Arc::from(name.as_str());
+            for (id, partition) in &topic.partitions {
+                if *id < 0 || partition.consumer_lag < 0 {
+                    continue;
+                }
+                let labels = PartitionLabels {
+                    topic: name.clone(),
+                    partition: *id,
+                };
+                self.lag.get_or_create(&labels).set(partition.consumer_lag);
+                now.insert(labels);
+            }
+        }
+        let mut lagging = self.lagging.lock().expect("not poisoned");
+        for gone in lagging.difference(&now) {
+            self.lag.remove(gone);
+        }
+        *lagging = now;
+    }
+}
+
+/// The route templates of a service, to label a request by its route.
+///
+/// The templates are leaked once, when the service starts: a request's
+/// labels then hold `&'static str`s, with no reference count to touch on
+/// the hot path (a handful of short strings per process).
+#[derive(Debug)]
+struct Routes {
+    /// Segments of each template (`None` for a `{parameter}`), most
+    /// specific first: of two templates that match a path, the one with a
+    /// literal segment where the other has a parameter wins
+    /// (`/api/users/me` before `/api/users/{id}`).
+    templates: Vec<(Vec<Option<String>>, &'static str)>,
+}
+
+impl Routes {
+    fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut templates: Vec<(Vec<Option<String>>, &'static str)> = templates
+            .into_iter()
+            .chain(["/healthz", "/readyz"])
+            .map(|template| {
+                let segments = segments(template)
+                    .map(|s| {
+                        let parameter = s.starts_with('{') && s.ends_with('}');
+                        (!parameter).then(|| s.to_owned())
+                    })
+                    .collect();
+                let name: &'static str = Box::leak(template.to_owned().into_boxed_str());
+                (segments, name)
+            })
+            .collect();
+        templates.sort_by(|(a, _), (b, _)| {
+            a.len().cmp(&b.len()).then_with(|| {
+                a.iter()
+                    .map(Option::is_none)
+                    .cmp(b.iter().map(Option::is_none))
+            })
+        });
+        templates.dedup_by(|(a, _), (b, _)| a == b);
+        Routes { templates }
+    }
+
+    /// The template `path` matches, else `other`. Trailing slashes do not
+    /// count (warp routes `/api/orders` and `/api/orders/` alike).
+    fn route(&self, path: &str) -> &'static str {
+        let wanted = segments(path).count();
+        self.templates
+            .iter()
+            .filter(|(template, _)| template.len() == wanted)
+            .find(|(template, _)| {
+                template
+                    .iter()
+                    .zip(segments(path))
+                    .all(|(t, s)| t.as_deref().is_none_or(|t| t == s))
+            })
+            .map_or("other", |(_, name)| *name)
+    }
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+/// The method as a label value: the standard methods, else `_OTHER`, so
+/// that made-up methods add no series.
+fn method_label(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::CONNECT => "CONNECT",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::TRACE => "TRACE",
+        http::Method::PATCH => "PATCH",
+        _ => "_OTHER",
+    }
+}
+
+/// What the HTTP server measures of each request.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpMetrics(Arc<HttpInner>);
+
+#[derive(Debug)]
+struct HttpInner {
+    routes: Routes,
+    duration: Latencies<RequestLabels>,
+    active: Family<MethodLabel, Gauge>,
+    /// `active`'s gauge of each method label, made once (every method
+    /// then shows, at 0): no lookup per request.
+    active_by_method: Vec<(&'static str, Gauge)>,
+}
+
+/// Every value of the `http_request_method` label.
+const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+
+impl HttpMetrics {
+    fn new<'a>(templates: impl IntoIterator<Item = &'a str>) -> Self {
+        let active = Family::<MethodLabel, Gauge>::default();
+        let active_by_method = METHODS
+            .iter()
+            .map(|m| {
+                let labels = MethodLabel {
+                    http_request_method: m,
+                };
+                (*m, active.get_or_create_owned(&labels))
+            })
+            .collect();
+        HttpMetrics(Arc::new(HttpInner {
+            routes: Routes::new(templates),
+            duration: Family::new_with_constructor(latency_histogram),
+            active,
+            active_by_method,
+        }))
+    }
+
+    fn families(&self) -> (Latencies<RequestLabels>, Family<MethodLabel, Gauge>) {
+        (self.0.duration.clone(), self.0.active.clone())
+    }
+
+    /// A request starts: it is active until the returned guard drops.
+    pub(crate) fn begin(&self, method: &http::Method, path: &str) -> InFlight {
+        let method = method_label(method);
+        let active = self
+            .0
+            .active_by_method
+            .iter()
+            .position(|(m, _)| *m == method)
+            .unwrap_or(METHODS.len() - 1);
+        self.0.active_by_method[active].1.inc();
+        InFlight {
+            metrics: self.clone(),
+            method,
+            active,
+            route: self.0.routes.route(path),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A request being answered (see [`HttpMetrics::begin`]).
+pub(crate) struct InFlight {
+    metrics: HttpMetrics,
+    method: &'static str,
+    /// Its gauge in `active_by_method`.
+    active: usize,
+    route: &'static str,
+    started: Instant,
+}
+
+impl InFlight {
+    /// The response head is ready, with `status`.
+    pub(crate) fn answered(&self, status: u16) {
+        self.metrics
+            .0
+            .duration
+            .get_or_create(&RequestLabels {
+                http_request_method: self.method,
+                http_route: self.route,
+                http_response_status_code: status,
+            })
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for InFlight {
+    /// Answered, failed or abandoned by the client: no longer active.
+    fn drop(&mut self) {
+        self.metrics.0.active_by_method[self.active].1.dec();
+    }
+}
+
+/// The pool's connections by state, read at each scrape (no I/O). Help
+/// texts of collectors end with a full stop as [`Registry::register`] adds one.
+#[derive(Debug)]
+struct PoolCollector(Db);
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (state, max) = self.0.pool_state();
+        let idle = u64::from(state.idle_connections);
+        let used = u64::from(state.connections).saturating_sub(idle);
+        let mut count = encoder.encode_descriptor(
+            "db_client_connection_count",
+            "PostgreSQL connections of the pool, by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (label, value) in [("idle", idle), ("used", used)] {
+            ConstGauge::new(value as i64).encode(count.encode_family(&[("state", label)])?)?;
+        }
+        let max_metric = ConstGauge::new(i64::from(max));
+        max_metric.encode(encoder.encode_descriptor(
+            "db_client_connection_max",
+            "The most connections the pool opens.",
+            None,
+            max_metric.metric_type(),
+        )?)
+    }
+}
+
+/// The process metrics of the Prometheus client convention, from
+/// `/proc/self` at each scrape; what cannot be read is left out.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// What `/proc/self/stat` and `/proc/stat` tell.
+struct ProcessStat {
+    cpu_seconds: f64,
+    resident_bytes: u64,
+    start_time_seconds: f64,
+}
+
+fn process_stat() -> Option<ProcessStat> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name (in parentheses, which may hold spaces), the
+    // fields from the third on: utime is the 14th, stime the 15th,
+    // starttime the 22nd and rss the 24th (proc(5)).
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let boot_time: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    Some(ProcessStat {
+        cpu_seconds: (field(14)? + field(15)?) as f64 / ticks,
+        resident_bytes: field(24)? * rustix::param::page_size() as u64,
+        start_time_seconds: boot_time as f64 + field(22)? as f64 / ticks,
+    })
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(stat) = process_stat() {
+            let cpu = prometheus_client::metrics::counter::ConstCounter::new(stat.cpu_seconds);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu",
+                "Total user and system CPU time spent.",
+                Some(&Unit::Seconds),
+                cpu.metric_type(),
+            )?)?;
+            let rss = ConstGauge::new(stat.resident_bytes as i64);
+            rss.encode(encoder.encode_descriptor(
+                "process_resident_memory",
+                "Resident memory size.",
+                Some(&Unit::Bytes),
+                rss.metric_type(),
+            )?)?;
+            let start = ConstGauge::new(stat.start_time_seconds);
+            start.encode(encoder.encode_descriptor(
+                "process_start_time",
+                "Start time of the process since the Unix epoch.",
+                Some(&Unit::Seconds),
+                start.metric_type(),
+            )?)?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let open = ConstGauge::new(fds.count() as i64);
+            open.encode(encoder.encode_descriptor(
+                "process_open_fds",
+                "Open file descriptors.",
+                None,
+                open.metric_type(),
+            )?)?;
+        }
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(max) = limit.current {
+            let max = ConstGauge::new(i64::try_from(max).unwrap_or(i64::MAX));
+            max.encode(encoder.encode_descriptor(
+                "process_max_fds",
+                "The most file descriptors the process may open.",
+                None,
+                max.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_labelled_by_their_template_and_unknown_paths_by_other() {
+        let routes = Routes::new([
+            "/api/users/{id}",
+            "/api/users/me",
+            "/api/orders/",
+            "/api/orders/{id}",
+            "/api/orders/{id}/cancel",
+        ]);
+        let route = |path: &str| routes.route(path);
+        assert_eq!(route("/api/users/me"), "/api/users/me");
+        assert_eq!(route("/api/users/0f3c"), "/api/users/{id}");
+        assert_eq!(route("/api/orders"), "/api/orders/");
+        assert_eq!(route("/api/orders/"), "/api/orders/");
+        assert_eq!(route("/api/orders/42/cancel"), "/api/orders/{id}/cancel");
+        assert_eq!(route("/healthz"), "/healthz");
+        assert_eq!(route("/readyz"), "/readyz");
+        for unknown in [
+            "/",
+            "/metrics",
+            "/api/orders/42/cancel/now",
+            "/wp-login.php",
+        ] {
+            assert_eq!(route(unknown), "other", "{unknown}");
+        }
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&http::Method::PATCH), "PATCH");
+        let made_up = http::Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "_OTHER");
+    }
+
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let stat = process_stat().expect("/proc/self/stat is readable");
+        assert!(stat.resident_bytes > 0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            stat.start_time_seconds <= now + 1.0 && stat.start_time_seconds > now - 86_400.0,
+            "{} against {now}",
+            stat.start_time_seconds
+        );
+    }
+}
