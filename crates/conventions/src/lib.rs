@@ -65,9 +65,6 @@ pub mod env {
     pub const ORDER_OPEN_FOR_SECS: &str = "TEIPSUM_ORDER_OPEN_FOR_SECS";
     /// Seconds an order may stay `PLACED` before it expires (order only).
     pub const ORDER_CONFIRM_WITHIN_SECS: &str = "TEIPSUM_ORDER_CONFIRM_WITHIN_SECS";
-    /// `address:port` of the metrics listener (`127.0.0.1:18100`), serving
-    /// only `GET /metrics`; unset: no metrics listener.
-    pub const METRICS_LISTEN: &str = "TEIPSUM_METRICS_LISTEN";
     /// Directory of credential files for local runs; systemd's
     /// `CREDENTIALS_DIRECTORY` wins when both are set.
     pub const CREDENTIALS_DIR: &str = "TEIPSUM_CREDENTIALS_DIR";

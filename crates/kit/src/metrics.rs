@@ -97,10 +97,9 @@ impl Format {
 }
 
 /// Buckets of every latency histogram of the kit, in seconds (those
-/// OpenTelemetry recommends for `http.server.request.duration`).
-pub const LATENCY_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+/// OpenTelemetry recommends for `http.server.request.duration`); the
+/// generated latency alerts count requests below one of them.
+pub const LATENCY_BUCKETS: [f64; 11] = teipsum_conventions::metrics::DURATION_BUCKETS;
 
 /// The longest a scrape waits for one read from the database: well inside
 /// Prometheus's default 10 s scrape timeout, so that a slow database costs

@@ -372,6 +372,24 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
     // Prometheus text format, checked by promtool when it is installed.
     promtool_accepts(metrics).await;
     for scrape in [scraped(metrics).await, scraped(metrics).await] {
+        // The names the generated alert rules read (teipsum_conventions::metrics).
+        {
+            use teipsum_conventions::metrics as m;
+            for family in [
+                m::HTTP_REQUEST_DURATION,
+                m::HTTP_ACTIVE_REQUESTS,
+                m::OUTBOX_WAITING,
+                m::OUTBOX_OLDEST_AGE,
+                m::EVENTS_PARKED,
+                m::CONSUMER_LAG,
+                m::CONSUMER_ASSIGNED_PARTITIONS,
+            ] {
+                assert!(
+                    scrape.has(family),
+                    "{family}, which the alert rules read, is missing"
+                );
+            }
+        }
         for family in [
             "http_server_request_duration_seconds",
             "http_server_active_requests",

@@ -201,10 +201,16 @@ fn rules(monitoring: &RawMonitoring, databases: &[&str], domain: &str) -> Vec<Al
             "sum by (service) (rate({requests}_count{{http_response_status_code=~\"5..\"}}[{w}]))"
         )
     };
-    let latency_bound = number(a.latency.millis() as f64 / 1000.0);
+    // OpenMetrics writes a whole bound as `1.0`, the text format as `1`.
+    let millis = a.latency.millis();
+    let le = if millis.is_multiple_of(1000) {
+        format!("le=~\"{0}|{0}.0\"", millis / 1000)
+    } else {
+        format!("le=\"{}\"", number(millis as f64 / 1000.0))
+    };
     let slow = |w: &str| {
         format!(
-            "sum by (service) (rate({requests}_count[{w}])) - sum by (service) (rate({requests}_bucket{{le=\"{latency_bound}\"}}[{w}]))"
+            "sum by (service) (rate({requests}_count[{w}])) - sum by (service) (rate({requests}_bucket{{{le}}}[{w}]))"
         )
     };
     let error_budget = 1.0 - a.availability;
