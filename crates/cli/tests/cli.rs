@@ -162,6 +162,8 @@ fn compile_writes_every_environment_and_check_sees_staleness() {
             "kafka.nix",
             "nginx.nix",
             "services.nix",
+            "monitoring.nix",
+            "alert-rules.yml",
             "plan.json",
         ] {
             assert!(out_dir.join(env).join(name).is_file(), "{env}/{name}");
@@ -170,7 +172,7 @@ fn compile_writes_every_environment_and_check_sees_staleness() {
     let before = std::fs::read_to_string(out_dir.join("prod/nginx.nix")).unwrap();
     let again = teipsum(&["compile", "--out", out]);
     assert!(
-        text(&again.stdout).contains("12 files, 0 changed"),
+        text(&again.stdout).contains("16 files, 0 changed"),
         "{}",
         text(&again.stdout)
     );

@@ -281,6 +281,7 @@ mod tests {
                     env::DATABASE,
                     env::KAFKA_BROKERS,
                     env::LISTEN,
+                    env::METRICS_LISTEN,
                     env::LOG,
                     env::CREDENTIALS_DIR
                 ]
