@@ -101,7 +101,7 @@ pub fn render(plan: &Plan, spec_name: &str) -> Vec<GeneratedFile> {
                     spec_name,
                     "Monitoring: Prometheus, its exporters and Alertmanager, on loopback.",
                 ),
-                &module(monitoring::module(plan, watch)),
+                &module(monitoring::module(watch)),
             ),
         });
         files.push(GeneratedFile {

@@ -4,7 +4,7 @@
 //! [`MonitoringPlan`]; nothing is decided here.
 
 use teipsum_conventions::metrics as m;
-use teipsum_spec::plan::{Delivery, MonitoringPlan, Plan};
+use teipsum_spec::plan::{Delivery, MonitoringPlan};
 
 use crate::nix::{Attrs, Nix, Part};
 
@@ -39,7 +39,7 @@ pub fn rules_json(monitoring: &MonitoringPlan, marker: &str) -> String {
 }
 
 /// `monitoring.nix`; the caller only asks when the plan is monitored.
-pub fn module(plan: &Plan, monitoring: &MonitoringPlan) -> Nix {
+pub fn module(monitoring: &MonitoringPlan) -> Nix {
     let address = monitoring.address.as_str();
     let mut top = Attrs::new();
 
@@ -210,7 +210,6 @@ pub fn module(plan: &Plan, monitoring: &MonitoringPlan) -> Nix {
         &["systemd", "tmpfiles", "rules"],
         vec![format!("d {} 0755 root root -", monitoring.textfile_dir)],
     );
-    let _ = plan;
     Nix::Attrs(top)
 }
 

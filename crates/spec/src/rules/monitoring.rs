@@ -4,11 +4,11 @@
 
 use teipsum_conventions::metrics::DURATION_BUCKETS;
 
-use super::{Bounds, duration_within};
+use super::{Bounds, duration_within, secrets};
 use crate::{
     diagnostic::{Diagnostic, FieldPath, Violation},
     raw::RawMonitoring,
-    syntax::{is_email, looks_like_inline_secret, secret_path_problem},
+    syntax::is_email,
 };
 
 /// The `monitoring` of one environment, at `path`.
@@ -117,8 +117,13 @@ fn receiver(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut Vec<Diagn
         }
     }
     let files = [
-        ("webhook_url_file", receiver.webhook_url_file.as_ref()),
         (
+            path.field("webhook_url_file"),
+            "webhook_url_file",
+            receiver.webhook_url_file.as_ref(),
+        ),
+        (
+            path.field("email").field("password_file"),
             "password_file",
             receiver
                 .email
@@ -126,28 +131,9 @@ fn receiver(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut Vec<Diagn
                 .and_then(|email| email.password_file.as_ref()),
         ),
     ];
-    for (name, file) in files {
-        let Some(file) = file else { continue };
-        let at = if name == "password_file" {
-            path.field("email").field(name)
-        } else {
-            path.field(name)
-        };
-        if looks_like_inline_secret(file) {
-            errors.push(Diagnostic::new(
-                at,
-                Violation::InlineSecret {
-                    name: name.to_owned(),
-                },
-            ));
-        } else if let Some(reason) = secret_path_problem(file) {
-            errors.push(Diagnostic::new(
-                at,
-                Violation::BadSecretPath {
-                    name: name.to_owned(),
-                    reason,
-                },
-            ));
+    for (at, name, file) in files {
+        if let Some(file) = file {
+            secrets::file(at, name, file, errors);
         }
     }
 }

@@ -22,19 +22,27 @@ pub(super) fn check(
                 Violation::BadCredentialName { name: name.clone() },
             ));
         }
-        if looks_like_inline_secret(value) {
-            errors.push(Diagnostic::new(
-                at,
-                Violation::InlineSecret { name: name.clone() },
-            ));
-        } else if let Some(reason) = secret_path_problem(value) {
-            errors.push(Diagnostic::new(
-                at,
-                Violation::BadSecretPath {
-                    name: name.clone(),
-                    reason,
-                },
-            ));
-        }
+        file(at, name, value, errors);
+    }
+}
+
+/// A secret given as a host file, at `at`: never the secret itself, never
+/// a path in the Nix store or otherwise unusable.
+pub(super) fn file(at: FieldPath, name: &str, value: &str, errors: &mut Vec<Diagnostic>) {
+    if looks_like_inline_secret(value) {
+        errors.push(Diagnostic::new(
+            at,
+            Violation::InlineSecret {
+                name: name.to_owned(),
+            },
+        ));
+    } else if let Some(reason) = secret_path_problem(value) {
+        errors.push(Diagnostic::new(
+            at,
+            Violation::BadSecretPath {
+                name: name.to_owned(),
+                reason,
+            },
+        ));
     }
 }
