@@ -807,7 +807,7 @@ fn diff_monitoring(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
         (None, Some(_)) => {
             changes.push(Change {
                 sign: '+',
-                what: "monitoring: Prometheus, the exporters and Alertmanager".to_owned(),
+                what: "monitoring: Prometheus, the exporters and Alertmanager (and Grafana, Loki, Vector where enabled)".to_owned(),
                 effects: units(Effect::Start),
             });
             return;
@@ -877,6 +877,44 @@ fn diff_monitoring(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
                 .collect(),
         });
     }
+    diff_part(
+        &old.grafana,
+        &new.grafana,
+        "Grafana and its dashboards",
+        &["grafana.service"],
+        changes,
+    );
+    diff_part(
+        &old.logs,
+        &new.logs,
+        "logs: the journal shipped by Vector to Loki",
+        &["loki.service", "vector.service"],
+        changes,
+    );
+}
+
+/// A part of monitoring that is on or off by itself: started, stopped, or
+/// restarted when its settings change (Grafana reads provisioned files at start).
+fn diff_part<T: PartialEq>(
+    old: &Option<T>,
+    new: &Option<T>,
+    what: &str,
+    units: &[&str],
+    changes: &mut Vec<Change>,
+) {
+    let effects =
+        |effect: fn(String) -> Effect| units.iter().map(|u| effect((*u).to_owned())).collect();
+    let change = match (old, new) {
+        (None, Some(_)) => ('+', effects(Effect::Start)),
+        (Some(_), None) => ('-', effects(Effect::Stop)),
+        (Some(o), Some(n)) if o != n => ('~', effects(Effect::Restart)),
+        _ => return,
+    };
+    changes.push(Change {
+        sign: change.0,
+        what: what.to_owned(),
+        effects: change.1,
+    });
 }
 
 fn mode(mode: &teipsum_spec::plan::KafkaMode) -> &'static str {

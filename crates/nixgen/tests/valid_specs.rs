@@ -49,17 +49,22 @@ fn compile(case: &Path) -> BTreeMap<String, String> {
     out
 }
 
-/// `<env>/<file>` → contents, as committed.
+/// `<env>/<file>` (or `<env>/dashboards/<file>`) → contents, as committed.
 fn committed(case: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let expected = case.join("expected");
     let Ok(envs) = std::fs::read_dir(&expected) else {
         return out;
     };
-    for env in envs {
-        let env = env.expect("a readable entry").path();
-        for file in std::fs::read_dir(&env).expect("a readable directory") {
+    let mut dirs: Vec<PathBuf> = envs.map(|e| e.expect("a readable entry").path()).collect();
+    while let Some(dir) = dirs.pop() {
+        for file in std::fs::read_dir(&dir).expect("a readable directory") {
             let file = file.expect("a readable entry").path();
+            if file.is_dir() {
+                // `dashboards/`.
+                dirs.push(file);
+                continue;
+            }
             let key = file
                 .strip_prefix(&expected)
                 .expect("under expected/")

@@ -359,6 +359,22 @@ pub enum Violation {
         /// The value written.
         value: String,
     },
+    /// A secret file a component needs that the spec does not name.
+    #[error("{needed_by} needs `{name}`")]
+    MissingSecretFile {
+        /// The field.
+        name: String,
+        /// Who reads it.
+        needed_by: &'static str,
+    },
+    /// A duration that must be whole days.
+    #[error("{what} must be whole days, not `{value}`")]
+    NotWholeDays {
+        /// What it is.
+        what: &'static str,
+        /// The value written.
+        value: String,
+    },
     /// A KRaft cluster id with the wrong shape.
     #[error("`{cluster_id}` is not a KRaft cluster id")]
     BadClusterId {
@@ -441,6 +457,8 @@ impl Violation {
             Violation::LimitOutOfRange { .. } => "limit-out-of-range",
             Violation::BadReceiver { .. } => "bad-receiver",
             Violation::LatencyNotABucket { .. } => "latency-not-a-bucket",
+            Violation::MissingSecretFile { .. } => "missing-secret-file",
+            Violation::NotWholeDays { .. } => "not-whole-days",
             Violation::BadClusterId { .. } => "bad-cluster-id",
             Violation::BadHeader { .. } => "bad-header",
             Violation::UnsafeCsp { .. } => "unsafe-csp",
@@ -526,6 +544,10 @@ impl Violation {
             Violation::BadReceiver { .. } => {
                 "set `monitoring.receiver.webhook_url_file` (a file holding the URL) or `monitoring.receiver.email`, not both; or `monitoring.enable = false`".to_owned()
             }
+            Violation::MissingSecretFile { name, .. } => format!(
+                "set `{name}` to a file on the host (`/var/lib/teipsum/secrets/...`; made on first boot when missing), or `monitoring.grafana.enable = false`"
+            ),
+            Violation::NotWholeDays { .. } => "write it in days: `30d`".to_owned(),
             Violation::LatencyNotABucket { .. } => format!(
                 "use one of: {}",
                 teipsum_conventions::metrics::DURATION_BUCKETS

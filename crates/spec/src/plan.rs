@@ -776,6 +776,118 @@ pub struct MonitoringPlan {
     pub backups: Vec<BackupWatch>,
     /// The certificate whose expiry is watched.
     pub certificate: CertificateWatch,
+    /// Grafana and the dashboards; `None` when `monitoring.grafana.enable` is false.
+    pub grafana: Option<GrafanaPlan>,
+    /// The journal shipped to Loki; `None` when `monitoring.logs.enable` is false.
+    pub logs: Option<LogsPlan>,
+}
+
+/// Grafana: its datasources and dashboards, all provisioned (read-only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrafanaPlan {
+    /// Port.
+    pub port: u16,
+    /// `secret_key`, as the unit sees its credential.
+    pub secret_key_file: String,
+    /// The `admin` password, as the unit sees its credential.
+    pub admin_password_file: String,
+    /// Credentials the unit loads (systemd `LoadCredential=`), sorted.
+    pub credentials: Vec<CredentialPlan>,
+    /// The oneshot unit that creates a missing credential file with random
+    /// contents before Grafana starts (`teipsum-grafana-secrets.service`).
+    pub secrets_unit: String,
+    /// The datasources; the first is the default.
+    pub datasources: Vec<Datasource>,
+    /// Directory of the dashboard files next to the modules.
+    pub dashboard_dir: String,
+    /// The dashboards, in print order.
+    pub dashboards: Vec<Dashboard>,
+}
+
+/// A provisioned datasource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Datasource {
+    /// Name shown in Grafana.
+    pub name: String,
+    /// Stable uid the panels refer to.
+    pub uid: String,
+    /// Plugin type (`prometheus`, `loki`).
+    pub kind: String,
+    /// URL Grafana's backend queries.
+    pub url: String,
+}
+
+/// A dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// Stable uid (the URL `/d/<uid>`).
+    pub uid: String,
+    /// Title.
+    pub title: String,
+    /// Panels, in reading order.
+    pub panels: Vec<Panel>,
+}
+
+/// A panel: queries of one datasource, drawn one way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Panel {
+    /// Title.
+    pub title: String,
+    /// How it is drawn.
+    pub kind: PanelKind,
+    /// The datasource's uid.
+    pub datasource: String,
+    /// Grafana's unit of the values (`reqps`, `s`, `percentunit`, `bytes`, `short`).
+    pub unit: String,
+    /// Its queries (PromQL, or LogQL for logs panels).
+    pub queries: Vec<PanelQuery>,
+}
+
+/// How a panel is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PanelKind {
+    /// Lines over time.
+    TimeSeries,
+    /// Log lines.
+    Logs,
+}
+
+/// One query of a panel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelQuery {
+    /// The expression.
+    pub expr: String,
+    /// Legend template (`{{service}}`).
+    pub legend: String,
+}
+
+/// The journal of the platform's units, shipped by Vector to Loki.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsPlan {
+    /// Loki's HTTP port.
+    pub port: u16,
+    /// Loki's gRPC port.
+    pub grpc_port: u16,
+    /// Loki's `retention_period` (`720h`).
+    pub retention: String,
+    /// The units whose journal is shipped, sorted.
+    pub units: Vec<String>,
+    /// The labels of the one stream every line goes to. Static: Vector
+    /// (0.57 and later) refuses label templates without a literal prefix,
+    /// and the unit and priority are cheap to filter in the line.
+    pub stream: BTreeMap<String, String>,
+    /// Fields kept in each line's JSON: the unit, the priority, and the
+    /// services' request, order and event ids that join lines to metrics.
+    pub fields: Vec<LogField>,
+}
+
+/// A field of a shipped line and the journal field it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogField {
+    /// Name in Loki.
+    pub name: String,
+    /// The journal's field (`_SYSTEMD_UNIT`, `F_REQUEST_ID`).
+    pub journal: String,
 }
 
 /// Prometheus itself.

@@ -173,8 +173,36 @@ pub struct RawMonitoring {
     /// Where alerts go.
     #[serde(default)]
     pub receiver: Option<RawReceiver>,
+    /// Grafana and its dashboards.
+    pub grafana: RawGrafana,
+    /// The journal shipped to Loki.
+    pub logs: RawLogs,
     /// Alert thresholds.
     pub alerts: RawAlerts,
+}
+
+/// `monitoring.grafana`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrafana {
+    /// Whether Grafana runs.
+    pub enable: bool,
+    /// File holding Grafana's `secret_key`.
+    #[serde(default)]
+    pub secret_key_file: Option<String>,
+    /// File holding the `admin` account's password.
+    #[serde(default)]
+    pub admin_password_file: Option<String>,
+}
+
+/// `monitoring.logs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogs {
+    /// Whether the journal goes to Loki.
+    pub enable: bool,
+    /// How long Loki keeps lines.
+    pub retention: Duration,
 }
 
 /// `monitoring.ports`.
@@ -193,6 +221,12 @@ pub struct RawMonitoringPorts {
     pub nginx_exporter: u16,
     /// kminion.
     pub kafka_exporter: u16,
+    /// Grafana.
+    pub grafana: u16,
+    /// Loki's HTTP API.
+    pub loki: u16,
+    /// Loki's gRPC.
+    pub loki_grpc: u16,
 }
 
 /// `monitoring.receiver`.

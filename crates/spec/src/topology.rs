@@ -118,6 +118,18 @@ pub(crate) fn listeners(
         ] {
             out.push(claim(edge, port, owner, field(name)));
         }
+        if monitoring.grafana.enable {
+            out.push(claim(edge, ports.grafana, "Grafana", field("grafana")));
+        }
+        if monitoring.logs.enable {
+            out.push(claim(edge, ports.loki, "Loki", field("loki")));
+            out.push(claim(
+                edge,
+                ports.loki_grpc,
+                "Loki's gRPC",
+                field("loki_grpc"),
+            ));
+        }
     }
     out
 }

@@ -28,17 +28,23 @@ pub fn apply(tx: &mut Transaction<'_>, _: &Envelope, event: Event) -> Result<(),
             )?;
         }
         Event::StockReserved(r) => {
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE orders SET status = 'CONFIRMED', updated_at = now() WHERE id = $1 AND status = 'PLACED'",
                 &[&r.order_id],
             )?;
+            if changed > 0 {
+                tracing::info!(order_id = %r.order_id, "order confirmed");
+            }
         }
         Event::ReservationRejected(r) => {
             let reason = format!("{} (product {})", r.reason, r.product_id);
-            tx.execute(
+            let changed = tx.execute(
                 "UPDATE orders SET status = 'REJECTED', reason = $2, updated_at = now() WHERE id = $1 AND status = 'PLACED'",
                 &[&r.order_id, &reason],
             )?;
+            if changed > 0 {
+                tracing::info!(order_id = %r.order_id, product_id = %r.product_id, reason = %r.reason, "order rejected");
+            }
         }
         other => tracing::debug!(kind = %other.kind(), "not for the order service"),
     }

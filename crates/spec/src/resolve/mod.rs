@@ -4,6 +4,7 @@
 //! already typed, and every rule already held. Each part of the Plan has its
 //! module; [`plan`] puts them together.
 
+mod dashboards;
 mod kafka;
 mod monitoring;
 mod nginx;

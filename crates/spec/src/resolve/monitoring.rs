@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use teipsum_conventions::metrics as m;
 
-use super::LOOPBACK;
+use super::{LOOPBACK, dashboards};
 use crate::{
     plan::*,
     raw::{RawMonitoring, RawPlatform},
@@ -114,6 +114,128 @@ pub(super) fn resolve(
             path: format!("/var/lib/acme/{}/cert.pem", spec.domain),
             unit: acme_unit.to_owned(),
         },
+        grafana: grafana(raw, monitoring),
+        logs: logs(raw, monitoring, kafka, acme_unit),
+    })
+}
+
+/// Where Grafana finds a credential it loads.
+const GRAFANA_CREDENTIALS: &str = "/run/credentials/grafana.service";
+
+/// Grafana with Prometheus (and Loki) provisioned, and the dashboards.
+fn grafana(raw: &RawPlatform, monitoring: &RawMonitoring) -> Option<GrafanaPlan> {
+    let grafana = &monitoring.grafana;
+    if !grafana.enable {
+        return None;
+    }
+    let file = |file: &Option<String>| {
+        file.clone()
+            .expect("the rules require Grafana's secret files when it is enabled")
+    };
+    let ports = &monitoring.ports;
+    let mut datasources = vec![Datasource {
+        name: "Prometheus".to_owned(),
+        uid: dashboards::PROMETHEUS_UID.to_owned(),
+        kind: "prometheus".to_owned(),
+        url: format!("http://{LOOPBACK}:{}", ports.prometheus),
+    }];
+    if monitoring.logs.enable {
+        datasources.push(Datasource {
+            name: "Loki".to_owned(),
+            uid: dashboards::LOKI_UID.to_owned(),
+            kind: "loki".to_owned(),
+            url: format!("http://{LOOPBACK}:{}", ports.loki),
+        });
+    }
+    let credential = |name: &str, path: String| CredentialPlan {
+        name: name.to_owned(),
+        path,
+    };
+    Some(GrafanaPlan {
+        port: ports.grafana,
+        secret_key_file: format!("{GRAFANA_CREDENTIALS}/secret-key"),
+        admin_password_file: format!("{GRAFANA_CREDENTIALS}/admin-password"),
+        credentials: vec![
+            credential("admin-password", file(&grafana.admin_password_file)),
+            credential("secret-key", file(&grafana.secret_key_file)),
+        ],
+        secrets_unit: format!("{}-grafana-secrets.service", raw.name),
+        datasources,
+        dashboard_dir: "dashboards".to_owned(),
+        dashboards: dashboards::dashboards(&raw.name, monitoring.logs.enable),
+    })
+}
+
+/// The journal of every unit of the platform, to Loki.
+fn logs(
+    raw: &RawPlatform,
+    monitoring: &RawMonitoring,
+    kafka: &KafkaPlan,
+    acme_unit: &str,
+) -> Option<LogsPlan> {
+    if !monitoring.logs.enable {
+        return None;
+    }
+    let mut units: Vec<String> = raw
+        .services
+        .keys()
+        .map(|name| teipsum_conventions::unit_name(&raw.name, name))
+        .collect();
+    units.extend(
+        [
+            "postgresql.service",
+            "nginx.service",
+            "apache-kafka.service",
+            kafka.topics_unit.unit.as_str(),
+        ]
+        .map(str::to_owned),
+    );
+    // The journal names units in full; the ACME order unit's name has
+    // the domain's dots in it.
+    units.push(format!(
+        "{}.service",
+        acme_unit.trim_end_matches(".service")
+    ));
+    if matches!(kafka.mode, KafkaMode::Zookeeper { .. }) {
+        units.push("zookeeper.service".to_owned());
+    }
+    units.sort();
+    units.dedup();
+    let field = |name: &str, journal: &str| LogField {
+        name: name.to_owned(),
+        journal: journal.to_owned(),
+    };
+    Some(LogsPlan {
+        port: monitoring.ports.loki,
+        grpc_port: monitoring.ports.loki_grpc,
+        retention: format!("{}h", monitoring.logs.retention.millis() / 3_600_000),
+        units,
+        stream: BTreeMap::from([
+            ("job".to_owned(), "journal".to_owned()),
+            ("platform".to_owned(), raw.name.clone()),
+        ]),
+        // The services' tracing fields as tracing-journald names them (`F_`
+        // and the name in capitals); span fields are on every line inside
+        // the span, so a request's or an event's lines share its id.
+        fields: [
+            field("unit", "_SYSTEMD_UNIT"),
+            field("priority", "PRIORITY"),
+        ]
+        .into_iter()
+        .chain(
+            [
+                "request_id",
+                "order_id",
+                "event_id",
+                "product_id",
+                "user_id",
+                "topic",
+                "consumer",
+            ]
+            .into_iter()
+            .map(|name| field(name, &format!("F_{}", name.to_uppercase()))),
+        )
+        .collect(),
     })
 }
 

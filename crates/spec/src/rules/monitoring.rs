@@ -18,6 +18,33 @@ pub(super) fn check(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut V
         return;
     }
     receiver(monitoring, &path, errors);
+    grafana(monitoring, &path, errors);
+    if monitoring.logs.enable {
+        duration_within(
+            path.field("logs").field("retention"),
+            monitoring.logs.retention,
+            Bounds {
+                what: "the log retention",
+                min: (86_400_000, "1d"),
+                max: (400 * 86_400_000, "400d"),
+            },
+            errors,
+        );
+        if !monitoring
+            .logs
+            .retention
+            .millis()
+            .is_multiple_of(86_400_000)
+        {
+            errors.push(Diagnostic::new(
+                path.field("logs").field("retention"),
+                Violation::NotWholeDays {
+                    what: "the log retention",
+                    value: monitoring.logs.retention.to_string(),
+                },
+            ));
+        }
+    }
     let latency = monitoring.alerts.latency;
     if !DURATION_BUCKETS
         .iter()
@@ -134,6 +161,30 @@ fn receiver(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut Vec<Diagn
     for (at, name, file) in files {
         if let Some(file) = file {
             secrets::file(at, name, file, errors);
+        }
+    }
+}
+
+/// Grafana's two secrets, as host files, when it runs.
+fn grafana(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut Vec<Diagnostic>) {
+    let grafana = &monitoring.grafana;
+    if !grafana.enable {
+        return;
+    }
+    let path = path.field("grafana");
+    for (name, file) in [
+        ("secret_key_file", &grafana.secret_key_file),
+        ("admin_password_file", &grafana.admin_password_file),
+    ] {
+        match file {
+            Some(file) => secrets::file(path.field(name), name, file, errors),
+            None => errors.push(Diagnostic::new(
+                path.field(name),
+                Violation::MissingSecretFile {
+                    name: name.to_owned(),
+                    needed_by: "Grafana",
+                },
+            )),
         }
     }
 }
