@@ -28,6 +28,10 @@ let
       plan = (lib.importJSON ../generated/${env}/plan.json).plan;
       services = map (s: s.name) plan.services;
       zookeeper = plan.kafka.mode == "zookeeper";
+      monitoring = plan.monitoring;
+      # The alert receiver's URL file an operator writes (README, step 3);
+      # nothing listens there in the test, so no alert is delivered.
+      webhookPort = 9999;
     in
     pkgs.testers.runNixOSTest {
       name = "teipsum-${env}";
@@ -52,7 +56,8 @@ let
           # The JVMs, PostgreSQL and six services need room; the JVM heaps
           # are capped below the generated 1 GiB so that all of it fits.
           virtualisation = {
-            memorySize = 4096;
+            # 2 GiB more with Prometheus, Grafana, Loki and Vector.
+            memorySize = if monitoring != null then 6144 else 4096;
             diskSize = 8192;
             cores = 2;
           };
@@ -82,6 +87,8 @@ let
             pkgs.jq
             pkgs.openssl
           ];
+          # What the operator writes before the first switch (README, step 3).
+          systemd.tmpfiles.rules = lib.optional (monitoring != null) "f /var/lib/teipsum/secrets/alert-webhook-url 0600 root root - http://127.0.0.1:${toString webhookPort}/";
         };
       testScript = ''
         import json
@@ -210,6 +217,39 @@ let
                 machine.succeed(f"systemctl show -p Type teipsum-{service}.service | grep -q notify")
             machine.fail("ss -tlnH | grep -E ':(9090|9093|9096|9098|8100|8110) ' | grep -v 127.0.0.1")
 
+        ${lib.optionalString (monitoring != null) ''
+          with subtest("monitoring: every target up, every rule group loaded"):
+              for unit in ["prometheus", "alertmanager"]:
+                  machine.wait_for_unit(f"{unit}.service")
+              prometheus = "http://127.0.0.1:${toString monitoring.prometheus.port}"
+              machine.wait_until_succeeds(
+                  f"curl -sf {prometheus}/api/v1/targets | jq -e '.data.activeTargets | length > 0 and all(.health == \"up\")'",
+                  timeout=180,
+              )
+              machine.succeed(f"curl -sf {prometheus}/api/v1/rules | jq -e '.data.groups | length == ${toString (builtins.length monitoring.rules)}'")
+        ''}
+        ${lib.optionalString (monitoring != null && monitoring.grafana != null) ''
+          with subtest("Grafana runs with the generated dashboards"):
+              machine.wait_for_unit("grafana.service")
+              grafana = "http://127.0.0.1:${toString monitoring.grafana.port}"
+              machine.wait_until_succeeds(f"curl -sf {grafana}/api/health", timeout=120)
+              machine.succeed(
+                  "curl -sf -u \"admin:$(cat ${(lib.findFirst (c: c.name == "admin-password") null monitoring.grafana.credentials).path})\""
+                  f" '{grafana}/api/search?type=dash-db' | jq -e 'length == ${toString (builtins.length monitoring.grafana.dashboards)}'"
+              )
+        ''}
+        ${lib.optionalString (monitoring != null && monitoring.logs != null) ''
+          with subtest("the order's log lines reach Loki with its id"):
+              machine.wait_for_unit("loki.service")
+              machine.wait_for_unit("vector.service")
+              loki = "http://127.0.0.1:${toString monitoring.logs.port}"
+              query = shlex.quote('{job="journal"} | json | order_id="' + order["id"] + '"')
+              machine.wait_until_succeeds(
+                  f"curl -sfG {loki}/loki/api/v1/query_range --data-urlencode query={query} --data-urlencode since=1h"
+                  " | jq -e '.data.result | length > 0'",
+                  timeout=120,
+              )
+        ''}
         with subtest("no unit failed"):
             failed = machine.succeed("systemctl list-units --state=failed --no-legend --plain")
             assert failed.strip() == "", f"failed units:\n{failed}"
