@@ -224,3 +224,17 @@ fn changed_orderings_and_edge_switches_are_reported() {
         "the account did not change: {text}"
     );
 }
+
+#[test]
+fn grafana_and_the_journal_are_reported_when_they_come_go_or_change() {
+    let (text, effects) = said(|p| p.monitoring.as_mut().unwrap().logs = None);
+    assert_says(&text, &["- logs: the journal shipped by Vector to Loki"]);
+    assert!(effects.contains(&Effect::Stop("loki.service".into())));
+    assert!(effects.contains(&Effect::Stop("vector.service".into())));
+    let (text, effects) = said(|p| {
+        let grafana = p.monitoring.as_mut().unwrap().grafana.as_mut().unwrap();
+        grafana.dashboards[0].panels.pop();
+    });
+    assert_says(&text, &["~ Grafana and its dashboards"]);
+    assert!(effects.contains(&Effect::Restart("grafana.service".into())));
+}
