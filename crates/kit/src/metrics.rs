@@ -24,6 +24,7 @@
 //! | `teipsum_events_parked` | gauge | |
 //! | `teipsum_consumer_lag` | gauge | `topic`, `partition` |
 //! | `teipsum_consumer_assigned_partitions` | gauge | |
+//! | `teipsum_db_live_tuples`, `teipsum_db_dead_tuples` | gauge | `table` (the service's own tables) |
 //! | `teipsum_build_info` | gauge (1) | `service`, `version` |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | |
 //!
@@ -121,6 +122,12 @@ pub fn latency_histogram() -> Histogram {
 /// be absent (an empty family is left out of the exposition).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NoLabels {}
+
+/// `table`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
 
 /// `topic`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -335,6 +342,51 @@ impl Metrics {
                 waiting.clear();
                 oldest.clear();
                 parked.clear();
+            }
+        });
+    }
+
+    /// Live and dead rows of each of the service's own tables
+    /// (`pg_stat_user_tables` of its database), read at each scrape: the
+    /// PostgreSQL exporter connects to one database, so only the services
+    /// see their own tables' bloat.
+    pub(crate) fn watch_tables(&self, db: &Db) {
+        let live = Family::<TableLabel, Gauge>::default();
+        let dead = Family::<TableLabel, Gauge>::default();
+        self.register(
+            "teipsum_db_live_tuples",
+            "Live rows of the service's table (PostgreSQL's estimate)",
+            live.clone(),
+        );
+        self.register(
+            "teipsum_db_dead_tuples",
+            "Dead rows of the service's table that autovacuum has not removed yet",
+            dead.clone(),
+        );
+        let read = |conn: &mut Conn| {
+            conn.query(
+                "SELECT relname::text, n_live_tup, n_dead_tup FROM pg_stat_user_tables",
+                &[],
+            )
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r.get::<_, String>(0),
+                            r.get::<_, i64>(1),
+                            r.get::<_, i64>(2),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        self.from_database(db, read, move |tables| {
+            live.clear();
+            dead.clear();
+            for (table, l, d) in tables.unwrap_or_default() {
+                let label = TableLabel { table };
+                live.get_or_create(&label).set(l);
+                dead.get_or_create(&label).set(d);
             }
         });
     }

@@ -362,6 +362,7 @@ where
     };
     metrics.watch_pool(&db);
     metrics.watch_events(&db);
+    metrics.watch_tables(&db);
     let parts = build(&context)?;
 
     let (listener, addr) = bind(settings.listen).await?;

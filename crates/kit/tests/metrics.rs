@@ -309,6 +309,15 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         Some(1.0)
     );
     assert_eq!(flowed.value("teipsum_outbox_waiting", &[]), Some(0.0));
+    // The service's own tables, which the PostgreSQL exporter cannot see.
+    for family in ["teipsum_db_live_tuples", "teipsum_db_dead_tuples"] {
+        assert!(
+            flowed
+                .value(family, &[("table", "kit_outbox")])
+                .is_some_and(|rows| rows >= 0.0),
+            "{family} of kit_outbox"
+        );
+    }
     assert_eq!(
         flowed.value("teipsum_outbox_oldest_age_seconds", &[]),
         Some(0.0)
@@ -402,6 +411,7 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
             "teipsum_events_consumed",
             "teipsum_event_handler_duration_seconds",
             "teipsum_events_parked",
+            "teipsum_db_dead_tuples",
             "teipsum_consumer_lag",
             "teipsum_consumer_assigned_partitions",
             "teipsum_build_info",

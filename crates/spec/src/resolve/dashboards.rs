@@ -7,6 +7,9 @@
 //! The metric names are the services' ([`teipsum_conventions::metrics`])
 //! and the exporters' own: the PostgreSQL exporter's `pg_*`, the nginx
 //! exporter's `nginx_*`, kminion's `kminion_*`, the node exporter's `node_*`.
+//! Dead rows come from the services (`teipsum_db_dead_tuples`): the
+//! PostgreSQL exporter reads the `postgres` database only, whose tables
+//! are not the services'.
 
 use teipsum_conventions::metrics as m;
 
@@ -227,12 +230,9 @@ pub(super) fn dashboards(platform: &str, logs_enabled: bool) -> Vec<Dashboard> {
             &[("pg_database_size_bytes", "{{datname}}")],
         ),
         series(
-            "Dead tuples per table",
+            "Dead rows per table (autovacuum's backlog)",
             "short",
-            &[(
-                "topk(10, pg_stat_user_tables_n_dead_tup)",
-                "{{datname}}.{{relname}}",
-            )],
+            &[("topk(10, teipsum_db_dead_tuples)", "{{service}} {{table}}")],
         ),
         series(
             "Replication lag",
