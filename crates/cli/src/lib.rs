@@ -8,7 +8,7 @@
 //! | 0 | success |
 //! | 1 | the spec is invalid (nothing was written) |
 //! | 2 | wrong command-line usage |
-//! | 3 | an operation failed (I/O, broker, a refused overwrite) |
+//! | 3 | an operation failed (I/O, broker, a refused overwrite, a refused or failed restore) |
 //! | 4 | `compile --check` / `diff --exit-code`: the output would change |
 
 pub mod commands;
@@ -33,8 +33,8 @@ pub const EXIT_CHANGED: u8 = 4;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 the spec is invalid (nothing written); 2 usage error;
-3 an operation failed (I/O, broker, refused overwrite); 4 `compile --check` or
-`diff --exit-code` found changes.";
+3 an operation failed (I/O, broker, refused overwrite, refused or failed
+restore); 4 `compile --check` or `diff --exit-code` found changes.";
 
 /// Check the TeIpsum platform spec and compile it into NixOS modules.
 #[derive(Debug, Parser)]

@@ -456,7 +456,14 @@ impl Superuser {
         command
             .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-U", &self.role, "-d", database]);
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                &self.role,
+                "-d",
+                database,
+            ]);
         command
     }
 
@@ -561,12 +568,18 @@ fn systemctl(args: &[&str]) -> Result<(), String> {
 
 impl Units for Systemd {
     fn stop(&mut self, services: &[&ServicePlan]) -> Result<(), String> {
+        if services.is_empty() {
+            return Ok(());
+        }
         let mut args = vec!["stop"];
         args.extend(services.iter().map(|s| s.unit.as_str()));
         systemctl(&args)
     }
 
     fn start(&mut self, services: &[&ServicePlan]) -> Result<(), String> {
+        if services.is_empty() {
+            return Ok(());
+        }
         let mut args = vec!["start"];
         args.extend(services.iter().map(|s| s.unit.as_str()));
         systemctl(&args)?;
@@ -663,7 +676,10 @@ pub fn restore(
     let swapped = server
         .run(
             "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote(&target.name)),
+            &format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote(&target.name)
+            ),
             true,
         )
         .and_then(|_| {
@@ -687,9 +703,7 @@ pub fn restore(
     // or needs the operator (the error says which).
     let started = units.start(&services);
     swapped?;
-    started.map_err(|e| {
-        RestoreError::Units(format!("{} was restored, but: {e}", target.name))
-    })?;
+    started.map_err(|e| RestoreError::Units(format!("{} was restored, but: {e}", target.name)))?;
     say(format!("started {}: active", names.join(", ")));
     Ok(())
 }
@@ -719,7 +733,10 @@ mod tests {
 
     #[test]
     fn compression_is_told_by_the_magic_number() {
-        assert_eq!(Compression::of(&[0x1f, 0x8b, 8, 0]), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::of(&[0x1f, 0x8b, 8, 0]),
+            Some(Compression::Gzip)
+        );
         assert_eq!(
             Compression::of(&[0x28, 0xb5, 0x2f, 0xfd]),
             Some(Compression::Zstd)
@@ -743,7 +760,10 @@ mod tests {
             Header::Create { name, options } if name == "shop" && options == "TEMPLATE = template0 ENCODING = 'UTF8'"
         ));
         assert!(matches!(header("\\connect shop\n"), Header::Connect(n) if n == "shop"));
-        assert!(matches!(header("ALTER DATABASE shop OWNER TO shop;"), Header::Owner));
+        assert!(matches!(
+            header("ALTER DATABASE shop OWNER TO shop;"),
+            Header::Owner
+        ));
         assert!(matches!(header("SET lock_timeout = 0;"), Header::Ignored));
         assert!(matches!(
             header("ALTER DATABASE shop SET work_mem TO '1GB';"),

@@ -14,7 +14,13 @@ fn root() -> PathBuf {
 /// `teipsum restore` with the prod host's plan.
 fn restore(env: &str, database: &str, from: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_teipsum"))
-        .args(["restore", "--env", env, "--plan", "nix/generated/prod/plan.json"])
+        .args([
+            "restore",
+            "--env",
+            env,
+            "--plan",
+            "nix/generated/prod/plan.json",
+        ])
         .args(["--database", database, "--from"])
         .arg(from)
         .current_dir(root())
@@ -52,7 +58,10 @@ fn a_database_the_plan_does_not_have_is_refused_with_the_ones_it_has() {
 fn a_plan_of_another_environment_is_refused() {
     let (code, message) = refusal(&restore("stage", "teipsum_order", Path::new("x")));
     assert_eq!(code, Some(3));
-    assert_eq!(message, "error: the plan is environment `prod`, not `stage`");
+    assert_eq!(
+        message,
+        "error: the plan is environment `prod`, not `stage`"
+    );
 }
 
 #[test]
@@ -104,7 +113,13 @@ fn a_plain_file_that_is_not_a_pg_dump_is_refused() {
 #[test]
 fn an_unreadable_plan_is_exit_1() {
     let out = Command::new(env!("CARGO_BIN_EXE_teipsum"))
-        .args(["restore", "--env", "prod", "--plan", "/nonexistent/plan.json"])
+        .args([
+            "restore",
+            "--env",
+            "prod",
+            "--plan",
+            "/nonexistent/plan.json",
+        ])
         .args(["--database", "teipsum_order", "--from", "x"])
         .output()
         .expect("teipsum runs");

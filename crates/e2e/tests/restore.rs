@@ -17,11 +17,7 @@ use teipsum_dev::Stack;
 use teipsum_e2e::{Shop, start};
 use teipsum_spec::plan::{Plan, ServicePlan};
 
-const SHOPPERS: [&str; 3] = [
-    "ana@example.org",
-    "ben@example.org",
-    "chidi@example.org",
-];
+const SHOPPERS: [&str; 3] = ["ana@example.org", "ben@example.org", "chidi@example.org"];
 
 /// The compressor of `services.postgresqlBackup.compression` and the file
 /// suffix nixpkgs gives it (nixos/modules/services/backup/postgresql-backup.nix).
@@ -171,14 +167,19 @@ async fn order_decided(shop: &Shop, token: &str, product: &str, quantity: i64) -
                     .unwrap()
                     .to_owned();
                 return shop
-                    .until(&format!("/api/orders/{id}"), Some(token), "a decision", |_, b| {
-                        b["status"] != "PLACED"
-                    })
+                    .until(
+                        &format!("/api/orders/{id}"),
+                        Some(token),
+                        "a decision",
+                        |_, b| b["status"] != "PLACED",
+                    )
                     .await;
             }
             // The order service has not heard of the product yet, or the
             // edge holds retries back.
-            StatusCode::UNPROCESSABLE_ENTITY => tokio::time::sleep(Duration::from_millis(100)).await,
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_secs(1)).await,
             other => panic!("placing an order: {other} {}", r.text().await.unwrap()),
         }
@@ -298,10 +299,22 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
         products.push(id);
     }
     let (mug, teapot) = (&products[0], &products[1]);
-    assert_eq!(order_decided(&shop, &tokens[0], mug, 2).await["status"], "CONFIRMED");
-    assert_eq!(order_decided(&shop, &tokens[1], mug, 3).await["status"], "CONFIRMED");
-    assert_eq!(order_decided(&shop, &tokens[1], teapot, 1).await["status"], "CONFIRMED");
-    assert_eq!(order_decided(&shop, &tokens[2], teapot, 5).await["status"], "REJECTED");
+    assert_eq!(
+        order_decided(&shop, &tokens[0], mug, 2).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        order_decided(&shop, &tokens[1], mug, 3).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        order_decided(&shop, &tokens[1], teapot, 1).await["status"],
+        "CONFIRMED"
+    );
+    assert_eq!(
+        order_decided(&shop, &tokens[2], teapot, 5).await["status"],
+        "REJECTED"
+    );
     let before = the_shop_as_seen(&shop, &products).await;
     assert_eq!(before[mug.as_str()]["quantity"], 5, "{before}");
 
@@ -343,7 +356,11 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
             Some(json!({"email": SHOPPERS[0], "password": "correct horse battery"})),
         )
         .await;
-    assert_eq!(lost.status(), StatusCode::UNAUTHORIZED, "the accounts are gone");
+    assert_eq!(
+        lost.status(),
+        StatusCode::UNAUTHORIZED,
+        "the accounts are gone"
+    );
     let plan = stack.plan.clone();
     let empty = fingerprints(&stack);
     assert_ne!(empty, dumped);
@@ -355,7 +372,11 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
         RestoreError::UnknownDatabase { .. }
     ));
     assert!(matches!(
-        refused(&plan, "teipsum_order", &backups.join("teipsum_order.prev.sql.zstd")),
+        refused(
+            &plan,
+            "teipsum_order",
+            &backups.join("teipsum_order.prev.sql.zstd")
+        ),
         RestoreError::Unreadable { .. }
     ));
     let not_a_dump = backups.join("notes.sql.zstd");
@@ -369,7 +390,10 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(
         refused(&plan, "teipsum_order", &truncated),
-        RestoreError::Decode { compression: Compression::Zstd, .. }
+        RestoreError::Decode {
+            compression: Compression::Zstd,
+            ..
+        }
     ));
     let error = refused(&plan, "teipsum_user", order_dump);
     assert!(
@@ -407,7 +431,10 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
     assert_eq!(
         stack
             .postgres
-            .psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE '%restoring'")
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname LIKE '%restoring'"
+            )
             .unwrap(),
         "0",
         "no staging database is left behind"
@@ -422,10 +449,12 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
         })
         .unwrap_or_else(|e| panic!("restoring {database}: {e}"));
     }
-    assert_eq!(units.found, dumped, "the services started on what was dumped");
+    assert_eq!(
+        units.found, dumped,
+        "the services started on what was dumped"
+    );
     assert!(
-        said.iter()
-            .any(|l| l == "stopped teipsum-order.service"),
+        said.iter().any(|l| l == "stopped teipsum-order.service"),
         "{said:?}"
     );
     for database in &plan.postgres.databases {
@@ -451,7 +480,10 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
     let after = the_shop_as_seen(&shop, &products).await;
     assert_eq!(after, before);
     let ana = shop.login(SHOPPERS[0]).await;
-    assert_eq!(order_decided(&shop, &ana, mug, 1).await["status"], "CONFIRMED");
+    assert_eq!(
+        order_decided(&shop, &ana, mug, 1).await["status"],
+        "CONFIRMED"
+    );
     let admin = shop.admin().await;
     shop.until(
         &format!("/api/admin/inventory/{mug}"),
