@@ -68,6 +68,8 @@ if [ "$mode" != build ]; then
   want_python_module venv python3-venv                 # api-fuzz.sh: schemathesis' venv
   want_python_module ensurepip python3-venv
   want promtool prometheus                             # promtool check/test rules of the generated alerts
+  want zstd zstd                                       # teipsum restore decodes the nightly dumps (crates/e2e/tests/restore.rs)
+  want gzip gzip
   want prometheus-alertmanager prometheus-alertmanager # the alerts' delivery, against the dev stack
 fi
 

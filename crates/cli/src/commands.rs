@@ -437,3 +437,53 @@ fn topic_specs(plan: &Plan) -> Result<Vec<teipsum_kit::kafka::TopicSpec>, String
         .map(|t| t.apply_arg().parse())
         .collect()
 }
+
+/// `teipsum restore`: the plan from `plan_file` (a host's
+/// `/etc/teipsum/plan.json`) or else from the spec; exit 1 when neither
+/// reads, 3 when the restore refuses (nothing changed) or fails.
+pub fn restore(
+    file: &Path,
+    plan_file: Option<&Path>,
+    env: &str,
+    database: &str,
+    from: &Path,
+) -> u8 {
+    let spec;
+    let loaded;
+    let plan = match plan_file {
+        Some(path) => match crate::compile::read_plan(path) {
+            Ok(plan) => {
+                loaded = plan;
+                &loaded
+            }
+            Err(e) => {
+                eprintln!("error: cannot read the plan {}: {e}", path.display());
+                return crate::EXIT_INVALID;
+            }
+        },
+        None => {
+            spec = match load(file, false) {
+                Ok(spec) => spec,
+                Err(code) => return code,
+            };
+            match plan_of(&spec, env) {
+                Ok(plan) => plan,
+                Err(code) => return code,
+            }
+        }
+    };
+    if plan.environment != env {
+        eprintln!(
+            "error: the plan is environment `{}`, not `{env}`",
+            plan.environment
+        );
+        return EXIT_FAILED;
+    }
+    match crate::restore::run(plan, database, from) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! | 0 | success |
 //! | 1 | the spec is invalid (nothing was written) |
 //! | 2 | wrong command-line usage |
-//! | 3 | an operation failed (I/O, broker, a refused overwrite) |
+//! | 3 | an operation failed (I/O, broker, a refused overwrite, a refused or failed restore) |
 //! | 4 | `compile --check` / `diff --exit-code`: the output would change |
 
 pub mod commands;
@@ -16,6 +16,7 @@ pub mod compile;
 mod external;
 pub mod graph;
 pub mod report;
+pub mod restore;
 
 use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
@@ -32,8 +33,8 @@ pub const EXIT_CHANGED: u8 = 4;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 the spec is invalid (nothing written); 2 usage error;
-3 an operation failed (I/O, broker, refused overwrite); 4 `compile --check` or
-`diff --exit-code` found changes.";
+3 an operation failed (I/O, broker, refused overwrite, refused or failed
+restore); 4 `compile --check` or `diff --exit-code` found changes.";
 
 /// Check the TeIpsum platform spec and compile it into NixOS modules.
 #[derive(Debug, Parser)]
@@ -133,6 +134,24 @@ pub enum Command {
         /// Which key.
         #[command(subcommand)]
         what: KeygenWhat,
+    },
+    /// Replace one database with a dump of the nightly backup (run as root
+    /// on the host): checks the whole dump first, loads it into a staging
+    /// database in one transaction, then stops the database's services,
+    /// swaps the databases and starts the services again.
+    Restore {
+        /// Environment; must be the plan's.
+        #[arg(long, short)]
+        env: String,
+        /// The database to replace (`teipsum_order`).
+        #[arg(long)]
+        database: String,
+        /// The dump (`/var/backup/postgresql/<database>.sql.zstd`, or `.prev.sql.zstd`).
+        #[arg(long)]
+        from: PathBuf,
+        /// A compiled plan (`/etc/teipsum/plan.json` on a host) instead of the spec.
+        #[arg(long)]
+        plan: Option<PathBuf>,
     },
     /// Print a generated artefact.
     Render {
@@ -240,6 +259,12 @@ pub fn run(cli: Cli) -> ExitCode {
             what: KeygenWhat::Jwt { private, public },
         } => commands::keygen_jwt(&private, &public),
         Command::Dev { args } => external::dev(&cli.file, &args),
+        Command::Restore {
+            env,
+            database,
+            from,
+            plan,
+        } => commands::restore(&cli.file, plan.as_deref(), &env, &database, &from),
     };
     ExitCode::from(code)
 }

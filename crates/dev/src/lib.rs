@@ -313,6 +313,15 @@ impl Stack {
             .unwrap_or_else(|| panic!("the plan has no service {name}"))
     }
 
+    /// Stop every service (SIGTERM, drained) and keep it stopped, leaving
+    /// the database, the broker and nginx running: a quiet cluster to
+    /// dump or inspect. [`service`](Self::service) starts one again.
+    pub fn stop_services(&self) {
+        for name in self.services.names() {
+            self.service(name).stop();
+        }
+    }
+
     /// Stop everything: nginx, the services (SIGTERM, drained), the broker
     /// and the database. Temporary state is removed.
     pub fn stop(mut self) {

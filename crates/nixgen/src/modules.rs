@@ -32,12 +32,29 @@ fn setting(value: &Setting) -> Nix {
     }
 }
 
-/// `default.nix`: imports the others.
+/// Where a host finds its plan (`teipsum restore --plan`).
+pub const HOST_PLAN: &str = "/etc/teipsum/plan.json";
+
+/// `default.nix`: imports the others, and installs the plan for the
+/// commands an operator runs on the host (a host has no spec checkout).
 pub fn default(files: &[&str]) -> Nix {
     let mut attrs = Attrs::new();
     attrs.set(
         "imports",
         Nix::List(files.iter().map(|f| Nix::path(&format!("./{f}"))).collect()),
+    );
+    attrs.set_path(
+        &[
+            "environment",
+            "etc",
+            HOST_PLAN.trim_start_matches("/etc/"),
+            "source",
+        ],
+        Nix::path("./plan.json"),
+    );
+    attrs.comment(
+        "environment",
+        format!("The plan, for `teipsum restore --plan {HOST_PLAN}` (a host has no config.ncl)."),
     );
     Nix::Attrs(attrs)
 }

@@ -391,6 +391,11 @@ impl Postgres {
         Ok(self.conninfo(name))
     }
 
+    /// A program of this cluster's PostgreSQL (`psql`, `pg_dump`).
+    pub fn program(&self, name: &str) -> PathBuf {
+        self.bin.join(name)
+    }
+
     /// The connection string of `database` as its owner role.
     pub fn conninfo(&self, database: &str) -> String {
         format!(

@@ -3,6 +3,10 @@
 #
 # The whole environment: import this module on the host.
 {
+  # The plan, for `teipsum restore --plan /etc/teipsum/plan.json` (a host has no config.ncl).
+  environment = {
+    etc."teipsum/plan.json".source = ./plan.json;
+  };
   imports = [
     ./kafka.nix
     ./monitoring.nix
