@@ -164,6 +164,7 @@ fn compile_writes_every_environment_and_check_sees_staleness() {
             "services.nix",
             "monitoring.nix",
             "alert-rules.yml",
+            "dashboards/teipsum-overview.json",
             "plan.json",
         ] {
             assert!(out_dir.join(env).join(name).is_file(), "{env}/{name}");
@@ -172,7 +173,7 @@ fn compile_writes_every_environment_and_check_sees_staleness() {
     let before = std::fs::read_to_string(out_dir.join("prod/nginx.nix")).unwrap();
     let again = teipsum(&["compile", "--out", out]);
     assert!(
-        text(&again.stdout).contains("16 files, 0 changed"),
+        text(&again.stdout).contains("28 files, 0 changed"),
         "{}",
         text(&again.stdout)
     );
@@ -278,6 +279,8 @@ fn diff_explains_a_spec_change_in_plain_words() {
         "shared_buffers",
         "start     teipsum-reviews.service",
         "restart   postgresql.service teipsum-admin-product.service",
+        // The new unit's journal is shipped too.
+        "teipsum-user.service vector.service",
         "reload    nginx.service",
         "run again postgresql-setup.service teipsum-topics.service",
     ] {

@@ -884,13 +884,28 @@ fn diff_monitoring(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
         &["grafana.service"],
         changes,
     );
-    diff_part(
-        &old.logs,
-        &new.logs,
-        "logs: the journal shipped by Vector to Loki",
-        &["loki.service", "vector.service"],
-        changes,
-    );
+    match (&old.logs, &new.logs) {
+        (Some(o), Some(n)) if o != n => {
+            // Loki keeps running when only what Vector reads changes.
+            let loki = (o.port, o.grpc_port, &o.retention) != (n.port, n.grpc_port, &n.retention);
+            let mut effects = vec![Effect::Restart("vector.service".to_owned())];
+            if loki {
+                effects.push(Effect::Restart("loki.service".to_owned()));
+            }
+            changes.push(Change {
+                sign: '~',
+                what: "logs: the journal shipped by Vector to Loki".to_owned(),
+                effects,
+            });
+        }
+        (o, n) => diff_part(
+            o,
+            n,
+            "logs: the journal shipped by Vector to Loki",
+            &["loki.service", "vector.service"],
+            changes,
+        ),
+    }
 }
 
 /// A part of monitoring that is on or off by itself: started, stopped, or
