@@ -71,6 +71,9 @@ if [ "$mode" != build ]; then
   want zstd zstd                                       # teipsum restore decodes the nightly dumps (crates/e2e/tests/restore.rs)
   want gzip gzip
   want prometheus-alertmanager prometheus-alertmanager # the alerts' delivery, against the dev stack
+  want prometheus-node-exporter prometheus-node-exporter         # teipsum dev's monitoring: the host
+  want prometheus-postgres-exporter prometheus-postgres-exporter # ... the dev cluster
+  want prometheus-nginx-exporter prometheus-nginx-exporter       # ... the dev edge's status page
 fi
 
 if [ ${#packages[@]} -gt 0 ]; then
@@ -79,9 +82,11 @@ if [ ${#packages[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 # Debian starts the daemons it installs where systemd runs; the tests start
-# their own, and Debian's Prometheus would hold 9090, the auth service's port.
+# their own, and Debian's Prometheus would hold 9090, the auth service's port
+# (its exporters 9100, 9187 and 9113, which teipsum dev's own would use).
 if [ "$mode" != build ] && [ -d /run/systemd/system ]; then
-  for unit in prometheus.service prometheus-alertmanager.service; do
+  for unit in prometheus.service prometheus-alertmanager.service prometheus-node-exporter.service \
+    prometheus-postgres-exporter.service prometheus-nginx-exporter.service; do
     if systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit" 2>/dev/null; then
       echo "setup: stopping and disabling Debian's $unit (the tests run their own)"
       "${sudo_cmd[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true

@@ -103,6 +103,10 @@ pub mod metrics {
     pub const EVENTS_PARKED: &str = "teipsum_events_parked";
     /// Events the consumer group is behind, by `topic` and `partition`.
     pub const CONSUMER_LAG: &str = "teipsum_consumer_lag";
+    /// Seconds the service's consumer has spent on the batch of events it
+    /// is applying now (0 between batches): it grows while a handler waits
+    /// on a lock or on an upgrade, when librdkafka's lag statistics pause.
+    pub const CONSUMER_BUSY: &str = "teipsum_consumer_busy_seconds";
     /// Partitions assigned to the service's consumer.
     pub const CONSUMER_ASSIGNED_PARTITIONS: &str = "teipsum_consumer_assigned_partitions";
     /// Unix time of a database's last successful dump, by `database`

@@ -174,6 +174,44 @@ pub enum DevError {
         /// How long we waited.
         waited: Duration,
     },
+    /// A file of the monitoring stack could not be written.
+    #[error("monitoring: {}", path.display())]
+    MonitoringFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A monitoring program could not be started.
+    #[error("monitoring: starting {program}")]
+    MonitoringSpawn {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A monitoring program exited while the stack started.
+    #[error("monitoring: {program} exited ({status}); its log is in <state>/monitoring/")]
+    MonitoringExited {
+        /// The program.
+        program: String,
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// Prometheus or Alertmanager did not become ready.
+    #[error(
+        "monitoring: {what} on port {port} was not ready within {waited:?}; its log is in <state>/monitoring/"
+    )]
+    MonitoringNotReady {
+        /// Which.
+        what: String,
+        /// Its port.
+        port: u16,
+        /// How long we waited.
+        waited: Duration,
+    },
     /// No randomness for the development administrator's password.
     #[error("the development admin's password: /dev/urandom")]
     AdminPassword(#[source] std::io::Error),

@@ -17,6 +17,7 @@
 mod admin;
 mod certs;
 mod error;
+mod monitoring;
 mod nginx;
 mod prerequisites;
 mod supervisor;
@@ -31,6 +32,7 @@ use std::{
 
 pub use admin::{ADMIN_FILE, DEV_ADMIN_EMAIL, DevAdmin};
 pub use error::DevError;
+pub use monitoring::{Monitoring, MonitoringOptions, MonitoringPorts};
 pub use prerequisites::{Prerequisites, prerequisites};
 pub use supervisor::{Restart, RestartPolicy, Supervisor};
 use teipsum_conventions::{credentials, env};
@@ -64,6 +66,9 @@ pub struct Options {
     /// Routes proxied like the API routes but never cached (benchmarks
     /// compare a service with a trivial upstream behind the same nginx).
     pub extra_routes: Vec<ExtraRoute>,
+    /// Prometheus, Alertmanager and the exporters, when the plan monitors
+    /// and Prometheus is installed.
+    pub monitoring: MonitoringOptions,
 }
 
 /// A route only `teipsum dev` adds, for benchmarks.
@@ -212,6 +217,8 @@ pub struct Stack {
     pub postgres: Postgres,
     /// The development administrator, when the plan has an auth service.
     pub admin: Option<DevAdmin>,
+    /// Prometheus and Alertmanager, when they run.
+    pub monitoring: Option<Monitoring>,
     services: Supervisor,
     nginx: Option<Child>,
     broker: Tansu,
@@ -237,24 +244,52 @@ impl Stack {
             .iter()
             .filter(|s| s.metrics_port.is_some())
             .count();
-        let wanted = if options.free_ports {
-            plan.services.len() + metrics + 1
-        } else {
-            1
+        let monitored = plan
+            .monitoring
+            .as_ref()
+            .filter(|_| !options.monitoring.disable && monitoring::available());
+        // nginx's status page, and with free_ports the monitoring
+        // components' own ports.
+        let monitoring_ports = match monitored {
+            Some(_) if options.free_ports => 6,
+            Some(_) => 1,
+            None => 0,
         };
-        let ports = free_ports(wanted, &[options.http_port, options.https_port])
+        let wanted = 1
+            + monitoring_ports
+            + if options.free_ports {
+                plan.services.len() + metrics
+            } else {
+                0
+            };
+        let mut ports = free_ports(wanted, &[options.http_port, options.https_port])
             .map_err(DevError::FreePort)?;
-        let (&broker_port, service_ports) = ports
-            .split_last()
-            .expect("free_ports finds as many ports as asked, here at least one");
+        let broker_port = ports
+            .pop()
+            .expect("free_ports finds as many ports as asked");
+        let monitoring_ports: Vec<u16> = ports.split_off(ports.len() - monitoring_ports);
+        let monitoring_ports = monitored.map(|m| match monitoring_ports[..] {
+            [status, prometheus, alertmanager, node, postgres, nginx] => (
+                status,
+                MonitoringPorts {
+                    prometheus,
+                    alertmanager,
+                    node,
+                    postgres,
+                    nginx,
+                },
+            ),
+            [status] => (status, MonitoringPorts::of(m)),
+            _ => unreachable!("one or six ports were asked for"),
+        });
         let plan = if options.free_ports {
-            let (service_ports, metrics_ports) = service_ports.split_at(plan.services.len());
+            let (service_ports, metrics_ports) = ports.split_at(plan.services.len());
             with_ports(plan, service_ports, metrics_ports)
         } else {
             plan.clone()
         };
         let programs = prerequisites(&bin_dir(options), &plan)?;
-        check_ports(&plan, options)?;
+        check_ports(&plan, options, monitoring_ports.map(|(_, ports)| ports))?;
         let frontend = storefront(&options.frontend)?;
         let state = State::open(options.state_dir.as_deref())?;
         let root = state.path().to_owned();
@@ -288,8 +323,36 @@ impl Stack {
                 .collect(),
         );
 
-        let (ca_pem, nginx) = start_nginx(&plan, options, &root, &frontend, &programs.nginx)?;
+        let status_port = monitoring_ports.map(|(status, _)| status);
+        let (ca_pem, nginx) = start_nginx(
+            &plan,
+            options,
+            &root,
+            &frontend,
+            &programs.nginx,
+            status_port,
+        )?;
+        let monitoring = match (&plan.monitoring, monitoring_ports) {
+            (Some(m), Some((status, ports))) => Some(monitoring::start(
+                m,
+                ports,
+                &options.monitoring,
+                &monitoring::Site {
+                    root: &root,
+                    postgres: &postgres,
+                    nginx_status: &format!("http://127.0.0.1:{status}/nginx_status"),
+                },
+            )?),
+            (Some(_), None) if !options.monitoring.disable => {
+                step(
+                    "no Prometheus: apt-get install prometheus (scripts/setup.sh does) to monitor the stack",
+                );
+                None
+            }
+            _ => None,
+        };
         Ok(Stack {
+            monitoring,
             https_base: format!("https://localhost:{}", options.https_port),
             http_base: format!("http://localhost:{}", options.http_port),
             ca_pem,
@@ -332,6 +395,9 @@ impl Stack {
         // First, so that nothing stopped from here on (or by the Ctrl-C the
         // whole terminal's process group received) is started again.
         self.services.stop_watching();
+        if let Some(mut monitoring) = self.monitoring.take() {
+            monitoring.stop();
+        }
         if let Some(mut nginx) = self.nginx.take() {
             // SIGQUIT: nginx's graceful shutdown.
             let _ = teipsum_testkit::os::signal(&nginx, Signal::Quit);
@@ -361,7 +427,11 @@ fn bin_dir(options: &Options) -> PathBuf {
 }
 
 /// Every port the stack listens on is free.
-fn check_ports(plan: &Plan, options: &Options) -> Result<(), DevError> {
+fn check_ports(
+    plan: &Plan,
+    options: &Options,
+    monitoring: Option<MonitoringPorts>,
+) -> Result<(), DevError> {
     let mut ports: Vec<(u16, String)> = vec![
         (options.http_port, "nginx HTTP".to_owned()),
         (options.https_port, "nginx HTTPS".to_owned()),
@@ -375,6 +445,15 @@ fn check_ports(plan: &Plan, options: &Options) -> Result<(), DevError> {
         s.metrics_port
             .map(|port| (port, format!("the metrics of service {}", s.name)))
     }));
+    if let Some(m) = monitoring {
+        ports.extend([
+            (m.prometheus, "Prometheus".to_owned()),
+            (m.alertmanager, "Alertmanager".to_owned()),
+            (m.node, "the node exporter".to_owned()),
+            (m.postgres, "the PostgreSQL exporter".to_owned()),
+            (m.nginx, "the nginx exporter".to_owned()),
+        ]);
+    }
     match ports.into_iter().find(|(port, _)| !port_free(*port)) {
         Some((port, what)) => Err(DevError::PortTaken { port, what }),
         None => Ok(()),
@@ -564,6 +643,7 @@ fn start_nginx(
     root: &Path,
     frontend: &Path,
     program: &Path,
+    status_port: Option<u16>,
 ) -> Result<(String, Child), DevError> {
     let (ca_pem, cert, key) = certs::development_certificate(root, &plan.domain)?;
     let nginx_dir = root.join("nginx");
@@ -588,6 +668,7 @@ fn start_nginx(
             state: &nginx_dir,
             mime_types: mime.exists().then_some(mime.as_path()),
             domain: &plan.domain,
+            status_port,
         },
     );
     let conf_path = nginx_dir.join("nginx.conf");

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use teipsum_dev::{ADMIN_FILE, Options, Stack, chain};
+use teipsum_dev::{ADMIN_FILE, MonitoringOptions, Options, Stack, chain};
 use teipsum_spec::LoadError;
 
 /// Exit code: the spec is invalid (as `teipsum`).
@@ -43,6 +43,14 @@ struct Args {
     /// this stack can run beside another one (tests, CI).
     #[arg(long)]
     free_ports: bool,
+    /// Do not run Prometheus, Alertmanager and the exporters, even when
+    /// they are installed and the plan monitors.
+    #[arg(long)]
+    no_monitoring: bool,
+    /// Where Alertmanager posts the alerts (a webhook URL); without it
+    /// alerts are shown in Alertmanager only.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +102,11 @@ fn run(args: Args) -> u8 {
         show_logs: !args.quiet,
         free_ports: args.free_ports,
         extra_routes: vec![],
+        monitoring: MonitoringOptions {
+            disable: args.no_monitoring,
+            webhook: args.alert_webhook,
+            ..MonitoringOptions::default()
+        },
     };
     teipsum_kit::telemetry::init("warn");
     let stack = match Stack::start(&plan, &options) {
@@ -121,6 +134,10 @@ fn run(args: Args) -> u8 {
         stack.postgres.socket_dir.display()
     );
     println!("  broker       {}", stack.bootstrap);
+    if let Some(monitoring) = &stack.monitoring {
+        println!("  Prometheus   {}/alerts", monitoring.prometheus_url);
+        println!("  Alertmanager {}/", monitoring.alertmanager_url);
+    }
     if let Some(admin) = &stack.admin {
         println!(
             "  admin        {} / {} (registered, then promoted with teipsum-auth promote-admin; also in {}/{ADMIN_FILE})",

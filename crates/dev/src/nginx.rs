@@ -33,6 +33,9 @@ pub struct DevEdge<'a> {
     pub mime_types: Option<&'a Path>,
     /// The environment's domain, also accepted as server name.
     pub domain: &'a str,
+    /// A loopback port with nginx's status page (`stub_status`) for the
+    /// nginx exporter, as NixOS's `services.nginx.statusPage` adds.
+    pub status_port: Option<u16>,
 }
 
 /// Text of a quoted nginx path (paths with spaces or quotes are refused earlier).
@@ -118,6 +121,15 @@ pub fn render(plan: &Plan, edge: &Edge, dev: &DevEdge<'_>) -> String {
         }
         let _ = writeln!(out, "  }}");
     }
+    if let Some(port) = dev.status_port {
+        let _ = writeln!(out, "  server {{");
+        let _ = writeln!(out, "    listen 127.0.0.1:{port};");
+        let _ = writeln!(
+            out,
+            "    location = /nginx_status {{ stub_status; access_log off; allow 127.0.0.1; deny all; }}"
+        );
+        let _ = writeln!(out, "  }}");
+    }
     // forceSSL: plain HTTP only redirects; without it, HTTP serves what HTTPS does.
     if nginx.force_tls {
         let _ = writeln!(out, "  server {{");
@@ -195,6 +207,7 @@ mod tests {
                 state: &here.join("nginx"),
                 mime_types: None,
                 domain: &plan.domain,
+                status_port: None,
             },
         )
     }

@@ -34,6 +34,10 @@ fn start() -> Stack {
         show_logs: std::env::var_os("E2E_LOGS").is_some(),
         free_ports: true,
         extra_routes: vec![],
+        monitoring: teipsum_dev::MonitoringOptions {
+            disable: true,
+            ..Default::default()
+        },
     };
     Stack::start(&plan, &options)
         .unwrap_or_else(|e| panic!("the stack does not start: {}", teipsum_dev::chain(&e)))

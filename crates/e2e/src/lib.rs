@@ -10,7 +10,8 @@ use std::{
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 pub use teipsum_dev::ExtraRoute;
-use teipsum_dev::{DevAdmin, Options, Stack};
+use teipsum_dev::{DevAdmin, MonitoringOptions, Options, Stack};
+use teipsum_spec::Plan;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -38,8 +39,16 @@ pub fn start_spec(
     let spec = teipsum_spec::load_spec(spec)
         .unwrap_or_else(|e| panic!("{} is not valid: {e}", spec.display()));
     let plan = spec.plans[env].clone();
+    let options = options(&plan, state_dir, extra_routes);
+    Stack::start(&plan, &options)
+        .unwrap_or_else(|e| panic!("the stack does not start: {}", teipsum_dev::chain(&e)))
+}
+
+/// How the tests run `plan`: every port free, the services' logs shown
+/// with `E2E_LOGS` set, no monitoring (the monitoring test asks for it).
+pub fn options(plan: &Plan, state_dir: Option<PathBuf>, extra_routes: Vec<ExtraRoute>) -> Options {
     let edge = teipsum_dev::free_ports(2, &[]).expect("two free ports");
-    let options = Options {
+    Options {
         http_port: edge[0],
         https_port: edge[1],
         state_dir,
@@ -49,9 +58,11 @@ pub fn start_spec(
         show_logs: std::env::var_os("E2E_LOGS").is_some(),
         free_ports: true,
         extra_routes,
-    };
-    Stack::start(&plan, &options)
-        .unwrap_or_else(|e| panic!("the stack does not start: {}", teipsum_dev::chain(&e)))
+        monitoring: MonitoringOptions {
+            disable: true,
+            ..MonitoringOptions::default()
+        },
+    }
 }
 
 /// Where the service binaries were built (next to this test).

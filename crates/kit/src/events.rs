@@ -731,6 +731,7 @@ pub fn spawn_consumer(
                         None => break,
                     }
                 }
+                metrics.busy();
                 let done = process_batch(
                     &db,
                     &name,
@@ -740,6 +741,7 @@ pub fn spawn_consumer(
                     &metrics,
                     &stop,
                 );
+                metrics.idle();
                 if let Err(e) = store_offsets(&consumer, &messages[..done]) {
                     tracing::warn!(error = %e, "could not store the offsets");
                 }

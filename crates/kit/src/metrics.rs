@@ -24,6 +24,7 @@
 //! | `teipsum_events_parked` | gauge | |
 //! | `teipsum_consumer_lag` | gauge | `topic`, `partition` |
 //! | `teipsum_consumer_assigned_partitions` | gauge | |
+//! | `teipsum_consumer_busy_seconds` | gauge | (time on the batch being applied; 0 between batches) |
 //! | `teipsum_db_live_tuples`, `teipsum_db_dead_tuples` | gauge | `table` (the service's own tables) |
 //! | `teipsum_build_info` | gauge (1) | `service`, `version` |
 //! | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` | | |
@@ -434,6 +435,7 @@ impl Metrics {
             "Events on the broker the consumer group has not committed yet, per partition (librdkafka's statistics)",
             metrics.lag.clone(),
         );
+        registry.register_collector(Box::new(BusyCollector(metrics.busy.clone())));
         registry.register(
             "teipsum_consumer_assigned_partitions",
             "Partitions assigned to this consumer now",
@@ -520,6 +522,8 @@ pub struct ConsumerMetrics {
     assigned: Gauge,
     /// The partitions `lag` has a series for, to drop those that go away.
     lagging: Arc<Mutex<BTreeSet<PartitionLabels>>>,
+    /// When the batch being applied now was taken; `None` between batches.
+    busy: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Default for ConsumerMetrics {
@@ -530,6 +534,7 @@ impl Default for ConsumerMetrics {
             lag: Family::default(),
             assigned: Gauge::default(),
             lagging: Arc::default(),
+            busy: Arc::default(),
         }
     }
 }
@@ -552,6 +557,16 @@ impl ConsumerMetrics {
                 topic: Arc::from(topic),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// The consumer took a batch and applies it now.
+    pub(crate) fn busy(&self) {
+        *self.busy.lock().expect("not poisoned") = Some(Instant::now());
+    }
+
+    /// The consumer is done with its batch.
+    pub(crate) fn idle(&self) {
+        *self.busy.lock().expect("not poisoned") = None;
     }
 
     /// The consumer holds `n` partitions now.
@@ -785,6 +800,25 @@ impl Collector for PoolCollector {
             "The most connections the pool opens.",
             None,
             max_metric.metric_type(),
+        )?)
+    }
+}
+
+/// How long the consumer has been on its batch, at each scrape (no I/O):
+/// unlike the lag, which librdkafka reports only when the consumer polls,
+/// this grows while a handler waits.
+#[derive(Debug)]
+struct BusyCollector(Arc<Mutex<Option<Instant>>>);
+
+impl Collector for BusyCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let since = *self.0.lock().expect("not poisoned");
+        let busy = ConstGauge::new(since.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+        busy.encode(encoder.encode_descriptor(
+            "teipsum_consumer_busy",
+            "Time the consumer has spent on the batch of events it is applying now (0 between batches).",
+            Some(&Unit::Seconds),
+            busy.metric_type(),
         )?)
     }
 }

@@ -376,6 +376,12 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         lagging.value("teipsum_consumer_assigned_partitions", &[]),
         Some(2.0)
     );
+    // Between batches the consumer is not busy (the e2e monitoring test
+    // shows it growing while a handler waits on a lock).
+    assert_eq!(
+        lagging.value("teipsum_consumer_busy_seconds", &[]),
+        Some(0.0)
+    );
 
     // Every family, in two scrapes in a row, each parsed; and in the
     // Prometheus text format, checked by promtool when it is installed.
@@ -392,6 +398,7 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
                 m::EVENTS_PARKED,
                 m::CONSUMER_LAG,
                 m::CONSUMER_ASSIGNED_PARTITIONS,
+                m::CONSUMER_BUSY,
             ] {
                 assert!(
                     scrape.has(family),
@@ -414,6 +421,7 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
             "teipsum_db_dead_tuples",
             "teipsum_consumer_lag",
             "teipsum_consumer_assigned_partitions",
+            "teipsum_consumer_busy_seconds",
             "teipsum_build_info",
             "process_cpu_seconds",
             "process_resident_memory_bytes",

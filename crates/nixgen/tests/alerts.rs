@@ -238,6 +238,28 @@ fn cases() -> Vec<Case> {
             vec![],
         ),
         case(
+            "TeipsumConsumerStalled",
+            "a handler waiting on a lock for 10 minutes",
+            "1m",
+            vec![(
+                "teipsum_consumer_busy_seconds{service=\"inventory\"}",
+                "0+60x10",
+            )],
+            "10m",
+            vec![vec![("service", "inventory")]],
+        ),
+        case(
+            "TeipsumConsumerStalled",
+            "batches that end within a second",
+            "1m",
+            vec![(
+                "teipsum_consumer_busy_seconds{service=\"inventory\"}",
+                "0 0.2 0 0.5 0 0 0.1 0 0 0 0",
+            )],
+            "10m",
+            vec![],
+        ),
+        case(
             "TeipsumOutboxStuck",
             "the oldest event ageing for 10 minutes",
             "1m",

@@ -273,6 +273,8 @@ pub struct RawAlerts {
     pub latency_objective: f64,
     /// Consumer lag (events) that alerts while growing.
     pub consumer_lag: u32,
+    /// Time on one batch of events that alerts.
+    pub consumer_stalled: Duration,
     /// Age of the oldest unsent outbox event that alerts.
     pub outbox_oldest: Duration,
     /// Share of `max_connections` in use that alerts.

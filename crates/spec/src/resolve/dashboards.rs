@@ -177,6 +177,14 @@ pub(super) fn dashboards(platform: &str, logs_enabled: bool) -> Vec<Dashboard> {
             )],
         ),
         series(
+            "Time on the current batch (a stalled consumer)",
+            "s",
+            &[(
+                &format!("max by (service) ({})", m::CONSUMER_BUSY),
+                "{{service}}",
+            )],
+        ),
+        series(
             "Outbox: events waiting",
             "short",
             &[(

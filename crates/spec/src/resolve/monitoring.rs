@@ -439,6 +439,18 @@ fn rules(monitoring: &RawMonitoring, databases: &[&str], domain: &str) -> Vec<Al
                     "restart teipsum-{{ $labels.service }}; if it stays at 0, check the broker and the group with kafka-consumer-groups.sh --describe",
                 ),
                 rule(
+                    "TeipsumConsumerStalled",
+                    format!(
+                        "max by (service) ({}) > {}",
+                        m::CONSUMER_BUSY,
+                        a.consumer_stalled.millis() / 1000
+                    ),
+                    "1m",
+                    "page",
+                    "{{ $labels.service }}'s consumer has been on one batch of events for longer than the spec allows",
+                    "journalctl -u teipsum-{{ $labels.service }}: a handler waiting on a lock (pg_locks of its database), retrying an error, or holding at an event version this build does not know",
+                ),
+                rule(
                     "TeipsumOutboxStuck",
                     format!(
                         "max by (service) ({}) > {}",

@@ -80,6 +80,12 @@ pub(super) fn check(monitoring: &RawMonitoring, path: &FieldPath, errors: &mut V
     let alerts = path.field("alerts");
     for (field, value, what, min) in [
         (
+            "consumer_stalled",
+            monitoring.alerts.consumer_stalled,
+            "the stalled consumer alert",
+            (10_000, "10s"),
+        ),
+        (
             "outbox_oldest",
             monitoring.alerts.outbox_oldest,
             "the outbox age alert",
