@@ -32,7 +32,7 @@ use std::{
 
 pub use admin::{ADMIN_FILE, DEV_ADMIN_EMAIL, DevAdmin};
 pub use error::DevError;
-pub use monitoring::{Monitoring, MonitoringOptions, MonitoringPorts};
+pub use monitoring::{Monitoring, MonitoringOptions, MonitoringPorts, RULES_LEFT_OUT};
 pub use prerequisites::{Prerequisites, prerequisites};
 pub use supervisor::{Restart, RestartPolicy, Supervisor};
 use teipsum_conventions::{credentials, env};

@@ -12,9 +12,13 @@
 //!   services report their own lag);
 //! * Alertmanager 0.25 has no `url_file`: the webhook URL is written into
 //!   its configuration, a file only the state directory's owner reads;
+//! * the rules that read what a development machine cannot have (the
+//!   systemd collector's unit states, the dumps' and the certificate's
+//!   timestamps) are left out, and said so, rather than firing after an
+//!   hour ([`RULES_LEFT_OUT`]);
 //! * [`MonitoringOptions::interval`] and [`MonitoringOptions::quick`] may
 //!   shorten the scrape interval and Alertmanager's grouping waits; the
-//!   rules and their `for` holds are the generated ones
+//!   other rules and their `for` holds are the generated ones
 //!   ([`teipsum_nixgen::monitoring::rules_json`]).
 
 use std::{
@@ -25,10 +29,25 @@ use std::{
 };
 
 use serde_json::json;
+use teipsum_conventions::metrics as m;
 use teipsum_spec::plan::MonitoringPlan;
 use teipsum_testkit::{Postgres, http_status, which};
 
 use crate::{DevError, step};
+
+/// Metrics no development stack has, and why: a rule that reads one is
+/// left out of `teipsum dev`'s Prometheus (promtool's tests cover them).
+pub const RULES_LEFT_OUT: [(&str, &str); 3] = [
+    (
+        "node_systemd_unit_state",
+        "no systemd here: the node exporter runs without its systemd collector",
+    ),
+    (m::BACKUP_LAST_SUCCESS, "teipsum dev takes no nightly dumps"),
+    (
+        m::CERTIFICATE_EXPIRY,
+        "teipsum dev serves a development certificate, not an ACME one",
+    ),
+];
 
 /// How `teipsum dev` monitors the stack.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +70,8 @@ pub struct Monitoring {
     pub alertmanager_url: String,
     /// The scrape jobs left out, each with why.
     pub left_out: Vec<(String, &'static str)>,
+    /// The alert rules left out ([`RULES_LEFT_OUT`]), each with why.
+    pub rules_left_out: Vec<(String, &'static str)>,
     children: Vec<(&'static str, Child)>,
 }
 
@@ -117,6 +138,16 @@ pub(crate) struct Site<'a> {
     pub nginx_status: &'a str,
 }
 
+/// A Debian exporter: its program, the port the plan gives it, the port it
+/// listens on in this run, its arguments and environment.
+struct Exporter {
+    name: &'static str,
+    plan_port: u16,
+    port: u16,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
 /// Start the exporters, Alertmanager and Prometheus; wait until Prometheus
 /// and Alertmanager are ready.
 pub(crate) fn start(
@@ -141,36 +172,43 @@ pub(crate) fn start(
         "host={socket} port={} user=postgres dbname=postgres sslmode=disable",
         site.postgres.port
     );
-    let exporters: [(&'static str, u16, u16, Vec<String>, Vec<(&str, String)>); 3] = [
-        (
-            "prometheus-node-exporter",
-            ex.node_port,
-            ports.node,
-            vec![
+    let exporters = [
+        Exporter {
+            name: "prometheus-node-exporter",
+            plan_port: ex.node_port,
+            port: ports.node,
+            args: vec![
                 format!("--web.listen-address={}", local(ports.node)),
                 format!("--collector.textfile.directory={}", textfile.display()),
             ],
-            vec![],
-        ),
-        (
-            "prometheus-postgres-exporter",
-            ex.postgres_port,
-            ports.postgres,
-            vec![format!("--web.listen-address={}", local(ports.postgres))],
-            vec![("DATA_SOURCE_NAME", dsn)],
-        ),
-        (
-            "prometheus-nginx-exporter",
-            ex.nginx_port,
-            ports.nginx,
-            vec![
+            env: vec![],
+        },
+        Exporter {
+            name: "prometheus-postgres-exporter",
+            plan_port: ex.postgres_port,
+            port: ports.postgres,
+            args: vec![format!("--web.listen-address={}", local(ports.postgres))],
+            env: vec![("DATA_SOURCE_NAME", dsn)],
+        },
+        Exporter {
+            name: "prometheus-nginx-exporter",
+            plan_port: ex.nginx_port,
+            port: ports.nginx,
+            args: vec![
                 format!("-nginx.scrape-uri={}", site.nginx_status),
                 format!("-web.listen-address={}", local(ports.nginx)),
             ],
-            vec![],
-        ),
+            env: vec![],
+        },
     ];
-    for (name, plan_port, port, args, env) in exporters {
+    for Exporter {
+        name,
+        plan_port,
+        port,
+        args,
+        env,
+    } in exporters
+    {
         let Some(path) = program(name) else {
             moved.insert(planned(plan_port), None);
             left_out.push((
@@ -220,10 +258,11 @@ pub(crate) fn start(
         program: "prometheus".to_owned(),
         hint: "apt-get install prometheus (scripts/setup.sh does)".to_owned(),
     })?;
+    let (kept, rules_left_out) = rules_for_dev(plan);
     let rules = dir.join(&plan.prometheus.rule_file);
     write_private(
         &rules,
-        &teipsum_nixgen::monitoring::rules_json(plan, "generated by teipsum dev from the plan"),
+        &teipsum_nixgen::monitoring::rules_json(&kept, "generated by teipsum dev from the plan"),
     )?;
     let config = dir.join("prometheus.yml");
     write_private(
@@ -244,6 +283,7 @@ pub(crate) fn start(
         prometheus_url: format!("http://{}", local(ports.prometheus)),
         alertmanager_url: format!("http://{}", local(ports.alertmanager)),
         left_out,
+        rules_left_out,
         children,
     };
     for (what, port) in [
@@ -256,7 +296,32 @@ pub(crate) fn start(
     for (job, why) in &monitoring.left_out {
         step(&format!("monitoring: no {job}: {why}"));
     }
+    for (rule, why) in &monitoring.rules_left_out {
+        step(&format!("monitoring: no rule {rule}: {why}"));
+    }
     Ok(monitoring)
+}
+
+/// The plan's rules without those reading a metric of [`RULES_LEFT_OUT`],
+/// and the names of those left out with why.
+fn rules_for_dev(plan: &MonitoringPlan) -> (MonitoringPlan, Vec<(String, &'static str)>) {
+    let mut kept = plan.clone();
+    let mut left_out = Vec::new();
+    for group in &mut kept.rules {
+        group.rules.retain(|rule| {
+            match RULES_LEFT_OUT
+                .iter()
+                .find(|(metric, _)| rule.expr.contains(metric))
+            {
+                Some((_, why)) => {
+                    left_out.push((rule.alert.clone(), *why));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+    (kept, left_out)
 }
 
 /// `prometheus.yml` (JSON is YAML): the plan's jobs with this run's

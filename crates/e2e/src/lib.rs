@@ -99,6 +99,19 @@ pub fn client(ca_pem: &str) -> Client {
         .unwrap()
 }
 
+/// A product as the admin API takes it (`POST`, or `PUT` to edit).
+pub fn product_body(name: &str, sku: &str, price: i64) -> Value {
+    json!({
+        "name": name,
+        "description": format!("{name}, made for a test"),
+        "sku": sku,
+        "price": {"amount_minor": price, "currency": "EUR"},
+        "category": "kitchen",
+        "image_urls": ["https://img.teipsum.store/mug.png"],
+        "active": true
+    })
+}
+
 /// The shop's API over one stack.
 pub struct Shop {
     /// The client.
@@ -178,6 +191,85 @@ impl Shop {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// Create a product as `admin`; returns its id.
+    pub async fn create_product(&self, admin: &str, name: &str, sku: &str, price: i64) -> String {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/admin/products/",
+                Some(admin),
+                Some(product_body(name, sku, price)),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Set the units on hand, retrying while inventory has not yet heard of
+    /// the product (its list is built from product-events).
+    pub async fn set_stock(&self, admin: &str, product: &str, on_hand: i64) {
+        for _ in 0..300 {
+            let r = self
+                .call(
+                    Method::PUT,
+                    &format!("/api/admin/inventory/{product}"),
+                    Some(admin),
+                    Some(json!({"on_hand": on_hand})),
+                )
+                .await;
+            match r.status() {
+                StatusCode::OK => return,
+                StatusCode::NOT_FOUND => tokio::time::sleep(Duration::from_millis(100)).await,
+                other => panic!("setting stock: {other} {}", r.text().await.unwrap()),
+            }
+        }
+        panic!("inventory never learnt of product {product}");
+    }
+
+    /// Place an order, retrying while the order service has not yet heard
+    /// of the product (its view is built from product-events), and while
+    /// the edge's placement limit holds the retries back; returns the order.
+    pub async fn place_order(&self, token: &str, product: &str, quantity: i64) -> Value {
+        for _ in 0..300 {
+            let r = self
+                .call(
+                    Method::POST,
+                    "/api/orders/",
+                    Some(token),
+                    Some(json!({"items": [{"product_id": product, "quantity": quantity}]})),
+                )
+                .await;
+            match r.status() {
+                StatusCode::CREATED => return r.json().await.unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_secs(1)).await,
+                other => panic!("placing an order: {other} {}", r.text().await.unwrap()),
+            }
+        }
+        panic!("the order service never learnt of product {product}");
+    }
+
+    /// [`place_order`](Self::place_order), then wait until the saga has
+    /// decided it; returns the decided order.
+    pub async fn order_decided(&self, token: &str, product: &str, quantity: i64) -> Value {
+        let id = self.place_order(token, product, quantity).await["id"]
+            .as_str()
+            .expect("an order has an id")
+            .to_owned();
+        self.until(
+            &format!("/api/orders/{id}"),
+            Some(token),
+            "a decision",
+            |_, b| b["status"] != "PLACED",
+        )
+        .await
     }
 
     /// Poll `path` until `done` holds for its JSON body (or fail after 60 s).

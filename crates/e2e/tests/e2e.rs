@@ -2,85 +2,11 @@
 //! through nginx over HTTPS: PostgreSQL, tansu, the six service binaries
 //! and nginx with the configuration rendered from config.ncl.
 
-use std::{process::Command, time::Duration};
+use std::process::Command;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use teipsum_e2e::{Shop, start};
-
-fn product_body(name: &str, sku: &str, price: i64) -> Value {
-    json!({
-        "name": name,
-        "description": format!("{name}, made for the end-to-end test"),
-        "sku": sku,
-        "price": {"amount_minor": price, "currency": "EUR"},
-        "category": "kitchen",
-        "image_urls": ["https://img.teipsum.store/mug.png"],
-        "active": true
-    })
-}
-
-async fn create_product(shop: &Shop, admin: &str, name: &str, sku: &str, price: i64) -> String {
-    let r = shop
-        .call(
-            Method::POST,
-            "/api/admin/products/",
-            Some(admin),
-            Some(product_body(name, sku, price)),
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// Set the units on hand, retrying while inventory has not yet heard of
-/// the product (its list is built from product-events).
-async fn set_stock(shop: &Shop, admin: &str, product: &str, on_hand: i64) {
-    for _ in 0..300 {
-        let r = shop
-            .call(
-                Method::PUT,
-                &format!("/api/admin/inventory/{product}"),
-                Some(admin),
-                Some(json!({"on_hand": on_hand})),
-            )
-            .await;
-        match r.status() {
-            StatusCode::OK => return,
-            StatusCode::NOT_FOUND => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => panic!("setting stock: {other} {}", r.text().await.unwrap()),
-        }
-    }
-    panic!("inventory never learnt of product {product}");
-}
-
-/// Place an order, retrying while the order service has not yet heard of
-/// the product (its view is built from product-events), and while the
-/// edge's placement limit holds the retries back.
-async fn order(shop: &Shop, token: &str, product: &str, quantity: i64) -> Value {
-    for _ in 0..300 {
-        let r = shop
-            .call(
-                Method::POST,
-                "/api/orders/",
-                Some(token),
-                Some(json!({"items": [{"product_id": product, "quantity": quantity}]})),
-            )
-            .await;
-        match r.status() {
-            StatusCode::CREATED => return r.json().await.unwrap(),
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_secs(1)).await,
-            other => panic!("placing an order: {other} {}", r.text().await.unwrap()),
-        }
-    }
-    panic!("the order service never learnt of product {product}");
-}
+use teipsum_e2e::{Shop, product_body, start};
 
 /// Wait until inventory has `quantity` units of `product` available and the
 /// catalog shows its coarse status, which is all shoppers see.
@@ -124,10 +50,14 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
     let admin = shop.admin().await;
     let ana = shop.account("ana@example.org").await;
 
-    let mug = create_product(&shop, &admin, "Blue Mug", "MUG-BLUE-1", 1_450).await;
-    let teapot = create_product(&shop, &admin, "Iron Teapot", "TEAPOT-1", 5_900).await;
-    set_stock(&shop, &admin, &mug, 5).await;
-    set_stock(&shop, &admin, &teapot, 2).await;
+    let mug = shop
+        .create_product(&admin, "Blue Mug", "MUG-BLUE-1", 1_450)
+        .await;
+    let teapot = shop
+        .create_product(&admin, "Iron Teapot", "TEAPOT-1", 5_900)
+        .await;
+    shop.set_stock(&admin, &mug, 5).await;
+    shop.set_stock(&admin, &teapot, 2).await;
 
     // Browse and search, anonymously.
     stock_is(&shop, &admin, &mug, 5).await;
@@ -160,7 +90,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
     assert_eq!(names, ["Blue Mug", "Iron Teapot"]);
 
     // Order two mugs: confirmed, and the catalog shows the stock left.
-    let placed = order(&shop, &ana, &mug, 2).await;
+    let placed = shop.place_order(&ana, &mug, 2).await;
     assert_eq!(placed["status"], "PLACED");
     assert_eq!(placed["total_minor"], 2_900, "priced by the server");
     let id = placed["id"].as_str().unwrap().to_owned();
@@ -183,7 +113,7 @@ async fn a_shopper_buys_a_mug_and_changes_her_mind() {
     assert_eq!(mine["items"][0]["id"], id);
 
     // Too many teapots: rejected, nothing taken.
-    let greedy = order(&shop, &ana, &teapot, 3).await;
+    let greedy = shop.place_order(&ana, &teapot, 3).await;
     let rejected = shop
         .until(
             &format!("/api/orders/{}", greedy["id"].as_str().unwrap()),
@@ -375,7 +305,9 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let shop = Shop::new(&stack);
     let admin = shop.admin().await;
     let customer = shop.account("headers@example.org").await;
-    let product = create_product(&shop, &admin, "Header Lamp", "LAMP-1", 3_000).await;
+    let product = shop
+        .create_product(&admin, "Header Lamp", "LAMP-1", 3_000)
+        .await;
 
     // nginx's gzip weakens the ETag of every answer it compresses; an edit
     // sent with the tag the admin was given still goes through.
@@ -635,9 +567,11 @@ async fn a_restart_of_the_whole_stack_keeps_every_order_user_and_product() {
         let shop = Shop::new(&stack);
         let admin = shop.admin().await;
         let ana = shop.account("ana@example.org").await;
-        let product = create_product(&shop, &admin, "Kept Kettle", "KETTLE-1", 4_200).await;
-        set_stock(&shop, &admin, &product, 3).await;
-        let placed = order(&shop, &ana, &product, 1).await;
+        let product = shop
+            .create_product(&admin, "Kept Kettle", "KETTLE-1", 4_200)
+            .await;
+        shop.set_stock(&admin, &product, 3).await;
+        let placed = shop.place_order(&ana, &product, 1).await;
         let id = placed["id"].as_str().unwrap().to_owned();
         shop.until(
             &format!("/api/orders/{id}"),

@@ -7,7 +7,6 @@ use std::{
     fs::File,
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use reqwest::{Method, StatusCode};
@@ -131,79 +130,10 @@ fn superuser(stack: &Stack) -> Superuser {
     }
 }
 
-fn product_body(name: &str, sku: &str, price: i64) -> Value {
-    json!({
-        "name": name,
-        "description": format!("{name}, kept through a restore"),
-        "sku": sku,
-        "price": {"amount_minor": price, "currency": "EUR"},
-        "category": "kitchen",
-        "image_urls": ["https://img.teipsum.store/mug.png"],
-        "active": true
-    })
-}
-
 async fn get(shop: &Shop, path: &str, token: &str) -> Value {
     let r = shop.call(Method::GET, path, Some(token), None).await;
     assert_eq!(r.status(), StatusCode::OK, "GET {path}");
     r.json().await.unwrap()
-}
-
-/// Place an order and wait until the saga has decided it.
-async fn order_decided(shop: &Shop, token: &str, product: &str, quantity: i64) -> Value {
-    for _ in 0..300 {
-        let r = shop
-            .call(
-                Method::POST,
-                "/api/orders/",
-                Some(token),
-                Some(json!({"items": [{"product_id": product, "quantity": quantity}]})),
-            )
-            .await;
-        match r.status() {
-            StatusCode::CREATED => {
-                let id = r.json::<Value>().await.unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned();
-                return shop
-                    .until(
-                        &format!("/api/orders/{id}"),
-                        Some(token),
-                        "a decision",
-                        |_, b| b["status"] != "PLACED",
-                    )
-                    .await;
-            }
-            // The order service has not heard of the product yet, or the
-            // edge holds retries back.
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            StatusCode::TOO_MANY_REQUESTS => tokio::time::sleep(Duration::from_secs(1)).await,
-            other => panic!("placing an order: {other} {}", r.text().await.unwrap()),
-        }
-    }
-    panic!("the order service never learnt of product {product}");
-}
-
-async fn set_stock(shop: &Shop, admin: &str, product: &str, on_hand: i64) {
-    for _ in 0..300 {
-        let r = shop
-            .call(
-                Method::PUT,
-                &format!("/api/admin/inventory/{product}"),
-                Some(admin),
-                Some(json!({"on_hand": on_hand})),
-            )
-            .await;
-        match r.status() {
-            StatusCode::OK => return,
-            StatusCode::NOT_FOUND => tokio::time::sleep(Duration::from_millis(100)).await,
-            other => panic!("setting stock: {other} {}", r.text().await.unwrap()),
-        }
-    }
-    panic!("inventory never learnt of product {product}");
 }
 
 /// What a shopper and the administrator see: accounts, products, orders
@@ -282,37 +212,25 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
         ("Restored Mug", "R-MUG", 1_200, 10),
         ("Restored Teapot", "R-POT", 3_500, 2),
     ] {
-        let r = shop
-            .call(
-                Method::POST,
-                "/api/admin/products/",
-                Some(&admin),
-                Some(product_body(name, sku, price)),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let id = r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        set_stock(&shop, &admin, &id, on_hand).await;
+        let id = shop.create_product(&admin, name, sku, price).await;
+        shop.set_stock(&admin, &id, on_hand).await;
         products.push(id);
     }
     let (mug, teapot) = (&products[0], &products[1]);
     assert_eq!(
-        order_decided(&shop, &tokens[0], mug, 2).await["status"],
+        shop.order_decided(&tokens[0], mug, 2).await["status"],
         "CONFIRMED"
     );
     assert_eq!(
-        order_decided(&shop, &tokens[1], mug, 3).await["status"],
+        shop.order_decided(&tokens[1], mug, 3).await["status"],
         "CONFIRMED"
     );
     assert_eq!(
-        order_decided(&shop, &tokens[1], teapot, 1).await["status"],
+        shop.order_decided(&tokens[1], teapot, 1).await["status"],
         "CONFIRMED"
     );
     assert_eq!(
-        order_decided(&shop, &tokens[2], teapot, 5).await["status"],
+        shop.order_decided(&tokens[2], teapot, 5).await["status"],
         "REJECTED"
     );
     let before = the_shop_as_seen(&shop, &products).await;
@@ -481,7 +399,7 @@ async fn the_nightly_dumps_bring_back_every_account_product_order_and_stock_leve
     assert_eq!(after, before);
     let ana = shop.login(SHOPPERS[0]).await;
     assert_eq!(
-        order_decided(&shop, &ana, mug, 1).await["status"],
+        shop.order_decided(&ana, mug, 1).await["status"],
         "CONFIRMED"
     );
     let admin = shop.admin().await;

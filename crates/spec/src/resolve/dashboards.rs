@@ -60,8 +60,10 @@ fn quantile(q: &str, histogram: &str, by: &str, filter: &str) -> String {
 pub(super) fn dashboards(platform: &str, logs_enabled: bool) -> Vec<Dashboard> {
     let requests = m::HTTP_REQUEST_DURATION;
     let rate = format!("sum by (service) (rate({requests}_count[5m]))");
+    // A service that answered no 5xx shows 0, not "no data": its 5xx
+    // series do not exist until the first one.
     let errors = format!(
-        "sum by (service) (rate({requests}_count{{http_response_status_code=~\"5..\"}}[5m])) / (sum by (service) (rate({requests}_count[5m])) > 0)"
+        "(sum by (service) (rate({requests}_count{{http_response_status_code=~\"5..\"}}[5m])) or {rate} * 0) / ({rate} > 0)"
     );
     let route_rate = format!("sum by (service, http_route) (rate({requests}_count[5m]))");
     let p99_service = quantile("0.99", requests, "service", "");
