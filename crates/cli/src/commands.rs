@@ -448,28 +448,64 @@ pub fn restore(
     database: &str,
     from: &Path,
 ) -> u8 {
-    let spec;
-    let loaded;
+    let plan = match host_plan(file, plan_file, env) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    match crate::restore::run(&plan, database, from) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `teipsum status`: read everything the plan names on this host; exit 5
+/// when something is wrong, 1 or 3 when there is no plan to read.
+pub fn status(file: &Path, plan_file: Option<&Path>, env: &str, json: bool) -> u8 {
+    let plan = match host_plan(file, plan_file, env) {
+        Ok(plan) => plan,
+        Err(code) => return code,
+    };
+    let site = crate::status::Site::of_host(&plan);
+    let status = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(crate::status::read(&plan, &site)),
+        Err(e) => {
+            eprintln!("error: no runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("the status serializes")
+        );
+    } else {
+        print!("{}", crate::status::render(&status));
+    }
+    if status.problems.is_empty() {
+        EXIT_OK
+    } else {
+        crate::EXIT_PROBLEMS
+    }
+}
+
+/// The plan from `plan_file` (a host's `/etc/teipsum/plan.json`) or else
+/// from the spec, which must be `env`'s: exit 1 when neither reads, 3 for
+/// another environment's plan.
+fn host_plan(file: &Path, plan_file: Option<&Path>, env: &str) -> Result<Plan, u8> {
     let plan = match plan_file {
-        Some(path) => match crate::compile::read_plan(path) {
-            Ok(plan) => {
-                loaded = plan;
-                &loaded
-            }
-            Err(e) => {
-                eprintln!("error: cannot read the plan {}: {e}", path.display());
-                return crate::EXIT_INVALID;
-            }
-        },
+        Some(path) => crate::compile::read_plan(path).map_err(|e| {
+            eprintln!("error: cannot read the plan {}: {e}", path.display());
+            crate::EXIT_INVALID
+        })?,
         None => {
-            spec = match load(file, false) {
-                Ok(spec) => spec,
-                Err(code) => return code,
-            };
-            match plan_of(&spec, env) {
-                Ok(plan) => plan,
-                Err(code) => return code,
-            }
+            let spec = load(file, false)?;
+            plan_of(&spec, env)?.clone()
         }
     };
     if plan.environment != env {
@@ -477,13 +513,7 @@ pub fn restore(
             "error: the plan is environment `{}`, not `{env}`",
             plan.environment
         );
-        return EXIT_FAILED;
+        return Err(EXIT_FAILED);
     }
-    match crate::restore::run(plan, database, from) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_FAILED
-        }
-    }
+    Ok(plan)
 }

@@ -10,6 +10,7 @@
 //! | 2 | wrong command-line usage |
 //! | 3 | an operation failed (I/O, broker, a refused overwrite, a refused or failed restore) |
 //! | 4 | `compile --check` / `diff --exit-code`: the output would change |
+//! | 5 | `status`: something is wrong (listed under PROBLEMS) |
 
 pub mod commands;
 pub mod compile;
@@ -17,10 +18,18 @@ mod external;
 pub mod graph;
 pub mod report;
 pub mod restore;
+pub mod status;
 
-use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// Where a host keeps its plan (the generated `environment.etc`).
+pub const HOST_PLAN: &str = "/etc/teipsum/plan.json";
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -30,11 +39,14 @@ pub const EXIT_INVALID: u8 = 1;
 pub const EXIT_FAILED: u8 = 3;
 /// Exit code: generated output is stale or would change.
 pub const EXIT_CHANGED: u8 = 4;
+/// Exit code: `status` found something wrong.
+pub const EXIT_PROBLEMS: u8 = 5;
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 the spec is invalid (nothing written); 2 usage error;
 3 an operation failed (I/O, broker, refused overwrite, refused or failed
-restore); 4 `compile --check` or `diff --exit-code` found changes.";
+restore); 4 `compile --check` or `diff --exit-code` found changes; 5 `status`
+found a problem.";
 
 /// Check the TeIpsum platform spec and compile it into NixOS modules.
 #[derive(Debug, Parser)]
@@ -153,6 +165,22 @@ pub enum Command {
         #[arg(long)]
         plan: Option<PathBuf>,
     },
+    /// The platform's health on a host, as one table: units, each
+    /// service's readiness, PostgreSQL connections and sizes, outbox and
+    /// parked events, consumer lag per group, the last dumps and the
+    /// certificate's expiry (exit 5 when something is wrong).
+    Status {
+        /// Environment; must be the plan's.
+        #[arg(long, short, default_value = "prod")]
+        env: String,
+        /// A compiled plan; default `/etc/teipsum/plan.json` when it exists
+        /// (a host), else the spec.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a generated artefact.
     Render {
         /// What to print.
@@ -265,6 +293,11 @@ pub fn run(cli: Cli) -> ExitCode {
             from,
             plan,
         } => commands::restore(&cli.file, plan.as_deref(), &env, &database, &from),
+        Command::Status { env, plan, json } => {
+            let host_plan = Path::new(HOST_PLAN);
+            let plan = plan.or_else(|| host_plan.exists().then(|| host_plan.to_owned()));
+            commands::status(&cli.file, plan.as_deref(), &env, json)
+        }
     };
     ExitCode::from(code)
 }

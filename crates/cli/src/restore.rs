@@ -468,7 +468,12 @@ impl Superuser {
     }
 
     /// Run one statement in `database`; `unchanged` says what a failure means.
-    fn run(&self, database: &str, sql: &str, unchanged: bool) -> Result<String, RestoreError> {
+    pub(crate) fn run(
+        &self,
+        database: &str,
+        sql: &str,
+        unchanged: bool,
+    ) -> Result<String, RestoreError> {
         let out = self
             .command(database)
             .args(["-A", "-t", "-c", sql])

@@ -2,7 +2,9 @@
 //! development CA, and the shop's API as a customer or an admin would use it.
 
 use std::{
+    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -294,5 +296,49 @@ impl Shop {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// A psql session holding `LOCK TABLE` on `table` until it is dropped.
+pub struct TableLock(Child);
+
+impl TableLock {
+    /// Take the lock, as the superuser, in `database`; returns once it is held.
+    pub fn take(stack: &Stack, database: &str, table: &str) -> TableLock {
+        let pg = &stack.postgres;
+        let mut psql = Command::new(pg.program("psql"))
+            .arg("-h")
+            .arg(&pg.socket_dir)
+            .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", database])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql runs");
+        let stdin = psql.stdin.as_mut().unwrap();
+        writeln!(
+            stdin,
+            "BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';"
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        let mut out = BufReader::new(psql.stdout.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "locked" {
+            line.clear();
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "psql ended before it held the lock"
+            );
+        }
+        TableLock(psql)
+    }
+}
+
+impl Drop for TableLock {
+    /// Closing psql's input ends the session; its transaction rolls back.
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
     }
 }

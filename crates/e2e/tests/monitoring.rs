@@ -17,7 +17,6 @@ use std::{
     collections::BTreeSet,
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -25,7 +24,7 @@ use std::{
 use reqwest::Method;
 use serde_json::Value;
 use teipsum_dev::{MonitoringOptions, RULES_LEFT_OUT, Stack};
-use teipsum_e2e::{Shop, options, root};
+use teipsum_e2e::{Shop, TableLock, options, root};
 use teipsum_spec::Plan;
 
 /// Series no development stack has, each with why; an expression that
@@ -309,49 +308,6 @@ fn absent_here(metric: &str) -> Option<&'static str> {
         .chain(RULES_LEFT_OUT.iter())
         .find(|(prefix, _)| metric.starts_with(prefix))
         .map(|(_, why)| *why)
-}
-
-/// A psql session holding `LOCK TABLE` on `table` until it is dropped.
-struct TableLock(Child);
-
-impl TableLock {
-    fn take(stack: &Stack, database: &str, table: &str) -> TableLock {
-        let pg = &stack.postgres;
-        let mut psql = Command::new(pg.program("psql"))
-            .arg("-h")
-            .arg(&pg.socket_dir)
-            .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", database])
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("psql runs");
-        let stdin = psql.stdin.as_mut().unwrap();
-        writeln!(
-            stdin,
-            "BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';"
-        )
-        .unwrap();
-        stdin.flush().unwrap();
-        let mut out = BufReader::new(psql.stdout.take().unwrap());
-        let mut line = String::new();
-        while line.trim() != "locked" {
-            line.clear();
-            assert!(
-                out.read_line(&mut line).unwrap() > 0,
-                "psql ended before it held the lock"
-            );
-        }
-        TableLock(psql)
-    }
-}
-
-impl Drop for TableLock {
-    /// Closing psql's input ends the session; its transaction rolls back.
-    fn drop(&mut self) {
-        drop(self.0.stdin.take());
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -528,3 +528,89 @@ mod tests {
         );
     }
 }
+
+/// How far one consumer group is behind on one topic, as the broker sees
+/// it (what `kafka-consumer-groups.sh --describe` shows): the high
+/// watermark of each partition less the group's committed offset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GroupLag {
+    /// The consumer group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+    /// Its partitions.
+    pub partitions: usize,
+    /// Events not yet committed by the group, over every partition; a
+    /// partition without a committed offset counts everything it retains.
+    pub lag: i64,
+    /// Partitions holding events the group has never committed an offset on.
+    pub uncommitted: usize,
+}
+
+/// The lag of each `(group, topics)` on every partition of its topics,
+/// without joining the groups (offsets are read with OffsetFetch, the
+/// watermarks with ListOffsets), waiting at most `timeout` per request.
+pub async fn group_lags(
+    brokers: &str,
+    groups: &[(String, Vec<String>)],
+    timeout: Duration,
+) -> Result<Vec<GroupLag>, AdminError> {
+    let brokers = brokers.to_owned();
+    let groups = groups.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut lags = Vec::new();
+        for (group, topics) in &groups {
+            let client: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .set("log_level", "3")
+                .create()?;
+            for topic in topics {
+                let failed = |e: KafkaError| AdminError::Topic {
+                    topic: topic.clone(),
+                    message: e.to_string(),
+                };
+                let metadata = client
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(failed)?;
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                let mut list = rdkafka::TopicPartitionList::new();
+                for &p in &partitions {
+                    list.add_partition(topic, p);
+                }
+                let committed = client.committed_offsets(list, timeout).map_err(failed)?;
+                let mut lag = GroupLag {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partitions: partitions.len(),
+                    lag: 0,
+                    uncommitted: 0,
+                };
+                for &p in &partitions {
+                    let (low, high) = client.fetch_watermarks(topic, p, timeout).map_err(failed)?;
+                    let offset = committed
+                        .find_partition(topic, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .filter(|o| *o >= 0);
+                    match offset {
+                        Some(offset) => lag.lag += (high - offset).max(0),
+                        None if high > low => {
+                            lag.uncommitted += 1;
+                            lag.lag += high - low;
+                        }
+                        None => {}
+                    }
+                }
+                lags.push(lag);
+            }
+        }
+        Ok(lags)
+    })
+    .await
+    .expect("the lag task does not panic")
+}

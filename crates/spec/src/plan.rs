@@ -1013,6 +1013,8 @@ pub struct BackupWatch {
     pub database: String,
     /// The dump's unit (`postgresqlBackup-teipsum_order`).
     pub unit: String,
+    /// Age of the last dump that alerts (`monitoring.alerts.backup_max_age`), in seconds.
+    pub max_age_secs: u64,
 }
 
 /// The certificate whose expiry is recorded after each order.
@@ -1024,4 +1026,6 @@ pub struct CertificateWatch {
     pub path: String,
     /// The unit after whose runs it is read.
     pub unit: String,
+    /// Time left that alerts (`monitoring.alerts.certificate_expiry`), in seconds.
+    pub warn_secs: u64,
 }

@@ -77,6 +77,7 @@ pub(super) fn resolve(
         .map(|database| BackupWatch {
             database: database.clone(),
             unit: format!("postgresqlBackup-{database}"),
+            max_age_secs: monitoring.alerts.backup_max_age.millis() / 1000,
         })
         .collect();
     let databases: Vec<&str> = backups.iter().map(|b| b.database.as_str()).collect();
@@ -113,6 +114,7 @@ pub(super) fn resolve(
             domain: spec.domain.clone(),
             path: format!("/var/lib/acme/{}/cert.pem", spec.domain),
             unit: acme_unit.to_owned(),
+            warn_secs: monitoring.alerts.certificate_expiry.millis() / 1000,
         },
         grafana: grafana(raw, monitoring),
         logs: logs(raw, monitoring, kafka, acme_unit),
