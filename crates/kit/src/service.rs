@@ -64,6 +64,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Tables pruned with the consumer ledger (see [`Context::retain`]).
     retained: Arc<Mutex<Vec<(&'static str, &'static str)>>>,
+    /// Tasks of the service, ended when it stops (see [`Context::spawn`]).
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl Context {
@@ -75,6 +77,15 @@ impl Context {
             .lock()
             .expect("not poisoned")
             .push((table, column));
+    }
+
+    /// Run `task` for as long as the service runs. When it stops, the task
+    /// is ended before the pool closes: a task's clone of [`Db`] must not
+    /// be the pool's last, whose drop closes its connections with a
+    /// blocking call that panics on the runtime's threads.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        self.tasks.lock().expect("not poisoned").push(handle);
     }
 
     /// What the relay prunes.
@@ -168,6 +179,11 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(25), &mut self.server).await;
         if let Some(metrics_server) = self.metrics_server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), metrics_server).await;
+        }
+        let tasks = std::mem::take(&mut *self.context.tasks.lock().expect("not poisoned"));
+        for task in tasks {
+            task.abort();
+            let _ = task.await;
         }
         let workers = std::mem::take(&mut self.workers);
         let context = self.context;
@@ -359,6 +375,7 @@ where
         name: service.name,
         metrics: metrics.clone(),
         retained: Arc::default(),
+        tasks: Arc::default(),
     };
     metrics.watch_pool(&db);
     metrics.watch_events(&db);

@@ -21,10 +21,12 @@ pub use plan_env::{
 };
 
 use std::{
+    collections::VecDeque,
     net::TcpListener,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -654,7 +656,12 @@ pub struct ServiceProcess {
     log_prefix: Option<String>,
     child: Option<Child>,
     stops: u64,
+    /// The last [`RECENT_LINES`] lines it printed, when printed behind a prefix.
+    recent: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// How many of a service's latest log lines [`ServiceProcess::recent_logs`] keeps.
+pub const RECENT_LINES: usize = 5000;
 
 /// The raw HTTP status of `GET path` on 127.0.0.1:`port`, if it answers.
 pub fn http_status(port: u16, path: &str) -> Option<u16> {
@@ -711,12 +718,24 @@ impl ServiceProcess {
             log_prefix,
             child: None,
             stops: 0,
+            recent: Arc::default(),
         })
     }
 
     /// Its name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Its latest log lines (stdout and stderr, up to [`RECENT_LINES`]),
+    /// kept when its output is printed behind a prefix; empty otherwise.
+    pub fn recent_logs(&self) -> Vec<String> {
+        self.recent
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Start (again) and wait until ready.
@@ -770,6 +789,7 @@ impl ServiceProcess {
             .flatten()
             {
                 let prefix = prefix.clone();
+                let recent = Arc::clone(&self.recent);
                 std::thread::spawn(move || {
                     use std::io::BufRead;
                     for line in std::io::BufReader::new(stream)
@@ -777,6 +797,11 @@ impl ServiceProcess {
                         .map_while(Result::ok)
                     {
                         eprintln!("{prefix} {line}");
+                        let mut recent = recent.lock().expect("not poisoned");
+                        if recent.len() == RECENT_LINES {
+                            recent.pop_front();
+                        }
+                        recent.push_back(line);
                     }
                 });
             }

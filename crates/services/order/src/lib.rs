@@ -51,8 +51,8 @@ pub fn build(
 > {
     let limits = limits::Limits::from_settings(&ctx.settings)?;
     let saga = metrics::Saga::register(ctx);
-    // Stops with the process; a sweep interrupted mid-way rolls back.
-    tokio::spawn(expiry::run(
+    // Stops with the service; a sweep interrupted mid-way rolls back.
+    ctx.spawn(expiry::run(
         ctx.db.clone(),
         limits.confirm_within,
         limits.sweep_every(),
