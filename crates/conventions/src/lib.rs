@@ -101,11 +101,13 @@ pub mod metrics {
     pub const OUTBOX_OLDEST_AGE: &str = "teipsum_outbox_oldest_age_seconds";
     /// Events parked by the consumer.
     pub const EVENTS_PARKED: &str = "teipsum_events_parked";
-    /// Events the consumer group is behind, by `topic` and `partition`.
+    /// Events the consumer group is behind, by `topic` and `partition`
+    /// (the group's committed offsets against the high watermarks, read
+    /// from the broker at each scrape).
     pub const CONSUMER_LAG: &str = "teipsum_consumer_lag";
     /// Seconds the service's consumer has spent on the batch of events it
     /// is applying now (0 between batches): it grows while a handler waits
-    /// on a lock or on an upgrade, when librdkafka's lag statistics pause.
+    /// on a lock or on an upgrade, whether or not events wait behind it.
     pub const CONSUMER_BUSY: &str = "teipsum_consumer_busy_seconds";
     /// Partitions assigned to the service's consumer.
     pub const CONSUMER_ASSIGNED_PARTITIONS: &str = "teipsum_consumer_assigned_partitions";

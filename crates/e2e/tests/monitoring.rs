@@ -3,14 +3,15 @@
 //! against the whole stack. Every target is up, every rule evaluates, every
 //! dashboard and alert expression reads series that exist, and breaking
 //! the stack fires the right alert to a webhook receiver: a stopped
-//! service, `TeipsumTargetDown`; inventory's consumer blocked on a lock,
-//! `TeipsumConsumerStalled`. Both resolve when the stack is mended.
+//! service, `TeipsumTargetDown`; inventory's consumer blocked on a lock
+//! while orders arrive, `TeipsumConsumerLagHigh` and
+//! `TeipsumConsumerStalled`. All resolve when the stack is mended.
 //!
-//! What this test changes, and why: the stalled-consumer threshold is 10 s
-//! (a spec override, as an operator would write it) and the two rules it
-//! fires hold for 10 s instead of their generated minutes, so that the
-//! test takes a minute; Prometheus scrapes every second and Alertmanager
-//! sends at once. The generated holds themselves are proven by
+//! What this test changes, and why: the lag threshold is 3 events and the
+//! stalled-consumer threshold 10 s (spec overrides, as an operator would
+//! write them), and the three rules it fires hold for 10 s instead of
+//! their generated minutes, so that the test takes a minute; Prometheus
+//! scrapes every second and Alertmanager sends at once. The generated holds themselves are proven by
 //! `promtool test rules` (crates/nixgen/tests/alerts.rs).
 
 use std::{
@@ -124,8 +125,8 @@ fn read_post(mut stream: TcpStream) -> Option<Value> {
     serde_json::from_slice(&body).ok()
 }
 
-/// config.ncl's `prod` with a 10 s stalled-consumer threshold, and the two
-/// rules the test fires holding for 10 s.
+/// config.ncl's `prod` with a lag threshold of 3 and a 10 s
+/// stalled-consumer threshold, and the rules the test fires holding 10 s.
 fn plan() -> Plan {
     let dir = std::env::temp_dir().join(format!("teipsum-e2e-monitoring-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -133,7 +134,7 @@ fn plan() -> Plan {
     std::fs::write(
         &spec,
         format!(
-            "(import \"{}\") & {{\n  environments.prod.monitoring.alerts.consumer_stalled | force = \"10s\",\n}}\n",
+            "(import \"{}\") & {{\n  environments.prod.monitoring.alerts.consumer_stalled | force = \"10s\",\n  environments.prod.monitoring.alerts.consumer_lag | force = 3,\n}}\n",
             root().join("config.ncl").display()
         ),
     )
@@ -145,7 +146,13 @@ fn plan() -> Plan {
     let _ = std::fs::remove_dir_all(&dir);
     let monitoring = plan.monitoring.as_mut().expect("prod is monitored");
     for rule in monitoring.rules.iter_mut().flat_map(|g| g.rules.iter_mut()) {
-        if ["TeipsumTargetDown", "TeipsumConsumerStalled"].contains(&rule.alert.as_str()) {
+        if [
+            "TeipsumTargetDown",
+            "TeipsumConsumerStalled",
+            "TeipsumConsumerLagHigh",
+        ]
+        .contains(&rule.alert.as_str())
+        {
             rule.hold = "10s".to_owned();
         }
     }
@@ -500,6 +507,7 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
 
     // Break two things: stop the catalog, and hold inventory's stock table
     // so that its consumer waits on the lock with an order to reserve.
+    shop.set_stock(&admin, &mug, 100).await;
     stack.service("catalog").stop();
     let inventory = stack
         .plan
@@ -509,6 +517,12 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
         .clone();
     let lock = TableLock::take(&stack, &inventory, "inventory.inventory");
     let held = shop.place_order(&ana, &mug, 1).await;
+    // Three more behind it, all waiting for inventory: its lag is 4
+    // (`max_open_orders` is 5).
+    let mut waiting = vec![held.clone()];
+    for _ in 0..3 {
+        waiting.push(shop.place_order(&ana, &mug, 1).await);
+    }
     let within = Duration::from_secs(60);
     webhook
         .until(
@@ -526,8 +540,16 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
             within,
         )
         .await;
+    webhook
+        .until(
+            "TeipsumConsumerLagHigh",
+            "firing",
+            &[("service", "inventory"), ("topic", "order-events")],
+            within,
+        )
+        .await;
 
-    // Mended, both resolve, and the held order goes through.
+    // Mended, everything resolves, and the held orders go through.
     drop(lock);
     stack
         .service("catalog")
@@ -549,15 +571,25 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
             within,
         )
         .await;
-    let id = held["id"].as_str().unwrap();
-    let decided = shop
+    webhook
         .until(
-            &format!("/api/orders/{id}"),
-            Some(&ana),
-            "the held order",
-            |_, b| b["status"] != "PLACED",
+            "TeipsumConsumerLagHigh",
+            "resolved",
+            &[("service", "inventory")],
+            within,
         )
         .await;
-    assert_eq!(decided["status"], "CONFIRMED");
+    for order in &waiting {
+        let id = order["id"].as_str().unwrap();
+        let decided = shop
+            .until(
+                &format!("/api/orders/{id}"),
+                Some(&ana),
+                "a held order",
+                |_, b| b["status"] != "PLACED",
+            )
+            .await;
+        assert_eq!(decided["status"], "CONFIRMED", "{decided}");
+    }
     stack.stop();
 }

@@ -32,8 +32,7 @@ pub fn producer(brokers: &str, client_id: &str) -> Result<FutureProducer, KafkaE
 
 /// The context of every consumer: logs partition assignments (what an
 /// operator wants to know after a restart) and, for a service's consumer,
-/// keeps its metrics: the partitions it holds and, from librdkafka's
-/// statistics, the lag of each.
+/// counts the partitions it holds.
 #[derive(Default)]
 pub struct ConsumerWatch {
     #[cfg(feature = "service")]
@@ -49,12 +48,7 @@ impl ConsumerWatch {
     }
 }
 
-impl rdkafka::ClientContext for ConsumerWatch {
-    #[cfg(feature = "service")]
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        self.metrics.statistics(&statistics);
-    }
-}
+impl rdkafka::ClientContext for ConsumerWatch {}
 
 impl rdkafka::consumer::ConsumerContext for ConsumerWatch {
     fn post_rebalance(
@@ -126,18 +120,10 @@ pub fn consumer_as(
         .create_with_context(ConsumerWatch::default())
 }
 
-/// How often librdkafka reports its statistics to an observed consumer,
-/// in milliseconds: the lag gauges are at most this old when Prometheus
-/// scrapes (every 15 s by default), and lag alerts wait minutes, so 5 s is
-/// fresh enough while one report (a JSON document of a few kilobytes,
-/// parsed on the consumer's thread) every 5 s costs next to nothing.
-pub const STATISTICS_INTERVAL_MS: &str = "5000";
-
-/// [`consumer_as`], keeping `metrics`: the partitions it is assigned and,
-/// every [`STATISTICS_INTERVAL_MS`], the lag of each from librdkafka's
-/// statistics. The statistics are served by the consumer's polls, so they
-/// pause while its thread waits on an event that cannot be applied yet;
-/// the broker's view of the group's lag (kminion) does not.
+/// [`consumer_as`], keeping `metrics`: the partitions it is assigned.
+/// (Its lag is read from the broker at each scrape, see
+/// `Metrics::consumer` in the metrics module: librdkafka's own statistics are
+/// served by the consumer's polls and pause while a handler waits.)
 #[cfg(feature = "service")]
 pub fn observed_consumer(
     brokers: &str,
@@ -147,7 +133,6 @@ pub fn observed_consumer(
     metrics: crate::metrics::ConsumerMetrics,
 ) -> Result<BaseConsumer<ConsumerWatch>, KafkaError> {
     consumer_config(brokers, group, client_id, member_id)
-        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .create_with_context(ConsumerWatch { metrics })
 }
 
@@ -560,52 +545,23 @@ pub async fn group_lags(
     tokio::task::spawn_blocking(move || {
         let mut lags = Vec::new();
         for (group, topics) in &groups {
-            let client: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("group.id", group)
-                .set("enable.auto.commit", "false")
-                .set("log_level", "3")
-                .create()?;
+            let client = lag_reader(&brokers, group)?;
             for topic in topics {
                 let failed = |e: KafkaError| AdminError::Topic {
                     topic: topic.clone(),
                     message: e.to_string(),
                 };
-                let metadata = client
-                    .fetch_metadata(Some(topic), timeout)
-                    .map_err(failed)?;
-                let partitions: Vec<i32> = metadata
-                    .topics()
-                    .iter()
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
-                let mut list = rdkafka::TopicPartitionList::new();
-                for &p in &partitions {
-                    list.add_partition(topic, p);
-                }
-                let committed = client.committed_offsets(list, timeout).map_err(failed)?;
-                let mut lag = GroupLag {
+                let partitions = partition_lags(&client, topic, timeout).map_err(failed)?;
+                let lag = GroupLag {
                     group: group.clone(),
                     topic: topic.clone(),
                     partitions: partitions.len(),
-                    lag: 0,
-                    uncommitted: 0,
+                    lag: partitions.iter().map(|p| p.lag).sum(),
+                    uncommitted: partitions
+                        .iter()
+                        .filter(|p| !p.committed && p.lag > 0)
+                        .count(),
                 };
-                for &p in &partitions {
-                    let (low, high) = client.fetch_watermarks(topic, p, timeout).map_err(failed)?;
-                    let offset = committed
-                        .find_partition(topic, p)
-                        .and_then(|e| e.offset().to_raw())
-                        .filter(|o| *o >= 0);
-                    match offset {
-                        Some(offset) => lag.lag += (high - offset).max(0),
-                        None if high > low => {
-                            lag.uncommitted += 1;
-                            lag.lag += high - low;
-                        }
-                        None => {}
-                    }
-                }
                 lags.push(lag);
             }
         }
@@ -613,4 +569,67 @@ pub async fn group_lags(
     })
     .await
     .expect("the lag task does not panic")
+}
+
+/// One partition's lag for the group of `client` (see [`partition_lags`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The partition.
+    pub partition: i32,
+    /// Its high watermark less the group's committed offset; everything it
+    /// retains when the group never committed there.
+    pub lag: i64,
+    /// Whether the group has committed an offset there.
+    pub committed: bool,
+}
+
+/// The lag of `client`'s group on every partition of `topic`: OffsetFetch
+/// for the group's offsets and ListOffsets for the watermarks, each within
+/// `timeout`. The client need not be a member of the group (it is not
+/// subscribed), so the reading does not depend on the group's consumer.
+pub fn partition_lags<C: rdkafka::consumer::ConsumerContext>(
+    client: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<PartitionLag>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for &p in &partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = client.committed_offsets(list, timeout)?;
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (low, high) = client.fetch_watermarks(topic, partition, timeout)?;
+            let offset = committed
+                .find_partition(topic, partition)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0);
+            Ok(PartitionLag {
+                partition,
+                lag: match offset {
+                    Some(offset) => (high - offset).max(0),
+                    None => (high - low).max(0),
+                },
+                committed: offset.is_some(),
+            })
+        })
+        .collect()
+}
+
+/// A client that reads `group`'s offsets without joining it (no
+/// subscription, no commits), for [`partition_lags`].
+pub fn lag_reader(brokers: &str, group: &str) -> Result<BaseConsumer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("log_level", "3")
+        .create()
 }

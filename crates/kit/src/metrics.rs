@@ -22,7 +22,7 @@
 //! | `teipsum_events_consumed_total` | counter | `topic`, `outcome` |
 //! | `teipsum_event_handler_duration_seconds` | histogram | `topic` |
 //! | `teipsum_events_parked` | gauge | |
-//! | `teipsum_consumer_lag` | gauge | `topic`, `partition` |
+//! | `teipsum_consumer_lag` | gauge | `topic`, `partition` (read from the broker at each scrape) |
 //! | `teipsum_consumer_assigned_partitions` | gauge | |
 //! | `teipsum_consumer_busy_seconds` | gauge | (time on the batch being applied; 0 between batches) |
 //! | `teipsum_db_live_tuples`, `teipsum_db_dead_tuples` | gauge | `table` (the service's own tables) |
@@ -102,6 +102,9 @@ impl Format {
 /// OpenTelemetry recommends for `http.server.request.duration`); the
 /// generated latency alerts count requests below one of them.
 pub const LATENCY_BUCKETS: [f64; 11] = teipsum_conventions::metrics::DURATION_BUCKETS;
+
+/// The longest one request to the broker for the consumer lag may take.
+pub const LAG_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The longest a scrape waits for one read from the database: well inside
 /// Prometheus's default 10 s scrape timeout, so that a slow database costs
@@ -402,10 +405,46 @@ impl Metrics {
         self.http.clone()
     }
 
-    /// The consumer's families, for a service that consumes `topics`: every
-    /// outcome of every topic starts at 0, so that rates exist from the start.
-    pub(crate) fn consumer(&self, topics: &[&str]) -> ConsumerMetrics {
+    /// The consumer's families, for a service that consumes `topics` as
+    /// `group` on `brokers`: every outcome of every topic starts at 0, so
+    /// that rates exist from the start. The lag is read from the broker at
+    /// each scrape (the group's committed offsets against the high
+    /// watermarks, as `kafka-consumer-groups.sh --describe` reads it, within
+    /// [`LAG_READ_TIMEOUT`] a request), so that it grows while the
+    /// consumer is stuck; when the broker does not answer it is left out.
+    pub(crate) fn consumer(
+        &self,
+        topics: &[&str],
+        brokers: &str,
+        group: &str,
+    ) -> Result<ConsumerMetrics, rdkafka::error::KafkaError> {
         let metrics = ConsumerMetrics::default();
+        let reader = Arc::new(crate::kafka::lag_reader(brokers, group)?);
+        let watched: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let shown = metrics.clone();
+        let refresh: Refresh = Arc::new(move || {
+            let (reader, watched, shown) = (reader.clone(), watched.clone(), shown.clone());
+            Box::pin(async move {
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut lags = Vec::new();
+                    for topic in &watched {
+                        for lag in crate::kafka::partition_lags(&reader, topic, LAG_READ_TIMEOUT)? {
+                            lags.push((topic.clone(), lag));
+                        }
+                    }
+                    Ok::<_, rdkafka::error::KafkaError>(lags)
+                });
+                match read.await {
+                    Ok(Ok(lags)) => shown.show_lags(&lags),
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "the consumer lag could not be read");
+                        shown.show_lags(&[]);
+                    }
+                    Err(_) => shown.show_lags(&[]),
+                }
+            })
+        });
+        self.refreshes.lock().expect("not poisoned").push(refresh);
         for topic in topics {
             let topic: Arc<str> = Arc::from(*topic);
             for outcome in Outcome::ALL {
@@ -432,7 +471,7 @@ impl Metrics {
         );
         registry.register(
             "teipsum_consumer_lag",
-            "Events on the broker the consumer group has not committed yet, per partition (librdkafka's statistics)",
+            "Events on the broker the consumer group has not committed yet, per partition (read from the broker at each scrape)",
             metrics.lag.clone(),
         );
         registry.register_collector(Box::new(BusyCollector(metrics.busy.clone())));
@@ -441,7 +480,7 @@ impl Metrics {
             "Partitions assigned to this consumer now",
             metrics.assigned.clone(),
         );
-        metrics
+        Ok(metrics)
     }
 
     /// The exposition in `format`: reads what is read at scrape time, then
@@ -574,24 +613,17 @@ impl ConsumerMetrics {
         self.assigned.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// librdkafka's latest statistics: the lag of each partition it knows
-    /// one for (`-1`, unknown, and the internal partition `-1` are left
-    /// out); partitions no longer there lose their series.
-    pub(crate) fn statistics(&self, statistics: &rdkafka::Statistics) {
+    /// The lag of each partition as just read; partitions not in `lags`
+    /// (all of them, when the broker did not answer) lose their series.
+    fn show_lags(&self, lags: &[(String, crate::kafka::PartitionLag)]) {
         let mut now = BTreeSet::new();
-        for (name, topic) in &statistics.topics {
-            let name: Arc<str> = Arc::from(name.as_str());
-            for (id, partition) in &topic.partitions {
-                if *id < 0 || partition.consumer_lag < 0 {
-                    continue;
-                }
-                let labels = PartitionLabels {
-                    topic: name.clone(),
-                    partition: *id,
-                };
-                self.lag.get_or_create(&labels).set(partition.consumer_lag);
-                now.insert(labels);
-            }
+        for (topic, lag) in lags {
+            let labels = PartitionLabels {
+                topic: Arc::from(topic.as_str()),
+                partition: lag.partition,
+            };
+            self.lag.get_or_create(&labels).set(lag.lag);
+            now.insert(labels);
         }
         let mut lagging = self.lagging.lock().expect("not poisoned");
         for gone in lagging.difference(&now) {

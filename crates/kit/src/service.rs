@@ -422,7 +422,7 @@ where
             &group,
             &client_id,
             &member,
-            metrics.consumer(&consumer.topics),
+            metrics.consumer(&consumer.topics, &settings.kafka_brokers, &group)?,
         )?;
         workers.push(events::spawn_consumer(
             db.clone(),

@@ -327,8 +327,7 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         0.0,
         "every outcome starts at 0"
     );
-    // (On both partitions: librdkafka knows no lag of a partition whose
-    // offset the group never committed.)
+    // (On both partitions, so that each has events and a committed offset.)
     produce(&broker, 0, "t-1", &serde_json::to_vec(&event).unwrap()).await;
     let other_kind = Envelope::new("probe", "thing-deleted", 1, "t-2", serde_json::json!({}));
     produce(&broker, 1, "t-2", &serde_json::to_vec(&other_kind).unwrap()).await;
@@ -355,7 +354,7 @@ async fn the_metrics_listener_serves_every_family_with_bounded_labels_and_the_pu
         "the handler ran once: for the applied event"
     );
 
-    // librdkafka's statistics: the lag of both partitions, both assigned.
+    // The lag of both partitions, read from the broker; both assigned.
     let lagging = scraped_until(
         metrics,
         "the lag of both partitions",
