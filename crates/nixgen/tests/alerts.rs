@@ -216,6 +216,59 @@ fn cases() -> Vec<Case> {
             vec![],
         ),
         case(
+            "TeipsumConsumerGroupLagHigh",
+            "the broker sees a dead consumer's group fall behind",
+            "1m",
+            vec![(
+                "kminion_kafka_consumer_group_topic_lag{group_id=\"teipsum-inventory\",topic_name=\"order-events\"}",
+                "0+100x30",
+            )],
+            "30m",
+            vec![vec![
+                ("group_id", "teipsum-inventory"),
+                ("topic_name", "order-events"),
+            ]],
+        ),
+        case(
+            "TeipsumConsumerGroupLagHigh",
+            "another platform's group, or ours catching up",
+            "1m",
+            vec![
+                (
+                    "kminion_kafka_consumer_group_topic_lag{group_id=\"someone-else\",topic_name=\"order-events\"}",
+                    "0+100x30",
+                ),
+                (
+                    "kminion_kafka_consumer_group_topic_lag{group_id=\"teipsum-inventory\",topic_name=\"order-events\"}",
+                    "5000-100x30",
+                ),
+            ],
+            "30m",
+            vec![],
+        ),
+        case(
+            "TeipsumConsumerGroupEmpty",
+            "inventory's group without members for 10 minutes",
+            "1m",
+            vec![(
+                "kminion_kafka_consumer_group_members{group_id=\"teipsum-inventory\"}",
+                "1 1 0x10",
+            )],
+            "10m",
+            vec![vec![("group_id", "teipsum-inventory")]],
+        ),
+        case(
+            "TeipsumConsumerGroupEmpty",
+            "a member back within the hold",
+            "1m",
+            vec![(
+                "kminion_kafka_consumer_group_members{group_id=\"teipsum-inventory\"}",
+                "1 0 0 0 1x8",
+            )],
+            "10m",
+            vec![],
+        ),
+        case(
             "TeipsumConsumerWithoutPartitions",
             "no partitions for 10 minutes",
             "1m",

@@ -81,6 +81,13 @@ pub(super) fn resolve(
         })
         .collect();
     let databases: Vec<&str> = backups.iter().map(|b| b.database.as_str()).collect();
+    // The platform's consumer groups, as the broker (kminion) names them.
+    let groups: Vec<String> = raw
+        .services
+        .iter()
+        .filter(|(_, s)| !s.consumes.is_empty())
+        .map(|(name, _)| teipsum_conventions::consumer_group(&raw.name, name))
+        .collect();
     Some(MonitoringPlan {
         address: LOOPBACK.to_owned(),
         prometheus: PrometheusPlan {
@@ -107,7 +114,7 @@ pub(super) fn resolve(
             timing: ["30s".to_owned(), "5m".to_owned(), "4h".to_owned()],
             credentials,
         },
-        rules: rules(monitoring, &databases, &spec.domain),
+        rules: rules(monitoring, &databases, &spec.domain, &groups),
         textfile_dir: TEXTFILE_DIR.to_owned(),
         backups,
         certificate: CertificateWatch {
@@ -297,8 +304,16 @@ fn number(value: f64) -> String {
 }
 
 /// Every rule, grouped.
-fn rules(monitoring: &RawMonitoring, databases: &[&str], domain: &str) -> Vec<AlertGroup> {
+fn rules(
+    monitoring: &RawMonitoring,
+    databases: &[&str],
+    domain: &str,
+    groups: &[String],
+) -> Vec<AlertGroup> {
     let a = &monitoring.alerts;
+    // kminion's series of the platform's groups only (group names are
+    // `[a-z0-9-]`, nothing a regex would read specially).
+    let ours = format!("group_id=~\"{}\"", groups.join("|"));
     let rule =
         |alert: &str, expr: String, hold: &str, severity: &str, summary: &str, runbook: &str| {
             AlertRule {
@@ -428,6 +443,28 @@ fn rules(monitoring: &RawMonitoring, databases: &[&str], domain: &str) -> Vec<Al
                     "page",
                     "{{ $labels.service }} is more events behind on {{ $labels.topic }} than the spec allows, and falling further behind",
                     "journalctl -u teipsum-{{ $labels.service }}: a handler retrying a transient error logs it; check the service's database",
+                ),
+                rule(
+                    "TeipsumConsumerGroupLagHigh",
+                    format!(
+                        "sum by (group_id, topic_name) ({lag}) > {limit}\nand\nsum by (group_id, topic_name) (delta({lag}[10m])) > 0",
+                        lag = format_args!("kminion_kafka_consumer_group_topic_lag{{{ours}}}"),
+                        limit = a.consumer_lag
+                    ),
+                    "5m",
+                    "page",
+                    "consumer group {{ $labels.group_id }} is more events behind on {{ $labels.topic_name }} than the spec allows, and falling further behind (the broker's view: it holds when the service is dead)",
+                    "teipsum status shows the group's lag and the service's unit; systemctl status of the group's service, then its journal",
+                ),
+                rule(
+                    "TeipsumConsumerGroupEmpty",
+                    format!(
+                        "max by (group_id) (kminion_kafka_consumer_group_members{{{ours}}}) == 0"
+                    ),
+                    "5m",
+                    "page",
+                    "consumer group {{ $labels.group_id }} has no members: nothing consumes its topics",
+                    "systemctl status of the group's service (teipsum-<service>); it joins again when it starts",
                 ),
                 rule(
                     "TeipsumConsumerWithoutPartitions",
