@@ -101,7 +101,9 @@ struct StackUnits<'a> {
 impl Units for StackUnits<'_> {
     fn stop(&mut self, services: &[&ServicePlan]) -> Result<(), String> {
         for service in services {
-            self.stack.service(&service.name).stop();
+            if !self.stack.service(&service.name).stop() {
+                return Err(format!("{} did not stop cleanly on SIGTERM", service.name));
+            }
         }
         Ok(())
     }

@@ -57,12 +57,18 @@ impl rdkafka::consumer::ConsumerContext for ConsumerWatch {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         use rdkafka::consumer::Rebalance;
-        #[cfg(feature = "service")]
-        if let Ok(assignment) = consumer.assignment() {
-            self.metrics.assigned(assignment.count());
-        }
-        #[cfg(not(feature = "service"))]
+        // The count comes from the event, never from the consumer: calling
+        // back into it (`assignment()`) from this callback while it closes
+        // waits forever for its own thread (a service hung on SIGTERM so).
+        // The assignor is eager: an assignment is the whole of it, and a
+        // revocation takes everything.
         let _ = consumer;
+        #[cfg(feature = "service")]
+        match rebalance {
+            Rebalance::Assign(list) => self.metrics.assigned(list.count()),
+            Rebalance::Revoke(_) => self.metrics.assigned(0),
+            Rebalance::Error(_) => {}
+        }
         match rebalance {
             Rebalance::Assign(list) => {
                 let partitions: Vec<String> = list
@@ -149,6 +155,9 @@ fn consumer_config(brokers: &str, group: &str, client_id: &str, member_id: &str)
         .set("auto.offset.reset", "earliest")
         // A member killed with SIGKILL holds its partitions until this
         // expires: short enough that a restarted service resumes quickly.
+        // Eager rebalancing (librdkafka's default, said here because the
+        // assigned-partitions count relies on it: see `post_rebalance`).
+        .set("partition.assignment.strategy", "range,roundrobin")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
         // Static membership: a restarted service is the same member and gets

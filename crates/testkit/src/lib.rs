@@ -660,6 +660,10 @@ pub struct ServiceProcess {
     recent: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// How long [`ServiceProcess::stop`] waits after SIGTERM (a service drains
+/// requests for up to 25 s) before it kills the process.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
 /// How many of a service's latest log lines [`ServiceProcess::recent_logs`] keeps.
 pub const RECENT_LINES: usize = 5000;
 
@@ -871,13 +875,32 @@ impl ServiceProcess {
     }
 
     /// SIGTERM and wait for a clean exit; returns whether it exited 0.
+    /// A process still running [`STOP_TIMEOUT`] after SIGTERM is killed,
+    /// as systemd does past `TimeoutStopSec=`, and the stop counts as failed.
     pub fn stop(&mut self) -> bool {
         match self.child.take() {
             None => true,
             Some(mut child) => {
                 self.stops += 1;
                 let _ = os::signal(&child, Signal::Term);
-                child.wait().map(|s| s.success()).unwrap_or(false)
+                let deadline = Instant::now() + STOP_TIMEOUT;
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => return status.success(),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        _ => {
+                            eprintln!(
+                                "{}: still running {STOP_TIMEOUT:?} after SIGTERM; killed",
+                                self.name
+                            );
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            return false;
+                        }
+                    }
+                }
             }
         }
     }
