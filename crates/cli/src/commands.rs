@@ -469,11 +469,38 @@ pub fn status(file: &Path, plan_file: Option<&Path>, env: &str, json: bool) -> u
         Err(code) => return code,
     };
     let site = crate::status::Site::of_host(&plan);
+    show_status(&plan, &site, json)
+}
+
+/// `teipsum status --dev <state>`: the running `teipsum dev` whose state
+/// directory is `state` (its `stack.json`); no units, dumps or certificate
+/// record there.
+pub fn status_dev(state: &Path, env: &str, json: bool) -> u8 {
+    let stack = match crate::status::DevStack::read(state) {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    if stack.plan.environment != env {
+        eprintln!(
+            "error: teipsum dev runs environment `{}`, not `{env}`",
+            stack.plan.environment
+        );
+        return EXIT_FAILED;
+    }
+    let site = stack.site();
+    show_status(&stack.plan, &site, json)
+}
+
+/// Read, print, and exit 5 when something is wrong.
+fn show_status(plan: &Plan, site: &crate::status::Site<'_>, json: bool) -> u8 {
     let status = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(crate::status::read(&plan, &site)),
+        Ok(runtime) => runtime.block_on(crate::status::read(plan, site)),
         Err(e) => {
             eprintln!("error: no runtime: {e}");
             return EXIT_FAILED;

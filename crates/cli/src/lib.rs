@@ -180,6 +180,11 @@ pub enum Command {
         /// Print JSON instead of tables.
         #[arg(long)]
         json: bool,
+        /// Read a running `teipsum dev` instead of this host: its state
+        /// directory (it prints it), whose `stack.json` says where
+        /// everything runs.
+        #[arg(long, value_name = "STATE_DIR", conflicts_with = "plan")]
+        dev: Option<PathBuf>,
     },
     /// Print a generated artefact.
     Render {
@@ -293,7 +298,18 @@ pub fn run(cli: Cli) -> ExitCode {
             from,
             plan,
         } => commands::restore(&cli.file, plan.as_deref(), &env, &database, &from),
-        Command::Status { env, plan, json } => {
+        Command::Status {
+            env,
+            plan: _,
+            json,
+            dev: Some(state),
+        } => commands::status_dev(&state, &env, json),
+        Command::Status {
+            env,
+            plan,
+            json,
+            dev: None,
+        } => {
             let host_plan = Path::new(HOST_PLAN);
             let plan = plan.or_else(|| host_plan.exists().then(|| host_plan.to_owned()));
             commands::status(&cli.file, plan.as_deref(), &env, json)

@@ -84,14 +84,14 @@ fn parse_show(text: &str) -> UnitState {
 
 /// Where a host keeps what `status` reads.
 pub struct Site<'a> {
-    /// The units' states.
-    pub units: &'a dyn UnitStates,
+    /// The units' states; `None` where there is no systemd (`teipsum dev`).
+    pub units: Option<&'a dyn UnitStates>,
     /// The database superuser.
     pub superuser: Superuser,
     /// The broker's bootstrap servers.
     pub brokers: String,
-    /// The directory of the nightly dumps.
-    pub backup_dir: PathBuf,
+    /// The directory of the nightly dumps; `None` where none are taken.
+    pub backup_dir: Option<PathBuf>,
     /// The node exporter's textfile directory, where the certificate's
     /// expiry is recorded; `None` without monitoring.
     pub textfile_dir: Option<PathBuf>,
@@ -101,14 +101,66 @@ impl Site<'_> {
     /// A host's, as the plan deploys it.
     pub fn of_host(plan: &Plan) -> Site<'static> {
         Site {
-            units: &Systemd,
+            units: Some(&Systemd),
             superuser: Superuser::of_host(plan),
             brokers: plan.kafka.bootstrap.clone(),
-            backup_dir: PathBuf::from(&plan.postgres.backup.location),
+            backup_dir: Some(PathBuf::from(&plan.postgres.backup.location)),
             textfile_dir: plan
                 .monitoring
                 .as_ref()
                 .map(|m| PathBuf::from(&m.textfile_dir)),
+        }
+    }
+}
+
+/// A running `teipsum dev`, as its `stack.json` describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DevStack {
+    /// The plan it runs, its ports where this run put them.
+    pub plan: Plan,
+    /// Its PostgreSQL cluster.
+    pub postgres: DevPostgres,
+    /// The broker's bootstrap address.
+    pub bootstrap: String,
+}
+
+/// The dev cluster's socket.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DevPostgres {
+    /// Directory of its socket.
+    pub socket_dir: PathBuf,
+    /// Its port.
+    pub port: u16,
+}
+
+impl DevStack {
+    /// `<state>/stack.json`.
+    pub fn read(state: &Path) -> Result<DevStack, String> {
+        let path = state.join("stack.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: {e} (is teipsum dev running with this state directory?)",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Where its parts are: psql as the OS user (whom the cluster maps to
+    /// `postgres`), no systemd, no dumps, no certificate record.
+    pub fn site(&self) -> Site<'static> {
+        Site {
+            units: None,
+            superuser: Superuser {
+                psql: PathBuf::from("psql"),
+                socket_dir: self.postgres.socket_dir.clone(),
+                port: self.postgres.port,
+                role: "postgres".to_owned(),
+                run_as: None,
+            },
+            brokers: self.bootstrap.clone(),
+            backup_dir: None,
+            textfile_dir: None,
         }
     }
 }
@@ -317,24 +369,28 @@ pub async fn read(plan: &Plan, site: &Site<'_>) -> Status {
     let at = now();
     let mut problems = Vec::new();
 
-    let units: Vec<UnitRow> = units(plan)
-        .into_iter()
-        .map(|unit| {
-            let state = site.units.state(&unit);
-            match &state {
-                Ok(s) if s.active == "failed" => problems.push(format!("{unit} failed")),
-                Ok(s) if !s.oneshot && s.active != "active" => {
-                    problems.push(format!("{unit} is {} ({})", s.active, s.sub))
+    // No systemd (teipsum dev): no units to read.
+    let units: Vec<UnitRow> = match site.units {
+        None => Vec::new(),
+        Some(states) => units(plan)
+            .into_iter()
+            .map(|unit| {
+                let state = states.state(&unit);
+                match &state {
+                    Ok(s) if s.active == "failed" => problems.push(format!("{unit} failed")),
+                    Ok(s) if !s.oneshot && s.active != "active" => {
+                        problems.push(format!("{unit} is {} ({})", s.active, s.sub))
+                    }
+                    Ok(_) => {}
+                    Err(why) => problems.push(format!("{unit}: {why}")),
                 }
-                Ok(_) => {}
-                Err(why) => problems.push(format!("{unit}: {why}")),
-            }
-            UnitRow {
-                unit,
-                state: reading(state),
-            }
-        })
-        .collect();
+                UnitRow {
+                    unit,
+                    state: reading(state),
+                }
+            })
+            .collect(),
+    };
 
     let services: Vec<ServiceRow> = plan
         .services
@@ -450,13 +506,15 @@ pub async fn read(plan: &Plan, site: &Site<'_>) -> Status {
             .find(|b| b.database == database)
             .map(|b| b.max_age_secs)
     };
+    let backup_dir = site.backup_dir.as_deref();
     let backups: Vec<BackupRow> = plan
         .postgres
         .backup
         .databases
         .iter()
+        .filter(|_| backup_dir.is_some())
         .map(|database| {
-            let file = dump_file(plan, &site.backup_dir, database);
+            let file = dump_file(plan, backup_dir.unwrap_or(Path::new("")), database);
             let age = std::fs::metadata(&file)
                 .and_then(|m| m.modified())
                 .map_err(|e| format!("{}: {e}", file.display()))
@@ -489,7 +547,12 @@ pub async fn read(plan: &Plan, site: &Site<'_>) -> Status {
         Some(dir) => recorded_expiry(dir, &domain).map(|t| t - at as i64),
         None => Err("not recorded without monitoring".to_owned()),
     };
-    let warn = plan.monitoring.as_ref().map(|m| m.certificate.warn_secs);
+    // Judged only where it is recorded (a monitored host).
+    let warn = plan
+        .monitoring
+        .as_ref()
+        .map(|m| m.certificate.warn_secs)
+        .filter(|_| site.textfile_dir.is_some());
     match (&expires_in, warn) {
         (Ok(left), Some(warn)) if *left < warn as i64 => problems.push(format!(
             "the certificate of {domain} expires in {} days",
@@ -533,6 +596,9 @@ pub fn render(status: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "TeIpsum {}", status.environment);
     let _ = writeln!(out, "\nUNIT                                      STATE");
+    if status.units.is_empty() {
+        let _ = writeln!(out, "(not read: no systemd here)");
+    }
     for row in &status.units {
         let state = match &row.state {
             Reading::Ok(s) => format!("{} ({})", s.active, s.sub),
@@ -598,6 +664,9 @@ pub fn render(status: &Status) -> String {
         }
     }
     let _ = writeln!(out, "\nBACKUP                 LAST DUMP");
+    if status.backups.is_empty() {
+        let _ = writeln!(out, "(none taken here)");
+    }
     for row in &status.backups {
         let age = show(&row.age_secs, |s| {
             format!("{:.1} h ago", *s as f64 / 3600.0)

@@ -174,6 +174,15 @@ pub enum DevError {
         /// How long we waited.
         waited: Duration,
     },
+    /// The stack's description for `teipsum status --dev` could not be written.
+    #[error("writing {}", path.display())]
+    StackFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A file of the monitoring stack could not be written.
     #[error("monitoring: {}", path.display())]
     MonitoringFile {

@@ -332,6 +332,7 @@ impl Stack {
             &programs.nginx,
             status_port,
         )?;
+        write_stack_file(&root, &plan, &postgres, &broker.bootstrap)?;
         let monitoring = match (&plan.monitoring, monitoring_ports) {
             (Some(m), Some((status, ports))) => Some(monitoring::start(
                 m,
@@ -725,6 +726,29 @@ fn start_nginx(
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((ca_pem, nginx))
+}
+
+/// What `teipsum status --dev <state>` reads: the plan this run runs (its
+/// ports moved where they are), the cluster's socket and the broker.
+pub const STACK_FILE: &str = "stack.json";
+
+fn write_stack_file(
+    root: &Path,
+    plan: &Plan,
+    postgres: &Postgres,
+    bootstrap: &str,
+) -> Result<(), DevError> {
+    let path = root.join(STACK_FILE);
+    let stack = serde_json::json!({
+        "plan": plan,
+        "postgres": { "socket_dir": postgres.socket_dir, "port": postgres.port },
+        "bootstrap": bootstrap,
+    });
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&stack).expect("plans serialize"),
+    )
+    .map_err(|source| DevError::StackFile { path, source })
 }
 
 /// `mkdir -p dir && chmod mode dir`.

@@ -146,6 +146,10 @@ fn run(args: Args) -> u8 {
             stack.state_dir.display(),
         );
     }
+    println!(
+        "  status       teipsum status --dev {}",
+        stack.state_dir.display()
+    );
     println!("Press Ctrl-C to stop.");
     let stopped = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -92,6 +92,18 @@ fn ok<T: Clone>(reading: &Reading<T>, what: &str) -> T {
     }
 }
 
+/// `teipsum status --dev <state> --json`: its exit code and its JSON.
+fn status_command(stack: &Stack) -> (Option<i32>, serde_json::Value) {
+    let out = Command::new(teipsum_e2e::bin_dir().join("teipsum"))
+        .args(["status", "--env", "prod", "--json", "--dev"])
+        .arg(&stack.state_dir)
+        .output()
+        .expect("teipsum runs (cargo build --workspace)");
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), json)
+}
+
 async fn status(stack: &Stack, site: &Site<'_>) -> Status {
     let status = read(&stack.plan, site).await;
     eprintln!("{}", render(&status));
@@ -122,7 +134,7 @@ async fn status_reads_every_component_and_names_what_is_wrong() {
     record_certificate(&stack, &textfile);
     let units = DevUnits(&stack);
     let site = Site {
-        units: &units,
+        units: Some(&units),
         superuser: Superuser {
             psql: stack.postgres.program("psql"),
             socket_dir: stack.postgres.socket_dir.clone(),
@@ -131,9 +143,16 @@ async fn status_reads_every_component_and_names_what_is_wrong() {
             run_as: None,
         },
         brokers: stack.bootstrap.clone(),
-        backup_dir: backups.clone(),
+        backup_dir: Some(backups.clone()),
         textfile_dir: Some(textfile.clone()),
     };
+
+    // `teipsum status --dev` on the same stack: nothing of a host to read
+    // (units, dumps, the certificate record), and nothing wrong.
+    let (code, json) = status_command(&stack);
+    assert_eq!(code, Some(0), "{json:#}");
+    assert_eq!(json["services"].as_array().unwrap().len(), 6);
+    assert!(json["units"].as_array().unwrap().is_empty());
 
     // Healthy: the only problems are the units this machine lacks and the
     // dumps that were not taken.
@@ -256,6 +275,20 @@ async fn status_reads_every_component_and_names_what_is_wrong() {
             broken.problems
         );
     }
+    let (code, json) = status_command(&stack);
+    assert_eq!(code, Some(5), "{json:#}");
+    let problems: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("catalog does not answer")),
+        "{problems:?}"
+    );
     let text = render(&broken);
     assert!(
         text.contains("PROBLEMS") && text.contains("catalog does not answer"),
