@@ -250,6 +250,20 @@ let
                   timeout=120,
               )
         ''}
+        with subtest("teipsum status reads every section on the host"):
+            # Tonight's dumps, now: the status reads their files.
+            for database in ${builtins.toJSON plan.postgres.backup.databases}:
+                machine.succeed(f"systemctl start postgresqlBackup-{database}.service")
+            code, text = machine.execute("teipsum status --env ${plan.environment} --json")
+            report = json.loads(text)
+            print("teipsum status: problems:", report["problems"])
+            assert code in (0, 5), code
+            assert all(s["ready"] == {"ok": 200} for s in report["services"]), report["services"]
+            assert all("ok" in u["state"] for u in report["units"]), report["units"]
+            assert all("ok" in d["size_bytes"] and "ok" in d["outbox"] for d in report["databases"]), report["databases"]
+            assert "ok" in report["consumer_groups"], report["consumer_groups"]
+            assert all("ok" in b["age_secs"] for b in report["backups"]), report["backups"]
+
         with subtest("no unit failed"):
             failed = machine.succeed("systemctl list-units --state=failed --no-legend --plain")
             assert failed.strip() == "", f"failed units:\n{failed}"
