@@ -4,7 +4,8 @@
 # TEIPSUM_METRICS_LISTEN (which turns the per-request measurements on), in
 # interleaved runs of wrk (off/on, then on/off, ...) so that a machine
 # getting busier or quieter does not favour one side. While the metrics
-# listener is on it is scraped every second (Prometheus's default is 15 s).
+# listener is on it is scraped every second (Prometheus's default is 15 s;
+# TEIPSUM_SCRAPE_EVERY=15 scrapes as Prometheus would).
 #
 #   scripts/metrics-cost.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 #
@@ -17,6 +18,8 @@ cd "$(dirname "$0")/.."
 rounds="${1:-5}"
 seconds="${2:-10}"
 connections="${3:-32}"
+# Seconds between scrapes while the metrics listener is on (Prometheus: 15).
+scrape_every="${TEIPSUM_SCRAPE_EVERY:-1}"
 target="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release -p teipsum-catalog
@@ -102,7 +105,7 @@ run() { # $1: on|off; prints requests/s
   local scraper=""
   if [ "$1" = on ]; then
     curl -sf "http://127.0.0.1:$metrics_port/metrics" >/dev/null
-    (while sleep 1; do curl -s -o /dev/null "http://127.0.0.1:$metrics_port/metrics"; done) &
+    (while sleep "$scrape_every"; do curl -s -o /dev/null "http://127.0.0.1:$metrics_port/metrics"; done) &
     scraper=$!
   fi
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || { echo "metrics-cost: no product page" >&2; exit 1; }
