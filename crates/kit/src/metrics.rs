@@ -714,12 +714,12 @@ fn method_label(method: &http::Method) -> &'static str {
 
 /// What the HTTP server measures of each request.
 #[derive(Debug, Clone)]
-pub(crate) struct HttpMetrics(Arc<HttpInner>);
+pub(crate) struct HttpMetrics(&'static HttpInner);
 
 #[derive(Debug)]
 struct HttpInner {
     routes: Routes,
-    duration: Latencies<RequestLabels>,
+    duration: Family<RequestLabels, RequestHistogram>,
     active: Family<MethodLabel, Gauge>,
     /// `active`'s gauge of each method label, made once (every method
     /// then shows, at 0): no lookup per request.
@@ -743,15 +743,23 @@ impl HttpMetrics {
                 (*m, active.get_or_create_owned(&labels))
             })
             .collect();
-        HttpMetrics(Arc::new(HttpInner {
+        // Leaked once per process (a service makes one): a request's guard
+        // then holds a plain reference, with no reference count shared by
+        // the cores to touch twice per request.
+        HttpMetrics(Box::leak(Box::new(HttpInner {
             routes: Routes::new(templates),
-            duration: Family::new_with_constructor(latency_histogram),
+            duration: Family::default(),
             active,
             active_by_method,
-        }))
+        })))
     }
 
-    fn families(&self) -> (Latencies<RequestLabels>, Family<MethodLabel, Gauge>) {
+    fn families(
+        &self,
+    ) -> (
+        Family<RequestLabels, RequestHistogram>,
+        Family<MethodLabel, Gauge>,
+    ) {
         (self.0.duration.clone(), self.0.active.clone())
     }
 
@@ -797,6 +805,62 @@ impl InFlight {
                 http_response_status_code: status,
             })
             .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// The request duration histogram, with [`LATENCY_BUCKETS`]: counts in
+/// atomics instead of prometheus-client's mutex, since every request of
+/// a route on every core lands in the same one. The count is the sum of
+/// the buckets, so a scrape never sees them disagree; the sum may miss an
+/// observation being added.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestHistogram(Arc<RequestHistogramInner>);
+
+#[derive(Debug, Default)]
+struct RequestHistogramInner {
+    /// One per bound of [`LATENCY_BUCKETS`], then `+Inf`; not cumulative.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// The bits of the `f64` sum of the observations.
+    sum: AtomicU64,
+}
+
+impl RequestHistogram {
+    fn observe(&self, seconds: f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.0.buckets[bucket].fetch_add(1, Relaxed);
+        let _ = self.0.sum.fetch_update(Relaxed, Relaxed, |bits| {
+            Some((f64::from_bits(bits) + seconds).to_bits())
+        });
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for RequestHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for RequestHistogram {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(self.0.buckets.iter().map(|b| b.load(Relaxed)))
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = f64::from_bits(self.0.sum.load(Relaxed));
+        encoder.encode_histogram::<NoLabels>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -937,6 +1001,29 @@ impl Collector for ProcessCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_histogram_encodes_cumulative_buckets_whose_last_is_the_count() {
+        let histogram = RequestHistogram::default();
+        for seconds in [0.003, 0.3, 0.3, 20.0] {
+            histogram.observe(seconds);
+        }
+        let mut registry = Registry::default();
+        registry.register_with_unit("t", "t", Unit::Seconds, histogram);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        for line in [
+            "t_seconds_bucket{le=\"0.005\"} 1",
+            "t_seconds_bucket{le=\"0.25\"} 1",
+            "t_seconds_bucket{le=\"0.5\"} 3",
+            "t_seconds_bucket{le=\"10.0\"} 3",
+            "t_seconds_bucket{le=\"+Inf\"} 4",
+            "t_seconds_count 4",
+            "t_seconds_sum 20.603",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn requests_are_labelled_by_their_template_and_unknown_paths_by_other() {
