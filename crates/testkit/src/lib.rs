@@ -40,12 +40,15 @@ use rdkafka::{
     client::DefaultClientContext,
 };
 
+/// Where the free ports are taken from: below Linux's ephemeral range
+/// (`ip_local_port_range`, 32768–60999), from which every outgoing
+/// connection's local port comes, so that none of the many connections of
+/// a running stack takes a port between its choice and its use.
+const FREE_PORTS: std::ops::Range<u16> = 20000..32768;
+
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(Error::NoFreePort)
+    free_ports(1, &[]).map(|ports| ports[0])
 }
 
 /// `n` distinct free TCP ports on 127.0.0.1, none of them in `except`
@@ -56,13 +59,32 @@ pub fn free_port() -> Result<u16> {
 pub fn free_ports(n: usize, except: &[u16]) -> Result<Vec<u16>> {
     let mut held = Vec::with_capacity(n);
     let mut ports = Vec::with_capacity(n);
-    while ports.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(Error::NoFreePort)?;
-        let port = listener.local_addr().map_err(Error::NoFreePort)?.port();
-        if !except.contains(&port) {
-            ports.push(port);
+    let span = FREE_PORTS.end - FREE_PORTS.start;
+    // A different start in each process, so that tests starting side by
+    // side do not try the same ports in the same order.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let start = (seed % u32::from(span)) as u16;
+    for step in 0..span {
+        if ports.len() == n {
+            break;
         }
-        held.push(listener);
+        let port = FREE_PORTS.start + (start + step) % span;
+        if except.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            ports.push(port);
+            held.push(listener);
+        }
+    }
+    if ports.len() < n {
+        return Err(Error::NoFreePort(std::io::Error::other(format!(
+            "fewer than {n} free ports in {FREE_PORTS:?}"
+        ))));
     }
     Ok(ports)
 }
