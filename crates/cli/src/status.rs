@@ -280,17 +280,7 @@ pub fn units(plan: &Plan) -> Vec<String> {
         units.push("zookeeper.service".to_owned());
     }
     if let Some(m) = &plan.monitoring {
-        units.extend(
-            [
-                "prometheus.service",
-                "alertmanager.service",
-                "prometheus-node-exporter.service",
-                "prometheus-postgres-exporter.service",
-                "prometheus-nginx-exporter.service",
-                "prometheus-kafka-exporter.service",
-            ]
-            .map(str::to_owned),
-        );
+        units.extend(teipsum_nixgen::diff::MONITORING_UNITS.map(str::to_owned));
         if m.grafana.is_some() {
             units.push("grafana.service".to_owned());
         }

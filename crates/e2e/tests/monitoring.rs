@@ -206,6 +206,15 @@ impl Prometheus {
 /// The metric names an expression reads: identifiers outside label
 /// matchers, label lists and strings that are not PromQL's own words.
 fn metrics_read(expr: &str) -> BTreeSet<String> {
+    // Words followed by a list of label names.
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
     const WORDS: [&str; 29] = [
         "sum",
         "max",
@@ -271,15 +280,7 @@ fn metrics_read(expr: &str) -> BTreeSet<String> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            after_grouping = [
-                "by",
-                "without",
-                "on",
-                "ignoring",
-                "group_left",
-                "group_right",
-            ]
-            .contains(&word.as_str());
+            after_grouping = GROUPING.contains(&word.as_str());
             if !WORDS.contains(&word.as_str()) {
                 names.insert(word);
             }

@@ -785,8 +785,9 @@ fn diff_sandbox(old: &Plan, new: &Plan, changes: &mut Vec<Change>) {
     });
 }
 
-/// The units of the monitoring stack, as nixpkgs names them.
-const MONITORING_UNITS: [&str; 6] = [
+/// The units of the monitoring stack, as nixpkgs names them (Grafana, Loki
+/// and Vector aside: each has its own switch).
+pub const MONITORING_UNITS: [&str; 6] = [
     "prometheus.service",
     "alertmanager.service",
     "prometheus-node-exporter.service",
