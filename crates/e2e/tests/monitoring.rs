@@ -548,10 +548,14 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
             within,
         )
         .await;
-    // (TeipsumConsumerLagHigh is not awaited here: under the whole
-    // suite's load its 10 s hold was broken by slow scrapes and it came
-    // late; the broker-side lag it reads is shown growing by the status
-    // test, and the rule itself by promtool.)
+    webhook
+        .until(
+            "TeipsumConsumerLagHigh",
+            "firing",
+            &[("service", "inventory"), ("topic", "order-events")],
+            within,
+        )
+        .await;
 
     // Mended, everything resolves, and the held orders go through.
     drop(lock);
@@ -572,6 +576,14 @@ async fn prometheus_scrapes_the_stack_and_alertmanager_delivers_what_breaks_it()
             "TeipsumTargetDown",
             "resolved",
             &[("service", "catalog")],
+            within,
+        )
+        .await;
+    webhook
+        .until(
+            "TeipsumConsumerLagHigh",
+            "resolved",
+            &[("service", "inventory")],
             within,
         )
         .await;

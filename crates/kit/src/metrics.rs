@@ -106,6 +106,22 @@ pub const LATENCY_BUCKETS: [f64; 11] = teipsum_conventions::metrics::DURATION_BU
 /// The longest one request to the broker for the consumer lag may take.
 pub const LAG_READ_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The longest a scrape waits for the consumer lag. A reading that takes
+/// longer (a busy broker: a few requests per topic, each up to
+/// [`LAG_READ_TIMEOUT`]) goes on, the scrape shows the previous one, and
+/// the next scrape takes up the new one: a slow broker never makes the
+/// whole scrape fail, which would reset every pending alert of the target.
+pub const LAG_WAIT: Duration = Duration::from_secs(1);
+
+/// How old the lag shown may be when no reading succeeds: after that its
+/// series are left out rather than shown stale.
+pub const LAG_KEEP: Duration = Duration::from_secs(60);
+
+/// A reading of the consumer lag under way.
+type LagRead = tokio::task::JoinHandle<
+    Result<Vec<(String, crate::kafka::PartitionLag)>, rdkafka::error::KafkaError>,
+>;
+
 /// The longest a scrape waits for one read from the database: well inside
 /// Prometheus's default 10 s scrape timeout, so that a slow database costs
 /// its own families, never the whole scrape.
@@ -411,7 +427,9 @@ impl Metrics {
     /// each scrape (the group's committed offsets against the high
     /// watermarks, as `kafka-consumer-groups.sh --describe` reads it, within
     /// [`LAG_READ_TIMEOUT`] a request), so that it grows while the
-    /// consumer is stuck; when the broker does not answer it is left out.
+    /// consumer is stuck. A scrape waits [`LAG_WAIT`] for it, and shows the
+    /// last reading when the broker is slower; when no reading succeeded
+    /// for [`LAG_KEEP`] the lag is left out.
     pub(crate) fn consumer(
         &self,
         topics: &[&str],
@@ -420,27 +438,52 @@ impl Metrics {
     ) -> Result<ConsumerMetrics, rdkafka::error::KafkaError> {
         let metrics = ConsumerMetrics::default();
         let reader = Arc::new(crate::kafka::lag_reader(brokers, group)?);
-        let watched: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let watched: Arc<[String]> = topics.iter().map(|t| (*t).to_owned()).collect();
         let shown = metrics.clone();
+        // The reading under way, when a scrape stopped waiting for it: the
+        // next scrape takes it up rather than asking the broker again.
+        let pending: Arc<tokio::sync::Mutex<Option<LagRead>>> = Arc::default();
+        // When the lags shown were read.
+        let read_at: Arc<Mutex<Option<Instant>>> = Arc::default();
         let refresh: Refresh = Arc::new(move || {
             let (reader, watched, shown) = (reader.clone(), watched.clone(), shown.clone());
+            let (pending, read_at) = (pending.clone(), read_at.clone());
             Box::pin(async move {
-                let read = tokio::task::spawn_blocking(move || {
-                    let mut lags = Vec::new();
-                    for topic in &watched {
-                        for lag in crate::kafka::partition_lags(&reader, topic, LAG_READ_TIMEOUT)? {
-                            lags.push((topic.clone(), lag));
+                let mut slot = pending.lock().await;
+                let mut read = slot.take().unwrap_or_else(|| {
+                    tokio::task::spawn_blocking(move || {
+                        let mut lags = Vec::new();
+                        for topic in watched.iter() {
+                            for lag in crate::kafka::partition_lags(&reader, topic, LAG_READ_TIMEOUT)? {
+                                lags.push((topic.clone(), lag));
+                            }
                         }
-                    }
-                    Ok::<_, rdkafka::error::KafkaError>(lags)
+                        Ok(lags)
+                    })
                 });
-                match read.await {
-                    Ok(Ok(lags)) => shown.show_lags(&lags),
-                    Ok(Err(e)) => {
+                let fresh = match tokio::time::timeout(LAG_WAIT, &mut read).await {
+                    Ok(Ok(Ok(lags))) => Some(lags),
+                    Ok(Ok(Err(e))) => {
                         tracing::debug!(error = %e, "the consumer lag could not be read");
-                        shown.show_lags(&[]);
+                        None
                     }
-                    Err(_) => shown.show_lags(&[]),
+                    Ok(Err(_)) => None,
+                    Err(_) => {
+                        *slot = Some(read);
+                        None
+                    }
+                };
+                let mut read_at = read_at.lock().expect("not poisoned");
+                match fresh {
+                    Some(lags) => {
+                        shown.show_lags(&lags);
+                        *read_at = Some(Instant::now());
+                    }
+                    None if read_at.is_some_and(|at| at.elapsed() <= LAG_KEEP) => {}
+                    None => {
+                        shown.show_lags(&[]);
+                        *read_at = None;
+                    }
                 }
             })
         });
