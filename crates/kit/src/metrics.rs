@@ -454,7 +454,9 @@ impl Metrics {
                     tokio::task::spawn_blocking(move || {
                         let mut lags = Vec::new();
                         for topic in watched.iter() {
-                            for lag in crate::kafka::partition_lags(&reader, topic, LAG_READ_TIMEOUT)? {
+                            for lag in
+                                crate::kafka::partition_lags(&reader, topic, LAG_READ_TIMEOUT)?
+                            {
                                 lags.push((topic.clone(), lag));
                             }
                         }
