@@ -5,7 +5,9 @@
 # interleaved runs of wrk (off/on, then on/off, ...) so that a machine
 # getting busier or quieter does not favour one side. While the metrics
 # listener is on it is scraped every second (Prometheus's default is 15 s;
-# TEIPSUM_SCRAPE_EVERY=15 scrapes as Prometheus would).
+# TEIPSUM_SCRAPE_EVERY=15 scrapes as Prometheus would). It also prints the
+# catalog's own CPU time per request (from /proc), which a virtual machine's
+# neighbours disturb far less than the request rate.
 #
 #   scripts/metrics-cost.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 #
@@ -100,7 +102,11 @@ as_pg "$pg_bin/psql" -h "$sock" -U postgres -d teipsum_catalog -q -c \
    VALUES ('$product', 1, 'Bench', repeat('x', 120), 'BENCH-1', 1999, 'EUR', 'bench', '{}', true, now(), now())"
 url="http://127.0.0.1:$port/api/products/$product"
 
-run() { # $1: on|off; prints requests/s
+# CPU time the catalog has used, in clock ticks (utime + stime of /proc/PID/stat).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$catalog/stat"; }
+clock_ticks="$(getconf CLK_TCK)"
+
+run() { # $1: on|off; prints requests/s and the catalog's CPU µs per request
   start_catalog "$1"
   local scraper=""
   if [ "$1" = on ]; then
@@ -110,28 +116,47 @@ run() { # $1: on|off; prints requests/s
   fi
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] || { echo "metrics-cost: no product page" >&2; exit 1; }
   wrk -t 1 -c "$connections" -d 2s "$url" >/dev/null # warm-up
-  local rps
-  rps="$(wrk -t 1 -c "$connections" -d "${seconds}s" "$url" | awk '/^Requests\/sec:/ {print $2}')"
+  local before after report rps requests
+  before="$(cpu_ticks)"
+  report="$(wrk -t 1 -c "$connections" -d "${seconds}s" "$url")"
+  after="$(cpu_ticks)"
+  rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$report")"
+  requests="$(awk '/requests in/ {print $1}' <<<"$report")"
   [ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
   stop_catalog
-  echo "$rps"
+  echo "$rps $(python3 -c "print(f'{($after - $before) / $clock_ticks / $requests * 1e6:.2f}')")"
 }
+
+# What one scrape costs the catalog, idle: CPU time over 100 scrapes.
+start_catalog on
+curl -s -o /dev/null "http://127.0.0.1:$metrics_port/metrics"
+scrape_before="$(cpu_ticks)"
+scrape_started="$(date +%s.%N)"
+for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$metrics_port/metrics"; done
+scrape_after="$(cpu_ticks)"
+scrape_ended="$(date +%s.%N)"
+stop_catalog
+python3 -c "print(f'a scrape, idle: {($scrape_after - $scrape_before) / $clock_ticks / 100 * 1e3:.2f} ms of the catalog\'s CPU, {($scrape_ended - $scrape_started) * 10:.1f} ms wall (means of 100)')"
 
 off=()
 on=()
+off_cpu=()
+on_cpu=()
 for round in $(seq "$rounds"); do
   if [ $((round % 2)) = 1 ]; then order=(off on); else order=(on off); fi
   for mode in "${order[@]}"; do
-    rps="$(run "$mode")"
-    echo "round $round metrics $mode: $rps requests/s"
-    if [ "$mode" = on ]; then on+=("$rps"); else off+=("$rps"); fi
+    read -r rps cpu <<<"$(run "$mode")"
+    echo "round $round metrics $mode: $rps requests/s, $cpu µs of the catalog's CPU a request"
+    if [ "$mode" = on ]; then on+=("$rps"); on_cpu+=("$cpu"); else off+=("$rps"); off_cpu+=("$cpu"); fi
   done
 done
 
-python3 - "${off[*]}" "${on[*]}" <<'EOF'
+python3 - "${off[*]}" "${on[*]}" "${off_cpu[*]}" "${on_cpu[*]}" <<'EOF'
 import statistics, sys
 off = [float(x) for x in sys.argv[1].split()]
 on = [float(x) for x in sys.argv[2].split()]
+off_cpu = [float(x) for x in sys.argv[3].split()]
+on_cpu = [float(x) for x in sys.argv[4].split()]
 mo, mn = statistics.median(off), statistics.median(on)
 print(f"median without metrics: {mo:.0f} requests/s (runs: {', '.join(f'{x:.0f}' for x in off)})")
 print(f"median with metrics:    {mn:.0f} requests/s (runs: {', '.join(f'{x:.0f}' for x in on)})")
@@ -141,4 +166,9 @@ print(f"difference of the medians: {100 * (mn - mo) / mo:+.1f} %")
 ratios = [b / a for a, b in zip(off, on)]
 print(f"median of the rounds' on/off ratios: {100 * (statistics.median(ratios) - 1):+.1f} %"
       f" (rounds: {', '.join(f'{100 * (r - 1):+.1f}' for r in ratios)})")
+# The catalog's own CPU time per request: what the measurements cost it,
+# whatever else the machine (a VM with neighbours) does meanwhile.
+co, cn = statistics.median(off_cpu), statistics.median(on_cpu)
+print(f"catalog CPU a request, medians: {co:.2f} µs without, {cn:.2f} µs with metrics: {100 * (cn - co) / co:+.1f} %"
+      f" (runs without: {', '.join(f'{x:.2f}' for x in off_cpu)}; with: {', '.join(f'{x:.2f}' for x in on_cpu)})")
 EOF

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! teipsum-bench catalog [--seconds 10] [--connections 32]
-//! teipsum-bench orders  [--rate 300] [--seconds 20]
+//! teipsum-bench orders  [--rate 300] [--seconds 20] [--batch N]
 //! teipsum-bench orders  --find-capacity [--from 200] [--step 100] [--seconds 10] [--budget-ms 250]
 //! teipsum-bench all     every figure of the README's table, in one run
 //! ```
@@ -17,7 +17,8 @@
 //! that held. The orders stack lifts the per-customer caps that protect the
 //! shop from one hoarder (nginx's placement rate limit per address and
 //! `max_open_orders`): the load generator is one address and a few
-//! customers. Everything else is config.ncl's `prod`.
+//! customers. Everything else is config.ncl's `prod`; `--batch N` sets the
+//! consumers' `consumer_batch` (inventory's, order's and catalog's) to N.
 
 use std::{
     collections::BTreeMap,
@@ -54,7 +55,7 @@ async fn main() {
             catalog(arg("--seconds", 10), arg("--connections", 32)).await;
         }
         Some("orders") if flag("--find-capacity") => {
-            let bench = OrderBench::start().await;
+            let bench = OrderBench::start(arg("--batch", 0)).await;
             let budget = Budget::new(arg("--budget-ms", 250));
             find_capacity(
                 &bench,
@@ -67,7 +68,7 @@ async fn main() {
             bench.stack.stop();
         }
         Some("orders") => {
-            let bench = OrderBench::start().await;
+            let bench = OrderBench::start(arg("--batch", 0)).await;
             bench.run(arg("--rate", 300), arg("--seconds", 20)).await;
             bench.stack.stop();
         }
@@ -344,7 +345,7 @@ struct OrderBench {
     buyers: Vec<String>,
     products: Vec<String>,
     /// What the stack runs with besides config.ncl's `prod`.
-    overrides: &'static str,
+    overrides: String,
 }
 
 /// What the orders stack changes in config.ncl's `prod` (see the module doc).
@@ -353,14 +354,23 @@ const ORDER_OVERRIDES: &str = "environments.prod.nginx.order_rate_limit.rate | f
      services.order.order_limits.max_open_orders | force = 1000000000,";
 
 impl OrderBench {
-    async fn start() -> OrderBench {
+    /// The stack, with every consumer's `consumer_batch` at `batch` (0: the spec's).
+    async fn start(batch: u64) -> OrderBench {
+        let mut overrides = ORDER_OVERRIDES.to_owned();
+        if batch > 0 {
+            for service in ["inventory", "order", "catalog"] {
+                overrides.push_str(&format!(
+                    "\n  services.{service}.consumer_batch | force = {batch},"
+                ));
+            }
+        }
         let dir = std::env::temp_dir().join(format!("teipsum-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let spec = dir.join("bench.ncl");
         std::fs::write(
             &spec,
             format!(
-                "(import \"{}\") & {{\n  {ORDER_OVERRIDES}\n}}\n",
+                "(import \"{}\") & {{\n  {overrides}\n}}\n",
                 teipsum_e2e::root().join("config.ncl").display()
             ),
         )
@@ -434,7 +444,7 @@ impl OrderBench {
             shop,
             buyers,
             products,
-            overrides: ORDER_OVERRIDES,
+            overrides,
         };
         bench.drain(Duration::from_secs(60)).await;
         bench
@@ -655,7 +665,7 @@ async fn find_capacity(
 /// Every figure of the README's table in one run.
 async fn all(seconds: u64) {
     let catalog = catalog(10, 32).await;
-    let bench = OrderBench::start().await;
+    let bench = OrderBench::start(0).await;
     // Idle: before any load, after the stack settled.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss = bench.rss();
