@@ -103,41 +103,75 @@ pub type Apply = fn(&mut Transaction<'_>, &Envelope, Event) -> Result<(), Handle
 /// kinds it does not act on, decodes the others (one that does not decode
 /// is parked) and hands them to `apply`.
 pub fn consumer(subscription: Subscription, apply: Apply) -> ConsumerSpec {
+    consumer_batched(subscription, One(apply))
+}
+
+/// A service's reaction to decoded events that keeps what a batch changed
+/// across its events and writes it once at the end: every transaction of
+/// the consumer is `begin`, `apply` for each event, then `end` (an event
+/// applied on its own is a batch of one), or `forget` when it failed.
+pub trait Batched: Send + 'static {
+    /// Start a transaction of `events` (decoded, those the service acts
+    /// on, in order): lock, in one fixed order, every row they may change.
+    fn begin(&mut self, tx: &mut Transaction<'_>, events: &[Event]) -> Result<(), HandleError>;
+    /// Apply one of them.
+    fn apply(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        envelope: &Envelope,
+        event: Event,
+    ) -> Result<(), HandleError>;
+    /// Write what the events applied since `begin` changed, before the commit.
+    fn end(&mut self, tx: &mut Transaction<'_>) -> Result<(), HandleError>;
+    /// The transaction failed: forget what was kept since `begin`.
+    fn forget(&mut self);
+}
+
+/// [`Apply`] as a [`Batched`] that keeps nothing between events.
+struct One(Apply);
+
+impl Batched for One {
+    fn begin(&mut self, _: &mut Transaction<'_>, _: &[Event]) -> Result<(), HandleError> {
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        envelope: &Envelope,
+        event: Event,
+    ) -> Result<(), HandleError> {
+        (self.0)(tx, envelope, event)
+    }
+
+    fn end(&mut self, _: &mut Transaction<'_>) -> Result<(), HandleError> {
+        Ok(())
+    }
+
+    fn forget(&mut self) {}
+}
+
+/// The consumer of `subscription` (see [`consumer`]) applying its events
+/// through `batched`.
+pub fn consumer_batched(subscription: Subscription, batched: impl Batched) -> ConsumerSpec {
     ConsumerSpec {
         topics: subscription.topics(),
         handler: Box::new(Typed {
             subscription,
-            apply,
-            lock: None,
+            batched,
+            open: false,
         }),
     }
 }
 
-/// What a service does first with a batch of decoded events, inside the
-/// consumer's transaction and before any of them is applied: lock the rows
-/// the whole batch will change, in one fixed order.
-pub type Lock = fn(&mut Transaction<'_>, &[Event]) -> Result<(), HandleError>;
-
-/// [`consumer`], with `lock` run at the start of every batch (see
-/// [`Handler::begin_batch`]).
-pub fn consumer_locking(subscription: Subscription, apply: Apply, lock: Lock) -> ConsumerSpec {
-    ConsumerSpec {
-        topics: subscription.topics(),
-        handler: Box::new(Typed {
-            subscription,
-            apply,
-            lock: Some(lock),
-        }),
-    }
-}
-
-struct Typed {
+struct Typed<B> {
     subscription: Subscription,
-    apply: Apply,
-    lock: Option<Lock>,
+    batched: B,
+    /// Whether a batch is open (between `begin_batch` and `end_batch`).
+    open: bool,
 }
 
-impl Handler for Typed {
+impl<B: Batched> Handler for Typed<B> {
     fn handle(
         &mut self,
         tx: &mut Transaction<'_>,
@@ -148,7 +182,15 @@ impl Handler for Typed {
             return Ok(());
         }
         let event = Event::decode(envelope)?;
-        (self.apply)(tx, envelope, event)
+        if self.open {
+            return self.batched.apply(tx, envelope, event);
+        }
+        // Alone: a batch of one.
+        let events = [event];
+        self.batched.begin(tx, &events)?;
+        let [event] = events;
+        self.batched.apply(tx, envelope, event)?;
+        self.batched.end(tx)
     }
 
     fn wants(&self, topic: &str, kind: &str) -> bool {
@@ -164,9 +206,6 @@ impl Handler for Typed {
         tx: &mut Transaction<'_>,
         events: &[(&str, &Envelope)],
     ) -> Result<(), HandleError> {
-        let Some(lock) = self.lock else {
-            return Ok(());
-        };
         // An event that does not decode fails in `handle`, and the batch
         // is applied again one event at a time: nothing to lock for it here.
         let decoded: Vec<Event> = events
@@ -174,6 +213,21 @@ impl Handler for Typed {
             .filter(|(topic, e)| self.subscription.acts_on(topic, &e.kind))
             .filter_map(|(_, e)| Event::decode(e).ok())
             .collect();
-        lock(tx, &decoded)
+        self.open = true;
+        self.batched.begin(tx, &decoded)
+    }
+
+    fn end_batch(&mut self, tx: &mut Transaction<'_>) -> Result<(), HandleError> {
+        self.open = false;
+        self.batched.end(tx)
+    }
+
+    fn committed(&mut self) {
+        self.open = false;
+    }
+
+    fn rolled_back(&mut self) {
+        self.open = false;
+        self.batched.forget();
     }
 }

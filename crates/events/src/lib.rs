@@ -23,7 +23,7 @@ mod kind;
 mod payload;
 mod table;
 
-pub use consume::{Apply, Lock, Subscription, consumer, consumer_locking};
+pub use consume::{Apply, Batched, Subscription, consumer, consumer_batched};
 pub use kind::{DecodeError, Event, Kind};
 pub use payload::{
     OrderCancelled, OrderLine, OrderPlaced, Product, ProductDeleted, ReservationRejected,

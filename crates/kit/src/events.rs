@@ -542,6 +542,15 @@ pub trait Handler: Send + 'static {
         Ok(())
     }
 
+    /// Called once per batch, inside its transaction, after the last of its
+    /// events was handled and before the commit: the place to write what
+    /// the batch's events changed together (a level several of them moved,
+    /// written once). Like [`Handler::begin_batch`], not called for events
+    /// applied one at a time.
+    fn end_batch(&mut self, _tx: &mut Transaction<'_>) -> Result<(), HandleError> {
+        Ok(())
+    }
+
     /// Called after each transaction of the consumer commits (a batch or a
     /// single event): what was handled since the last call is now what
     /// every reader of the database sees. An in-process view of the tables
@@ -589,6 +598,10 @@ impl<H: Handler> Handler for Only<H> {
         events: &[(&str, &Envelope)],
     ) -> Result<(), HandleError> {
         self.handler.begin_batch(tx, events)
+    }
+
+    fn end_batch(&mut self, tx: &mut Transaction<'_>) -> Result<(), HandleError> {
+        self.handler.end_batch(tx)
     }
 
     fn committed(&mut self) {
@@ -990,6 +1003,7 @@ fn apply_batch_in(
         metrics.handled(topic, started.elapsed());
         handled?;
     }
+    handler.end_batch(&mut tx)?;
     tx.commit()?;
     Ok(todo.iter().map(|(_, e)| e.id).collect())
 }

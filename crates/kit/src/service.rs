@@ -138,6 +138,10 @@ impl Handler for Box<dyn Handler> {
         (**self).begin_batch(tx, events)
     }
 
+    fn end_batch(&mut self, tx: &mut postgres::Transaction<'_>) -> Result<(), events::HandleError> {
+        (**self).end_batch(tx)
+    }
+
     fn committed(&mut self) {
         (**self).committed()
     }

@@ -192,7 +192,26 @@ impl Handler for Refreshing {
         self.inner.understands(topic, kind, version)
     }
 
+    fn begin_batch(
+        &mut self,
+        tx: &mut postgres::Transaction<'_>,
+        events: &[(&str, &Envelope)],
+    ) -> Result<(), HandleError> {
+        self.inner.begin_batch(tx, events)
+    }
+
+    fn end_batch(&mut self, tx: &mut postgres::Transaction<'_>) -> Result<(), HandleError> {
+        self.inner.end_batch(tx)
+    }
+
+    fn rolled_back(&mut self) {
+        // Nothing of it reached the table.
+        self.touched.clear();
+        self.inner.rolled_back();
+    }
+
     fn committed(&mut self) {
+        self.inner.committed();
         if self.touched.is_empty() {
             return;
         }

@@ -33,11 +33,7 @@ const BODY_LIMIT: u64 = 4 * 1024;
 /// The service's consumer: what [`build`] runs, and what
 /// `teipsum-inventory events replay` re-applies parked events through.
 pub fn consumer() -> ConsumerSpec {
-    teipsum_events::consumer_locking(
-        Subscription::INVENTORY,
-        reservations::apply,
-        reservations::lock_batch,
-    )
+    teipsum_events::consumer_batched(Subscription::INVENTORY, reservations::Reserver::default())
 }
 
 /// Build the service from its context.

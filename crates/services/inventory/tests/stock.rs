@@ -299,3 +299,132 @@ async fn stock_adjustments_are_bounded_and_never_panic() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(saga.stock(product).await, (0, 0));
 }
+
+/// `sql`'s count in inventory's database.
+fn inventory(saga: &Saga, sql: &str) -> i64 {
+    saga.count("teipsum_inventory", sql)
+}
+
+/// `order-placed` for `lines` (product, units), as the order service emits it.
+fn placement(order_id: Uuid, lines: &[(Uuid, i64)]) -> Event {
+    Event::OrderPlaced(OrderPlaced {
+        order_id,
+        user_id: Uuid::new_v4(),
+        items: lines
+            .iter()
+            .map(|&(product_id, quantity)| OrderLine {
+                product_id,
+                quantity,
+            })
+            .collect(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_reserves_what_its_orders_one_at_a_time_would_and_isolates_a_poison_event() {
+    let mut saga = Saga::start_batched(64);
+    let a = saga.product(100, "EUR").await;
+    let b = saga.product(100, "EUR").await;
+    let c = saga.product(100, "EUR").await;
+    saga.set_stock(a, 10).await;
+    saga.set_stock(b, 3).await;
+    saga.set_stock(c, 10).await;
+
+    // Stopped, inventory finds every event waiting when it is back, and
+    // takes them in batches.
+    saga.inventory.stop();
+    // Twenty orders of one of each, while only three units of `b` exist:
+    // seventeen are refused and take nothing of `a` either.
+    for _ in 0..20 {
+        saga.emit(placement(Uuid::now_v7(), &[(b, 1), (a, 1)]))
+            .await;
+    }
+    // A product named twice takes both lines.
+    saga.emit(placement(Uuid::now_v7(), &[(a, 2), (a, 2)]))
+        .await;
+    saga.emit(placement(Uuid::now_v7(), &[(a, 1), (c, 0)]))
+        .await;
+    // Placed and cancelled within the same batch.
+    let gone = Uuid::now_v7();
+    saga.emit(placement(gone, &[(a, 1)])).await;
+    saga.emit(Event::OrderCancelled(OrderCancelled {
+        order_id: gone,
+        user_id: Uuid::new_v4(),
+        reason: None,
+    }))
+    .await;
+    saga.inventory.start().expect("inventory starts again");
+    saga.wait("inventory to answer every order and the cancel", || {
+        inventory(&saga, "SELECT count(*) FROM inventory.rejections") == 18
+            && inventory(
+                &saga,
+                "SELECT count(*) FROM inventory.reservations WHERE released_at IS NOT NULL",
+            ) == 1
+    })
+    .await;
+    assert_eq!(
+        inventory(&saga, "SELECT count(*) FROM inventory.reservations"),
+        3 * 2 + 1 + 1
+    );
+    assert_eq!(
+        inventory(
+            &saga,
+            "SELECT count(*) FROM inventory.rejections WHERE reason = 'insufficient stock'"
+        ),
+        17
+    );
+    assert_eq!(
+        inventory(
+            &saga,
+            "SELECT count(*) FROM inventory.rejections WHERE reason = 'invalid quantity'"
+        ),
+        1
+    );
+    assert_eq!(saga.stock(a).await, (10 - 3 - 4, 3 + 4));
+    assert_eq!(saga.stock(b).await, (0, 3));
+    assert_eq!(saga.stock(c).await, (10, 0));
+    assert!(
+        inventory(
+            &saga,
+            "SELECT count(*) - count(DISTINCT processed_at) FROM kit_processed_events WHERE consumer = 'inventory'"
+        ) > 0,
+        "some transaction applied more than one event"
+    );
+    // The last level announced is the level.
+    let announced = |product: Uuid| {
+        saga.count(
+            "teipsum_inventory",
+            &format!(
+                "SELECT (payload->'data'->>'quantity')::bigint FROM kit_outbox \
+                 WHERE topic = 'inventory-events' AND key = '{product}' \
+                   AND payload->>'type' = 'stock-changed' ORDER BY seq DESC LIMIT 1"
+            ),
+        )
+    };
+    assert_eq!((announced(a), announced(b)), (3, 0));
+
+    // A poison event among five good ones: the batch fails, its events are
+    // applied one at a time, and only the poison is parked.
+    saga.inventory.stop();
+    for i in 0..5 {
+        if i == 2 {
+            let mut poison = placement(Uuid::now_v7(), &[(c, 1)]).envelope();
+            poison.data = json!({"not": "an order"});
+            saga.publish(&poison, "order-events").await;
+        }
+        saga.emit(placement(Uuid::now_v7(), &[(c, 1)])).await;
+    }
+    saga.inventory.start().expect("inventory starts again");
+    saga.wait("the poison event to be parked", || {
+        inventory(&saga, "SELECT count(*) FROM kit_parked_events") == 1
+    })
+    .await;
+    saga.wait("the five good orders", || {
+        inventory(
+            &saga,
+            &format!("SELECT count(*) FROM inventory.reservations WHERE product_id = '{c}'"),
+        ) == 5
+    })
+    .await;
+    assert_eq!(saga.stock(c).await, (5, 5));
+}

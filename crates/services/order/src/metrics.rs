@@ -177,6 +177,10 @@ impl Handler for Observed {
         self.inner.begin_batch(tx, events)
     }
 
+    fn end_batch(&mut self, tx: &mut Transaction<'_>) -> Result<(), HandleError> {
+        self.inner.end_batch(tx)
+    }
+
     fn committed(&mut self) {
         for (status, after) in self.pending.drain(..) {
             self.saga.completed(status, after);

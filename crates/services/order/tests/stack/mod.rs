@@ -84,6 +84,16 @@ impl Saga {
     }
 
     pub fn start_with(limits: Limits) -> Saga {
+        Saga::start_configured(limits, None)
+    }
+
+    /// The stack with inventory applying up to `batch` events per
+    /// transaction (the spec's `consumer_batch`).
+    pub fn start_batched(batch: usize) -> Saga {
+        Saga::start_configured(LOOSE, Some(batch))
+    }
+
+    fn start_configured(limits: Limits, inventory_batch: Option<usize>) -> Saga {
         let pg = Postgres::start().expect("PostgreSQL starts");
         let broker = Tansu::start().expect("tansu starts");
         // The topics of both services, admin-product's `product-events` among them.
@@ -121,19 +131,19 @@ impl Saga {
             teipsum_testkit::metrics_listen(&mut order_env).expect("a port for /metrics");
         let order = ServiceProcess::spawn("teipsum-order", order_env.into_iter().collect())
             .expect("the service starts");
-        let inventory = ServiceProcess::spawn(
-            "teipsum-inventory",
-            env(
-                "inventory",
-                pg.create_database("teipsum_inventory")
-                    .expect("the database is created"),
-                &broker.bootstrap,
-                &credentials,
-            )
-            .into_iter()
-            .collect(),
-        )
-        .expect("the service starts");
+        let mut inventory_env = env(
+            "inventory",
+            pg.create_database("teipsum_inventory")
+                .expect("the database is created"),
+            &broker.bootstrap,
+            &credentials,
+        );
+        if let Some(batch) = inventory_batch {
+            inventory_env.insert(vars::CONSUMER_BATCH.to_owned(), batch.to_string());
+        }
+        let inventory =
+            ServiceProcess::spawn("teipsum-inventory", inventory_env.into_iter().collect())
+                .expect("the service starts");
         let signer = Signer::new(private.as_bytes()).unwrap();
         let admin = token(&signer, Uuid::new_v4(), Role::Admin);
         Saga {
